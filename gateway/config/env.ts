@@ -1,0 +1,53 @@
+/** Process configuration from the environment (the variables are part of the external contract). */
+import path from 'node:path';
+import { GatewayError } from '../errors/index.js';
+
+export type Role = 'all' | 'api' | 'worker';
+
+export interface Config {
+  port: number;
+  /** Undefined: main.ts starts a private redis-server. */
+  redisUrl?: string;
+  policyDir: string;
+  clientsFile: string;
+  stateDir: string;
+  role: Role;
+  /** NODE_ENV=production: refuse sample credentials and an evicting Redis instead of warning. */
+  production: boolean;
+  /** Prefix of every Redis key and BullMQ queue, so several gateways or test runs can share one Redis. */
+  redisPrefix: string;
+  bodyLimitBytes: number;
+  logLevel: string;
+  workerConcurrency: number;
+}
+
+const ROLES: Role[] = ['all', 'api', 'worker'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const policyDir = path.resolve(cwd, env.CORDON_POLICY_DIR || './policies');
+  const role = (env.CORDON_ROLE || 'all') as Role;
+  if (!ROLES.includes(role)) {
+    throw new GatewayError('config_invalid', `CORDON_ROLE must be one of ${ROLES.join(', ')}, not "${role}"`);
+  }
+  const port = Number(env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new GatewayError('config_invalid', `PORT must be a TCP port number, not "${env.PORT}"`);
+  }
+  const concurrency = Number(env.CORDON_WORKER_CONCURRENCY ?? 4);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new GatewayError('config_invalid', 'CORDON_WORKER_CONCURRENCY must be an integer from 1 to 64');
+  }
+  return {
+    port,
+    redisUrl: env.REDIS_URL || undefined,
+    policyDir,
+    clientsFile: path.resolve(cwd, env.CORDON_CLIENTS || path.join(policyDir, 'clients.sample.yaml')),
+    stateDir: path.resolve(cwd, env.CORDON_STATE_DIR || './var'),
+    role,
+    production: env.NODE_ENV === 'production',
+    redisPrefix: env.CORDON_REDIS_PREFIX || 'cordon',
+    bodyLimitBytes: 1024 * 1024,
+    logLevel: env.LOG_LEVEL || 'info',
+    workerConcurrency: concurrency,
+  };
+}

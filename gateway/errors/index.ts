@@ -1,0 +1,63 @@
+/**
+ * One error class for the whole gateway. Every failure carries a stable snake_case code from the
+ * registry below; only http/ maps codes to HTTP statuses, so domain code never thinks in HTTP.
+ */
+export const ERROR_CODES = [
+  // input
+  'invalid_json',
+  'unsupported_media_type',
+  'payload_too_large',
+  'schema_violation',
+  'classification_refused',
+  'idempotency_key_invalid',
+  'idempotency_key_reused',
+  // authentication and authorisation
+  'unauthenticated',
+  'forbidden',
+  // objects and routes
+  'not_found',
+  'method_not_allowed',
+  'rate_limited',
+  // configuration
+  'config_invalid',
+  'policy_invalid',
+  'key_invalid',
+  // delivery decisions
+  'agreement_expired',
+  'agreement_not_in_force',
+  'classification_above_agreement',
+  'handling_not_accepted',
+  'recipient_key_invalid',
+  'no_shareable_subjects',
+  'no_agreement',
+  // infrastructure
+  'store_unavailable',
+  'audit_unavailable',
+  'crypto_failed',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorDetail {
+  /** JSON Pointer or dotted path of the offending input, when there is one. */
+  path?: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: ErrorDetail[];
+
+  constructor(code: ErrorCode, message: string, details?: ErrorDetail[], options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}

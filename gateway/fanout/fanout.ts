@@ -1,0 +1,160 @@
+/**
+ * Fan-out: the story of one dossier leaving the gateway. For every partner it was queued for, decide
+ * with that partner's policy, redact, encrypt to the partner's pinned key, sign, and file the packet in
+ * the partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
+ * delivery already settled is skipped and a packet id is derived from (dossier, partner), so a retried
+ * job or one picked up after a worker died never makes a second packet. When every delivery is settled
+ * the sealed dossier is erased.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuditLog } from '../audit/log.js';
+import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
+import { GatewayError } from '../errors/index.js';
+import type { Dossier } from '../intake/types.js';
+import type { Mailbox } from '../mailbox/mailbox.js';
+import { isInvalid, type LiveSet } from '../policy/live.js';
+import type { Block, PartnerPolicy } from '../policy/types.js';
+import { redact } from '../redact/redact.js';
+import type { Delivery, DossierStore } from '../store/dossiers.js';
+
+export interface FanoutDeps {
+  store: DossierStore;
+  mailbox: Mailbox;
+  audit: AuditLog;
+  live: () => LiveSet<RecipientKey>;
+  gatewayKey: GatewayKey;
+  master: Buffer;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export class Fanout {
+  private readonly sealKey: Buffer;
+  private readonly idKey: Buffer;
+
+  constructor(private readonly deps: FanoutDeps) {
+    this.sealKey = deriveKey(deps.master, 'seal');
+    this.idKey = deriveKey(deps.master, 'packet-id');
+  }
+
+  packetId(dossierId: string, partner: string): string {
+    return 'pkt_' + hmacId(this.idKey, dossierId, partner);
+  }
+
+  async process(dossierId: string): Promise<void> {
+    const { store, audit } = this.deps;
+    const record = await store.get(dossierId);
+    if (!record || record.state !== 'accepted') return; // already done, or gone with its retention
+    const sealed = await store.getSealed(dossierId);
+    if (!sealed) throw new GatewayError('internal', `dossier ${dossierId} has no sealed content`);
+    const dossier = JSON.parse(unseal(this.sealKey, sealed, dossierId).toString('utf8')) as Dossier;
+    const deliveries = await store.deliveries(dossierId);
+    const live = this.deps.live();
+
+    const pending = record.partners.filter((p) => (deliveries[p]?.state ?? 'queued') === 'queued');
+    const results = await Promise.allSettled(pending.map((p) => this.deliver(live, dossierId, record.source, dossier, p)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
+
+    await store.markProcessed(dossierId);
+    await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
+  }
+
+  private async deliver(live: LiveSet<RecipientKey>, dossierId: string, source: string, dossier: Dossier, partner: string): Promise<void> {
+    const now = new Date();
+    const policy = live.set.partners.get(partner);
+    if (!policy) {
+      return this.block(dossierId, partner, live.set.revision, { reason: 'no_agreement', message: 'No policy or agreement for this partner is in force' } as unknown as Block);
+    }
+    const decision = await live.decider.decide(partner, dossier, now);
+    if (decision.block) return this.block(dossierId, partner, decision.revision, decision.block, policy);
+
+    const key = live.keys.get(partner);
+    if (isInvalid(key)) {
+      return this.block(dossierId, partner, decision.revision, { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' }, policy);
+    }
+    try {
+      await checkRecipientKey(key, now);
+    } catch (err) {
+      return this.block(dossierId, partner, decision.revision, { reason: 'recipient_key_invalid', message: (err as Error).message }, policy);
+    }
+
+    const packetId = this.packetId(dossierId, partner);
+    const refs = new Map(dossier.subjects.map((s) => [s.id, 'ref_' + randomBytes(8).toString('hex')]));
+    const pseudonymKey = deriveKey(this.deps.master, `pseudonym:${partner}`);
+    const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey });
+
+    const issuedAt = now.toISOString();
+    const expiresAt = new Date(now.getTime() + policy.agreement.retentionDays * DAY_MS).toISOString();
+    const plaintext = JSON.stringify({
+      packet: {
+        id: packetId,
+        recipient: partner,
+        issuedAt,
+        expiresAt,
+        classification: dossier.classification,
+        handling: dossier.handling,
+        policy: { id: partner, revision: decision.revision },
+        agreement: {
+          reference: policy.agreement.reference,
+          legalBasis: policy.agreement.legalBasis,
+          purpose: policy.agreement.purpose,
+        },
+      },
+      dossier: redacted,
+    });
+    const message = await encryptAndSign(plaintext, key, this.deps.gatewayKey);
+
+    // Audit first: a disclosure that cannot be logged does not happen.
+    await this.deps.audit.append({
+      kind: 'disclosure',
+      action: 'packet.created',
+      dossier: dossierId,
+      packet: packetId,
+      recipient: partner,
+      policyRevision: decision.revision,
+      agreement: agreementOf(policy),
+      fields: disclosed,
+      keyFingerprint: key.fingerprint,
+    });
+    const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
+    const delivery: Delivery = { state: 'delivered', packetId, expiresAt, updatedAt: issuedAt };
+    await this.deps.mailbox.create(
+      {
+        id: packetId,
+        partner,
+        dossier: dossierId,
+        source,
+        createdAt: issuedAt,
+        expiresAt,
+        state: 'delivered',
+        message,
+        refs: seal(this.sealKey, JSON.stringify(byRef), packetId),
+      },
+      delivery,
+    );
+  }
+
+  private async block(dossierId: string, partner: string, revision: string, block: Block, policy?: PartnerPolicy): Promise<void> {
+    await this.deps.audit.append({
+      kind: 'decision',
+      action: 'delivery.blocked',
+      dossier: dossierId,
+      recipient: partner,
+      policyRevision: revision,
+      reason: block.reason,
+      ...(policy ? { agreement: agreementOf(policy) } : {}),
+    });
+    await this.deps.store.setDelivery(dossierId, partner, {
+      state: 'blocked',
+      reason: block.reason,
+      message: block.message,
+      updatedAt: new Date().toISOString(),
+    });
+  }
+}
+
+function agreementOf(policy: PartnerPolicy) {
+  return { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose };
+}

@@ -1,0 +1,156 @@
+/**
+ * The HTTP edge: routes, roles, body handling and error mapping. Use cases live elsewhere; this file
+ * only translates between HTTP and them.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/log.js';
+import type { ClientRegistry } from '../config/clients.js';
+import { GatewayError } from '../errors/index.js';
+import type { Intake } from '../intake/intake.js';
+import type { Packets } from '../mailbox/packets.js';
+import type { PolicySet } from '../policy/types.js';
+import { authenticate, requireRole } from './auth.js';
+import { errorHandler } from './errors.js';
+import { partnerToolkit } from './partners.js';
+
+export interface HttpDeps {
+  logger: Logger;
+  bodyLimitBytes: number;
+  clients: () => ClientRegistry;
+  audit: AuditLog;
+  intake: Intake;
+  packets: Packets;
+  policies: () => PolicySet;
+  gatewayPublicKey: string;
+  /** Readiness checks: name → problem (undefined when fine). */
+  readiness: () => Promise<Record<string, string | undefined>>;
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
+
+export function createApp(deps: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('etag', false);
+  app.use(helmet());
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      // Only method, route and status: never headers (tokens) or bodies (personal data).
+      serializers: {
+        req: (req: { method: string; url: string; id: unknown }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks = await deps.readiness();
+    const problems = Object.fromEntries(Object.entries(checks).filter(([, v]) => v !== undefined));
+    const ready = Object.keys(problems).length === 0;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(Object.entries(checks).map(([k, v]) => [k, v ?? 'ok'])) });
+  });
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.get('/metrics', async (_req, res) => {
+      const m = await metrics();
+      res.type(m.contentType).send(m.body);
+    });
+  }
+  app.get('/v1/keys/gateway', (_req, res) => {
+    res.type('application/pgp-keys').send(deps.gatewayPublicKey);
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticate(deps.clients, deps.audit));
+  routes(v1, deps);
+  app.use('/v1', v1);
+
+  app.use((_req, _res, next) => next(new GatewayError('not_found', 'No such route')));
+  app.use(errorHandler);
+  return app;
+}
+
+function json(limit: number) {
+  const parse = express.json({ limit, strict: true, type: 'application/json' });
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!req.is('application/json')) {
+      next(new GatewayError('unsupported_media_type', 'The request body must be application/json'));
+      return;
+    }
+    parse(req, res, next);
+  };
+}
+
+function notAllowed(allow: string) {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Allow', allow);
+    next(new GatewayError('method_not_allowed', `Only ${allow} is allowed on this route`));
+  };
+}
+
+function routes(r: Router, deps: HttpDeps): void {
+  const body = json(deps.bodyLimitBytes);
+
+  r.route('/dossiers')
+    .post(requireRole('source'), body, async (req, res) => {
+      const key = req.get('Idempotency-Key');
+      const accepted = await deps.intake.submit(req.client!, req.body, key);
+      res.status(202).location(`/v1/dossiers/${accepted.id}`).json({
+        id: accepted.id,
+        state: accepted.state,
+        partners: accepted.partners,
+        replayed: accepted.replayed,
+        status: `/v1/dossiers/${accepted.id}`,
+      });
+    })
+    .all(notAllowed('POST'));
+
+  r.route('/dossiers/:id')
+    .get(requireRole('source'), async (req, res) => {
+      res.json(await deps.intake.status(req.client!, String(req.params.id)));
+    })
+    .all(notAllowed('GET'));
+
+  r.route('/packets')
+    .get(requireRole('partner'), async (req, res) => {
+      res.json({ packets: await deps.packets.list(req.client!) });
+    })
+    .all(notAllowed('GET'));
+
+  r.route('/packets/:id')
+    .get(requireRole('partner'), async (req, res) => {
+      const message = await deps.packets.retrieve(req.client!, String(req.params.id));
+      res.type('application/pgp-encrypted').setHeader('Cache-Control', 'no-store');
+      res.send(message);
+    })
+    .all(notAllowed('GET'));
+
+  r.route('/packets/:id/ack')
+    .post(requireRole('partner'), async (req, res) => {
+      res.json(await deps.packets.acknowledge(req.client!, String(req.params.id)));
+    })
+    .all(notAllowed('POST'));
+
+  r.route('/partners')
+    .get((_req, res) => {
+      res.json({ partners: partnerToolkit(deps.policies(), new Date()) });
+    })
+    .all(notAllowed('GET'));
+}

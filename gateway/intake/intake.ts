@@ -1,0 +1,145 @@
+/**
+ * Intake: the story of a dossier arriving. Validate it, check the sender may speak for its force, seal
+ * it, record it with one queued delivery per partner, audit the collection, and queue it. If any step
+ * after storing fails, everything stored is undone and the client is told to retry: a dossier is either
+ * accepted whole (stored, audited, queued) or not at all.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { GatewayError } from '../errors/index.js';
+import type { Client } from '../config/clients.js';
+import type { AuditLog } from '../audit/log.js';
+import { canonical } from '../audit/log.js';
+import { seal } from '../crypto/seal.js';
+import type { DossierQueue } from '../queue/queue.js';
+import type { Delivery, DossierRecord, DossierStore } from '../store/dossiers.js';
+import type { PolicySet } from '../policy/types.js';
+import { validateDossier } from './validate.js';
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface IntakeDeps {
+  store: DossierStore;
+  audit: AuditLog;
+  queue: Pick<DossierQueue, 'enqueue'>;
+  policies: () => PolicySet;
+  sealKey: Buffer;
+}
+
+export interface Accepted {
+  id: string;
+  state: DossierRecord['state'];
+  partners: string[];
+  replayed: boolean;
+}
+
+export function newDossierId(): string {
+  return 'dos_' + randomBytes(16).toString('hex');
+}
+
+export class Intake {
+  constructor(private readonly deps: IntakeDeps) {}
+
+  async submit(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
+    const { store, audit, queue } = this.deps;
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new GatewayError('idempotency_key_invalid', 'Idempotency-Key must be 1–128 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
+    }
+    let dossier;
+    try {
+      dossier = validateDossier(body);
+    } catch (err) {
+      if (err instanceof GatewayError) {
+        await audit
+          .append({ kind: 'rejection', action: 'dossier.rejected', actor: client.id, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
+          .catch(() => undefined); // the refusal stands whether or not it could be logged
+      }
+      throw err;
+    }
+    if (dossier.originator.force !== client.source) {
+      throw new GatewayError('forbidden', `This credential may only send dossiers originated by "${client.source}"`, [
+        { path: '/originator/force', message: `must be "${client.source}"` },
+      ]);
+    }
+    const policies = this.deps.policies();
+    if (!policies.sources.has(client.source!)) {
+      throw new GatewayError('forbidden', `No source configuration for "${client.source}": the gateway cannot return hits to it`);
+    }
+
+    const bodyHash = createHash('sha256').update(canonical(dossier)).digest('hex');
+    const idem = idempotencyKey
+      ? { clientId: client.id, keyHash: createHash('sha256').update(idempotencyKey).digest('hex'), bodyHash }
+      : undefined;
+    const id = newDossierId();
+    const record: DossierRecord = {
+      id,
+      source: client.source!,
+      client: client.id,
+      receivedAt: new Date().toISOString(),
+      state: 'accepted',
+      revision: policies.revision,
+      partners: [...policies.partners.keys()].sort(),
+    };
+    const sealed = seal(this.deps.sealKey, JSON.stringify(dossier), id);
+    const { existing } = await store.create(record, sealed, idem);
+    if (existing) return this.replay(existing, bodyHash);
+
+    try {
+      await audit.append({
+        kind: 'collection',
+        action: 'dossier.received',
+        actor: client.id,
+        dossier: id,
+        source: record.source,
+        policyRevision: record.revision,
+        classification: dossier.classification,
+        subjects: dossier.subjects.length,
+        justification: 'dossier purpose (sealed with the dossier)',
+      });
+      await queue.enqueue(id);
+    } catch (err) {
+      await store.discard(id, idem).catch(() => undefined);
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('store_unavailable', 'The dossier could not be queued; nothing was kept, try again', undefined, { cause: err });
+    }
+    return { id, state: record.state, partners: record.partners, replayed: false };
+  }
+
+  /** A repeated Idempotency-Key: the same body gets the first answer (and a re-queue, a no-op if queued). */
+  private async replay(existing: { dossierId: string; bodyHash: string }, bodyHash: string): Promise<Accepted> {
+    if (existing.bodyHash !== bodyHash) {
+      throw new GatewayError('idempotency_key_reused', 'This Idempotency-Key was already used for a different dossier');
+    }
+    const record = await this.deps.store.get(existing.dossierId);
+    if (!record) throw new GatewayError('store_unavailable', 'The earlier submission with this key is still being stored; retry shortly');
+    if (record.state === 'accepted') await this.deps.queue.enqueue(record.id);
+    return { id: record.id, state: record.state, partners: record.partners, replayed: true };
+  }
+
+  /** The delivery status a source sees. Another source's dossier answers exactly like a missing one. */
+  async status(client: Client, id: string): Promise<DossierStatus> {
+    const record = await this.deps.store.get(id);
+    if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
+    const deliveries = await this.deps.store.deliveries(id);
+    const now = Date.now();
+    return {
+      id: record.id,
+      state: record.state,
+      receivedAt: record.receivedAt,
+      policyRevision: record.revision,
+      deliveries: record.partners.map((partner) => {
+        const d: Delivery = deliveries[partner] ?? { state: 'queued', updatedAt: record.receivedAt };
+        const live = d.state === 'delivered' || d.state === 'retrieved' || d.state === 'acknowledged';
+        const expired = live && d.expiresAt !== undefined && Date.parse(d.expiresAt) <= now;
+        return { partner, ...d, state: expired ? 'expired' : d.state };
+      }),
+    };
+  }
+}
+
+export interface DossierStatus {
+  id: string;
+  state: DossierRecord['state'];
+  receivedAt: string;
+  policyRevision: string;
+  deliveries: Array<{ partner: string } & Delivery>;
+}

@@ -1,0 +1,105 @@
+/**
+ * Partners' mailboxes. A packet is written at most once per (dossier, partner): its id is derived from
+ * both, and the Lua script below stores it, files it in the mailbox and marks the delivery in one
+ * atomic step only if it does not exist yet, so a retried or duplicated job can never make a second one.
+ */
+import type { Redis } from 'ioredis';
+import type { Keys } from '../store/redis.js';
+import type { Delivery } from '../store/dossiers.js';
+
+export interface PacketRecord {
+  id: string;
+  partner: string;
+  dossier: string;
+  source: string;
+  createdAt: string;
+  expiresAt: string;
+  state: 'delivered' | 'retrieved' | 'acknowledged';
+  /** Armored OpenPGP message (ciphertext). */
+  message: string;
+  /** Sealed map of packet ref → dossier subject id, for mapping hits back. */
+  refs: string;
+  retrievedAt?: string;
+  acknowledgedAt?: string;
+}
+
+const CREATE_PACKET = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+return 1
+`;
+
+/** Moves a packet to a later state and mirrors it on the dossier's delivery; never moves backwards. */
+const ADVANCE = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
+local order = { delivered = 1, retrieved = 2, acknowledged = 3 }
+if order[ARGV[1]] <= order[state] then return 1 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+return 2
+`;
+
+export class Mailbox {
+  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+
+  /** True when this call created the packet, false when it already existed. */
+  async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
+    const fields = Object.entries(packet).flat();
+    const created = (await this.redis.eval(
+      CREATE_PACKET,
+      3,
+      this.keys.packet(packet.id),
+      this.keys.mailbox(packet.partner),
+      this.keys.deliveries(packet.dossier),
+      JSON.stringify(fields),
+      String(Date.parse(packet.expiresAt)),
+      String(Date.parse(packet.createdAt)),
+      packet.id,
+      packet.partner,
+      JSON.stringify(delivery),
+    )) as number;
+    return created === 1;
+  }
+
+  async get(id: string): Promise<PacketRecord | undefined> {
+    const h = await this.redis.hgetall(this.keys.packet(id));
+    return h.id ? (h as unknown as PacketRecord) : undefined;
+  }
+
+  /** The partner's packets, newest first; ids whose packet has expired are pruned on the way. */
+  async list(partner: string, limit = 100): Promise<PacketRecord[]> {
+    const ids = await this.redis.zrevrange(this.keys.mailbox(partner), 0, limit - 1);
+    if (!ids.length) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.packet(id));
+    const rows = (await pipeline.exec()) ?? [];
+    const out: PacketRecord[] = [];
+    const gone: string[] = [];
+    rows.forEach(([err, h], i) => {
+      const rec = h as Record<string, string> | null;
+      if (!err && rec?.id) out.push(rec as unknown as PacketRecord);
+      else gone.push(ids[i]!);
+    });
+    if (gone.length) await this.redis.zrem(this.keys.mailbox(partner), ...gone);
+    return out;
+  }
+
+  async advance(packet: PacketRecord, state: 'retrieved' | 'acknowledged', at: string): Promise<void> {
+    const delivery: Delivery = { state, packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: at };
+    await this.redis.eval(
+      ADVANCE,
+      2,
+      this.keys.packet(packet.id),
+      this.keys.deliveries(packet.dossier),
+      state,
+      state === 'retrieved' ? 'retrievedAt' : 'acknowledgedAt',
+      at,
+      packet.partner,
+      JSON.stringify(delivery),
+    );
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * What a partner can do with its mailbox: list, retrieve, acknowledge. A packet belonging to another
+ * partner answers exactly like one that does not exist. Retrieval is audited before the packet is served.
+ */
+import type { AuditLog } from '../audit/log.js';
+import type { Client } from '../config/clients.js';
+import { GatewayError } from '../errors/index.js';
+import type { Mailbox, PacketRecord } from './mailbox.js';
+
+export interface PacketSummary {
+  id: string;
+  createdAt: string;
+  expiresAt: string;
+  state: PacketRecord['state'];
+}
+
+export class Packets {
+  constructor(private readonly mailbox: Mailbox, private readonly audit: AuditLog) {}
+
+  async list(client: Client): Promise<PacketSummary[]> {
+    const rows = await this.mailbox.list(client.partner!);
+    return rows.map((p) => ({ id: p.id, createdAt: p.createdAt, expiresAt: p.expiresAt, state: p.state }));
+  }
+
+  async retrieve(client: Client, id: string): Promise<string> {
+    const packet = await this.own(client, id);
+    await this.audit.append({ kind: 'consultation', action: 'packet.retrieved', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
+    await this.mailbox.advance(packet, 'retrieved', new Date().toISOString());
+    return packet.message;
+  }
+
+  async acknowledge(client: Client, id: string): Promise<PacketSummary> {
+    const packet = await this.own(client, id);
+    await this.audit.append({ kind: 'acknowledgement', action: 'packet.acknowledged', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
+    await this.mailbox.advance(packet, 'acknowledged', new Date().toISOString());
+    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged' };
+  }
+
+  private async own(client: Client, id: string): Promise<PacketRecord> {
+    const packet = /^pkt_[a-z2-7]{1,64}$/.test(id) ? await this.mailbox.get(id) : undefined;
+    if (!packet || packet.partner !== client.partner || Date.parse(packet.expiresAt) <= Date.now()) {
+      throw new GatewayError('not_found', 'No such packet');
+    }
+    return packet;
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Composition root: the only module that wires everything. `CORDON_ROLE` selects api, worker or both
+ * in one process; any number of each can share one Redis.
+ */
+import { unwatchFile, watchFile } from 'node:fs';
+import type { Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import { AuditLog } from './audit/log.js';
+import { ClientRegistry, loadClientsFile } from './config/clients.js';
+import { loadConfig, type Config } from './config/env.js';
+import { loadOrCreateGatewayKey, parseRecipientKey, type RecipientKey } from './crypto/openpgp.js';
+import { deriveKey, loadOrCreateMasterSecret } from './crypto/seal.js';
+import { GatewayError } from './errors/index.js';
+import { Fanout } from './fanout/fanout.js';
+import { createApp } from './http/app.js';
+import { Intake } from './intake/intake.js';
+import { Mailbox } from './mailbox/mailbox.js';
+import { Packets } from './mailbox/packets.js';
+import { buildLiveSet, type LiveSet } from './policy/live.js';
+import { loadPolicySet } from './policy/load.js';
+import { DossierQueue, startDossierWorker } from './queue/queue.js';
+import { DossierStore } from './store/dossiers.js';
+import { startPrivateRedis, type PrivateRedis } from './store/private-redis.js';
+import { connectRedis, connectRedisForQueue, Keys, maxmemoryPolicy, whenReady } from './store/redis.js';
+
+export interface RunningGateway {
+  config: Config;
+  /** Base URL of the API when the api role runs. */
+  url?: string;
+  redisUrl: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 'cordon' },
+    redact: { paths: ['req.headers.authorization', '*.authorization', '*.token', '*.body'], censor: '[redacted]' },
+  });
+}
+
+export async function startGateway(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningGateway> {
+  const closers: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, 'shutdown step failed'));
+  };
+  try {
+    let privateRedis: PrivateRedis | undefined;
+    let redisUrl = config.redisUrl;
+    if (!redisUrl && config.production) {
+      throw new GatewayError('config_invalid', 'REDIS_URL must be set in production mode (a private redis-server is for development only)');
+    }
+    if (!redisUrl) {
+      privateRedis = await startPrivateRedis(config.stateDir);
+      closers.push(() => privateRedis!.stop());
+      redisUrl = privateRedis.url;
+      logger.info({ redis: redisUrl }, 'started a private redis-server (set REDIS_URL to use your own)');
+    }
+
+    const redis: Redis = connectRedis(redisUrl);
+    closers.push(() => redis.quit());
+    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection problem'));
+    await whenReady(redis).catch((err: Error) => {
+      throw new GatewayError('store_unavailable', `cannot reach Redis at ${redactUrl(redisUrl!)}: ${err.message}`);
+    });
+    const policy = await maxmemoryPolicy(redis);
+    if (policy !== 'noeviction') {
+      const msg = `Redis maxmemory-policy is "${policy}": it may evict queued dossiers; set it to noeviction`;
+      if (config.production) throw new GatewayError('config_invalid', msg);
+      logger.warn(msg);
+    }
+
+    const master = await loadOrCreateMasterSecret(config.stateDir);
+    const gatewayKey = await loadOrCreateGatewayKey(config.stateDir);
+    const clientsFile = await loadClientsFile(config.clientsFile);
+    if (clientsFile.sample && config.production) {
+      throw new GatewayError('config_invalid', `${config.clientsFile} is the sample credentials file: set CORDON_CLIENTS to your own in production`);
+    }
+    let registry = new ClientRegistry(clientsFile);
+    // New clients (`cordon clients add`) and rotated tokens take effect without a restart; a broken
+    // file is refused and the last good registry stays in force.
+    const reloadClients = async () => {
+      try {
+        const next = await loadClientsFile(config.clientsFile);
+        if (next.sample && config.production) throw new GatewayError('config_invalid', 'sample credentials refused in production');
+        registry = new ClientRegistry(next);
+        logger.info({ clients: next.clients.length }, 'clients file reloaded');
+      } catch (err) {
+        logger.error({ code: (err as GatewayError).code, err: (err as Error).message }, 'clients file reload refused: keeping the previous credentials');
+      }
+    };
+    watchFile(config.clientsFile, { interval: 2000 }, () => void reloadClients());
+    closers.push(async () => unwatchFile(config.clientsFile));
+    const onHup = () => void reloadClients();
+    process.on('SIGHUP', onHup);
+    closers.push(async () => process.off('SIGHUP', onHup));
+    const set = await loadPolicySet(config.policyDir);
+    const live: LiveSet<RecipientKey> = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
+    for (const [id, k] of live.keys) {
+      if ('invalid' in k) logger.warn({ partner: id, problem: k.invalid }, 'partner key unusable: its deliveries will be blocked');
+    }
+    logger.info({ revision: set.revision, partners: set.partners.size, gatewayKey: gatewayKey.fingerprint }, 'policy set loaded');
+
+    const keys = new Keys(config.redisPrefix);
+    const store = new DossierStore(redis, keys);
+    const mailbox = new Mailbox(redis, keys);
+    const audit = new AuditLog(redis, keys);
+    await audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, reason: 'start-up' });
+
+    const result: RunningGateway = { config, redisUrl, close };
+
+    if (config.role === 'all' || config.role === 'worker') {
+      const fanout = new Fanout({ store, mailbox, audit, live: () => live, gatewayKey, master });
+      const conn = connectRedisForQueue(redisUrl);
+      const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, async (job) => {
+        await fanout.process(job.data.dossierId);
+      });
+      worker.on('failed', (job, err) => {
+        logger.error({ job: job?.id, attempts: job?.attemptsMade, code: (err as GatewayError).code, err: err.message }, 'fan-out job failed');
+        if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+          void store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal').catch(() => undefined);
+        }
+      });
+      worker.on('error', (err) => logger.warn({ err: err.message }, 'worker connection problem'));
+      closers.push(() => conn.quit());
+      closers.push(() => worker.close());
+      logger.info({ concurrency: config.workerConcurrency }, 'worker started');
+    }
+
+    if (config.role === 'all' || config.role === 'api') {
+      const queueConn = connectRedisForQueue(redisUrl);
+      closers.push(() => queueConn.quit());
+      const queue = new DossierQueue(queueConn, config.redisPrefix);
+      closers.push(() => queue.close());
+      const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal') });
+      const app = createApp({
+        logger,
+        bodyLimitBytes: config.bodyLimitBytes,
+        clients: () => registry,
+        audit,
+        intake,
+        packets: new Packets(mailbox, audit),
+        policies: () => live.set,
+        gatewayPublicKey: gatewayKey.publicArmored,
+        readiness: async () => ({
+          redis: await redis.ping().then(() => undefined, (err: Error) => `unreachable: ${err.message}`),
+          policies: live.set.partners.size ? undefined : 'no partner policies loaded',
+          keys: [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id).join(', ') ? `unusable partner keys: ${[...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id).join(', ')}` : undefined,
+        }),
+      });
+      const server: Server = await new Promise((resolve, reject) => {
+        const s = app.listen(config.port, '0.0.0.0', () => resolve(s));
+        s.once('error', reject);
+      });
+      server.requestTimeout = 30_000;
+      server.headersTimeout = 10_000;
+      server.keepAliveTimeout = 5_000;
+      closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      result.url = `http://127.0.0.1:${port}`;
+      logger.info({ url: result.url }, 'api listening');
+    }
+    return result;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+async function run(): Promise<void> {
+  let config: Config;
+  const logger = createLogger(process.env.LOG_LEVEL || 'info');
+  try {
+    config = loadConfig();
+    const gw = await startGateway(config, logger);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: finishing in-flight work');
+      void gw.close().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  } catch (err) {
+    if (err instanceof GatewayError) {
+      logger.fatal({ code: err.code, details: err.details }, err.message);
+      process.stderr.write(`cordon: ${err.message}\n${(err.details ?? []).map((d) => `  - ${d.path ? d.path + ': ' : ''}${d.message}`).join('\n')}\n`);
+    } else {
+      logger.fatal({ err: (err as Error).message, stack: (err as Error).stack }, 'start-up failed');
+    }
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void run();

@@ -1,0 +1,182 @@
+/**
+ * The json-rules-engine condition syntax (all / any / not / {fact, operator, value}) as plain data, and a
+ * small synchronous evaluator of it for item filters (`filter`, `count.where`, address `where`).
+ *
+ * Policy rules themselves run in json-rules-engine (decide.ts); item filters run here, per array item,
+ * because a filter is evaluated for every intelligence item of every subject and needs no engine.
+ *
+ * Fail-closed semantics: the evaluator uses three-valued (Kleene) logic. A comparison whose fact is
+ * missing from the item, is not a scalar (or array of scalars), or has the wrong type for the operator
+ * is UNKNOWN, not false. `not UNKNOWN` is UNKNOWN, `all` is false if any part is false, else UNKNOWN if
+ * any part is UNKNOWN; `any` is true if any part is true, else UNKNOWN if any part is UNKNOWN. An item
+ * passes only when the whole condition is TRUE. So a filter that requires something never lets an item
+ * without it through, not even from under a `not`.
+ */
+import type { Condition } from './types.js';
+
+export const OPERATORS = [
+  'equal',
+  'notEqual',
+  'in',
+  'notIn',
+  'lessThan',
+  'lessThanInclusive',
+  'greaterThan',
+  'greaterThanInclusive',
+  'contains',
+  'doesNotContain',
+] as const;
+export type OperatorName = (typeof OPERATORS)[number];
+
+const OPERATOR_SET: ReadonlySet<string> = new Set(OPERATORS);
+export const NUMERIC_OPERATORS: ReadonlySet<string> = new Set(['lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive']);
+export const LIST_VALUE_OPERATORS: ReadonlySet<string> = new Set(['in', 'notIn']);
+export const LIST_FACT_OPERATORS: ReadonlySet<string> = new Set(['contains', 'doesNotContain']);
+
+export function isOperator(name: string): name is OperatorName {
+  return OPERATOR_SET.has(name);
+}
+
+type Tri = 0 | 1 | 2; // 0 false, 1 unknown, 2 true
+const FALSE: Tri = 0;
+const UNKNOWN: Tri = 1;
+const TRUE: Tri = 2;
+
+type Scalar = string | number | boolean;
+
+function isScalar(v: unknown): v is Scalar {
+  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/** Resolve a dotted fact name (`grading.source`) on an item's own properties; undefined when absent or not scalar(s). */
+export function resolveFact(item: unknown, fact: string): Scalar | Scalar[] | undefined {
+  let cur: unknown = item;
+  for (const part of fact.split('.')) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    if (!Object.hasOwn(cur, part)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  if (isScalar(cur)) return cur;
+  if (Array.isArray(cur) && cur.every(isScalar)) return cur as Scalar[];
+  return undefined;
+}
+
+function compare(operator: string, fact: Scalar | Scalar[] | undefined, value: unknown): Tri {
+  if (fact === undefined) return UNKNOWN;
+  switch (operator) {
+    case 'equal':
+      return !Array.isArray(fact) && isScalar(value) ? (fact === value ? TRUE : FALSE) : UNKNOWN;
+    case 'notEqual':
+      return !Array.isArray(fact) && isScalar(value) ? (fact !== value ? TRUE : FALSE) : UNKNOWN;
+    case 'in':
+    case 'notIn': {
+      if (Array.isArray(fact) || !Array.isArray(value)) return UNKNOWN;
+      const found = value.includes(fact);
+      return (operator === 'in') === found ? TRUE : FALSE;
+    }
+    case 'contains':
+    case 'doesNotContain': {
+      if (!Array.isArray(fact) || !isScalar(value)) return UNKNOWN;
+      const found = fact.includes(value);
+      return (operator === 'contains') === found ? TRUE : FALSE;
+    }
+    case 'lessThan':
+    case 'lessThanInclusive':
+    case 'greaterThan':
+    case 'greaterThanInclusive': {
+      if (typeof fact !== 'number' || typeof value !== 'number' || !Number.isFinite(value)) return UNKNOWN;
+      const r =
+        operator === 'lessThan' ? fact < value
+        : operator === 'lessThanInclusive' ? fact <= value
+        : operator === 'greaterThan' ? fact > value
+        : fact >= value;
+      return r ? TRUE : FALSE;
+    }
+    default:
+      // Unknown operators are refused at load; at run time they never let anything through.
+      return UNKNOWN;
+  }
+}
+
+function evaluate(cond: Condition, item: unknown, depth: number): Tri {
+  if (depth > 32 || cond === null || typeof cond !== 'object') return UNKNOWN;
+  if ('all' in cond) {
+    if (!Array.isArray(cond.all) || cond.all.length === 0) return UNKNOWN;
+    let out: Tri = TRUE;
+    for (const c of cond.all) {
+      const r = evaluate(c, item, depth + 1);
+      if (r === FALSE) return FALSE;
+      if (r === UNKNOWN) out = UNKNOWN;
+    }
+    return out;
+  }
+  if ('any' in cond) {
+    if (!Array.isArray(cond.any) || cond.any.length === 0) return UNKNOWN;
+    let out: Tri = FALSE;
+    for (const c of cond.any) {
+      const r = evaluate(c, item, depth + 1);
+      if (r === TRUE) return TRUE;
+      if (r === UNKNOWN) out = UNKNOWN;
+    }
+    return out;
+  }
+  if ('not' in cond) {
+    const r = evaluate(cond.not, item, depth + 1);
+    return r === UNKNOWN ? UNKNOWN : r === TRUE ? FALSE : TRUE;
+  }
+  if ('fact' in cond && typeof cond.fact === 'string' && typeof cond.operator === 'string') {
+    return compare(cond.operator, resolveFact(item, cond.fact), cond.value);
+  }
+  return UNKNOWN;
+}
+
+/** True only when the condition definitely holds for the item (see the module comment). */
+export function evaluateCondition(cond: Condition, item: unknown): boolean {
+  return evaluate(cond, item, 0) === TRUE;
+}
+
+/** Both conditions must hold. Flattens nested `all`s and drops exact duplicates, sorted for a stable shape. */
+export function andConditions(a: Condition, b: Condition): Condition {
+  const parts: Condition[] = [];
+  const seen = new Set<string>();
+  for (const c of [a, b]) {
+    const items = 'all' in c ? c.all : [c];
+    for (const item of items) {
+      const key = stableJson(item);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      parts.push(item);
+    }
+  }
+  if (parts.length === 1) return parts[0] as Condition;
+  parts.sort((x, y) => (stableJson(x) < stableJson(y) ? -1 : stableJson(x) > stableJson(y) ? 1 : 0));
+  return { all: parts };
+}
+
+/** Every fact name a condition uses. */
+export function conditionFacts(cond: Condition, out: Set<string> = new Set()): Set<string> {
+  if ('all' in cond) for (const c of cond.all) conditionFacts(c, out);
+  else if ('any' in cond) for (const c of cond.any) conditionFacts(c, out);
+  else if ('not' in cond) conditionFacts(cond.not, out);
+  else out.add(cond.fact);
+  return out;
+}
+
+/** Every comparison in a condition, for load-time checks. */
+export function conditionLeaves(cond: Condition, out: Array<{ fact: string; operator: string; value: unknown }> = []) {
+  if ('all' in cond) for (const c of cond.all) conditionLeaves(c, out);
+  else if ('any' in cond) for (const c of cond.any) conditionLeaves(c, out);
+  else if ('not' in cond) conditionLeaves(cond.not, out);
+  else out.push(cond);
+  return out;
+}
+
+/** JSON with object keys sorted: the same data always gives the same string. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(stableJson).join(',') + ']';
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    return '{' + keys.map((k) => JSON.stringify(k) + ':' + stableJson((value as Record<string, unknown>)[k])).join(',') + '}';
+  }
+  return JSON.stringify(value) ?? 'null';
+}

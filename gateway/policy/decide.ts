@@ -1,0 +1,348 @@
+/**
+ * Deciding what one partner may receive of one dossier. Pure apart from json-rules-engine's promises:
+ * no I/O, no clock (callers pass `now`).
+ *
+ * 1. The agreement: in force, not past its review date, classification and handling code accepted
+ *    (checkAgreement). A failing agreement blocks the delivery.
+ * 2. The rules, in json-rules-engine, on plain precomputed facts (facts.ts): dossier-scope rules once
+ *    per dossier, subject-scope rules once per subject. One Engine per (revision, partner, scope),
+ *    compiled on first use; an Engine never runs two documents at once (a per-engine promise queue),
+ *    because its run status is shared and a concurrent run can skip rules: a silent leak. Outcomes
+ *    (which rules fired) are cached by (revision, partner, scope, facts) in a bounded LRU map.
+ * 3. The plan: base allowlist ∩ gateway constraints ∩ the fired rules' `set`s, the most restrictive
+ *    operation winning per path, rules only tightening (plan.ts, restrictiveness.ts); subjects a rule
+ *    excludes are null. Every subject excluded → block `no_shareable_subjects`.
+ * 4. The trace: each path's winning operation and the rule that set it (`base`, `gateway` or a rule
+ *    name), and each exclusion.
+ */
+import { Engine } from 'json-rules-engine';
+import { GatewayError } from '../errors/index.js';
+import type { Dossier, Subject } from '../intake/types.js';
+import { endOfDayUtc, startOfDayUtc } from './dates.js';
+import { dossierDate, dossierFacts, subjectFacts, type DossierFacts, type SubjectFacts } from './facts.js';
+import { isSubjectPath, SUBJECTS } from './paths.js';
+import { basePlan, clonePlan, normalise, tighten, toOps, type WorkingPlan } from './plan.js';
+import { describeOp } from './restrictiveness.js';
+import type { Agreement, Block, Decision, GatewayRules, Operation, PartnerPolicy, Plan, PolicySet, Rule, TraceEntry } from './types.js';
+
+// ---- agreement ---------------------------------------------------------------------------------
+
+const CLASSIFICATION_RANK: Record<string, number> = { OFFICIAL: 0, 'OFFICIAL-SENSITIVE': 1 };
+
+/** Why the agreement does not allow sharing this dossier now, or undefined when it does. Pure. */
+export function checkAgreement(agreement: Agreement, dossier: Dossier, now: Date): Block | undefined {
+  const t = now.getTime();
+  const from = startOfDayUtc(agreement.inForceFrom);
+  const review = endOfDayUtc(agreement.reviewBy);
+  if (from === undefined || !Number.isFinite(t) || t < from) {
+    return { reason: 'agreement_not_in_force', message: `Agreement ${agreement.reference} is in force from ${agreement.inForceFrom}` };
+  }
+  if (review === undefined || t > review) {
+    return { reason: 'agreement_expired', message: `Agreement ${agreement.reference} was due for review by ${agreement.reviewBy}; sharing under it has stopped` };
+  }
+  const d = dossier as unknown as { classification?: unknown; handling?: { code?: unknown } };
+  const cls = typeof d.classification === 'string' && Object.hasOwn(CLASSIFICATION_RANK, d.classification) ? CLASSIFICATION_RANK[d.classification] : undefined;
+  const ceiling = CLASSIFICATION_RANK[agreement.highestClassification];
+  if (cls === undefined || ceiling === undefined || cls > ceiling) {
+    return {
+      reason: 'classification_above_agreement',
+      message: `The dossier is ${String(d.classification)}; agreement ${agreement.reference} covers up to ${agreement.highestClassification}`,
+    };
+  }
+  const code = d.handling?.code;
+  if (typeof code !== 'string' || !(agreement.handlingCodes as string[]).includes(code)) {
+    return {
+      reason: 'handling_not_accepted',
+      message: `Handling code ${String(code)} is not accepted under agreement ${agreement.reference} (accepts ${agreement.handlingCodes.join(', ')})`,
+    };
+  }
+  return undefined;
+}
+
+// ---- engines -----------------------------------------------------------------------------------
+
+/** A promise queue: one task at a time, in arrival order; a failing task does not stop the queue. */
+export class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** One json-rules-engine Engine and the queue that keeps it to one document at a time. */
+class RuleRunner {
+  private readonly engine: Engine;
+  private readonly mutex = new Mutex();
+  private readonly order: Map<string, number>;
+  /** Number of runs in progress on this engine (never more than 1). */
+  private active = 0;
+
+  constructor(rules: Rule[]) {
+    this.engine = new Engine([], { allowUndefinedFacts: false, allowUndefinedConditions: false });
+    for (const rule of rules) {
+      this.engine.addRule({
+        name: rule.name,
+        conditions: structuredClone(rule.conditions) as never,
+        event: { type: 'cordon.rule', params: { rule: rule.name } },
+        priority: 1,
+      });
+    }
+    this.order = new Map(rules.map((r, i) => [r.name, i]));
+  }
+
+  /** The names of the rules that fired, in policy order. */
+  run(facts: DossierFacts | SubjectFacts): Promise<string[]> {
+    return this.mutex.run(async () => {
+      this.active++;
+      maxConcurrentRuns = Math.max(maxConcurrentRuns, this.active);
+      try {
+        const { results } = await this.engine.run({ ...facts });
+        return results
+          .filter((r) => r.result === true)
+          .map((r) => r.name)
+          .sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
+      } finally {
+        this.active--;
+      }
+    });
+  }
+}
+
+let maxConcurrentRuns = 0;
+
+/** The highest number of runs ever in progress at once on one Engine (must be 1). For tests. */
+export function maxConcurrentEngineRuns(): number {
+  return maxConcurrentRuns;
+}
+
+/** A bounded map that forgets the least recently used entry. */
+export class LruCache<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  get(key: string): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    while (this.map.size > this.max) {
+      const oldest = this.map.keys().next().value;
+      if (oldest === undefined) break;
+      this.map.delete(oldest);
+    }
+  }
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+// ---- plans -------------------------------------------------------------------------------------
+
+interface CompiledPartner {
+  policy: PartnerPolicy;
+  rules: Map<string, Rule>;
+  dossierRunner?: RuleRunner;
+  subjectRunner?: RuleRunner;
+  /** Base allowlist with the gateway constraints applied. */
+  base: WorkingPlan;
+  /** Combined plans by the names of the rules that fired. */
+  plans: LruCache<CachedPlan>;
+}
+
+interface CachedPlan {
+  ops: Record<string, Operation>;
+  trace: Array<Omit<TraceEntry, 'scope' | 'subject' | 'subjectIndex'>>;
+}
+
+function applyGateway(plan: WorkingPlan, gateway: GatewayRules, only?: (p: string) => boolean): void {
+  for (const [p, where] of Object.entries(gateway.alwaysFilter)) {
+    if (only === undefined || only(p)) tighten(plan, p, { op: 'filter', where }, 'gateway');
+  }
+  for (const p of gateway.neverShare) if (only === undefined || only(p)) tighten(plan, p, { op: 'strip' }, 'gateway');
+}
+
+function applyRules(plan: WorkingPlan, rules: Rule[], only?: (p: string) => boolean): void {
+  for (const rule of rules) {
+    for (const [p, op] of Object.entries(rule.then.set ?? {})) if (only === undefined || only(p)) tighten(plan, p, op, rule.name);
+  }
+}
+
+function finish(plan: WorkingPlan): CachedPlan {
+  const final = normalise(plan);
+  const trace: CachedPlan['trace'] = [];
+  for (const [path, e] of final) {
+    const t: CachedPlan['trace'][number] = { rule: e.rule, path, op: describeOp(e.op) };
+    if (e.note !== undefined) t.note = e.note;
+    trace.push(t);
+  }
+  // Shared by every decision with the same outcome: frozen so that no consumer can change another's plan.
+  return { ops: deepFreeze(toOps(final)), trace };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const OUTCOME_CACHE_SIZE = 10_000;
+const PLAN_CACHE_SIZE = 1_000;
+
+export interface DeciderOptions {
+  /** Maximum cached rule outcomes (default 10,000). */
+  outcomeCacheSize?: number;
+}
+
+export class Decider {
+  private readonly compiled = new Map<string, CompiledPartner>();
+  private readonly outcomes: LruCache<Promise<string[]>>;
+
+  constructor(
+    private readonly set: PolicySet,
+    options: DeciderOptions = {},
+  ) {
+    this.outcomes = new LruCache(options.outcomeCacheSize ?? OUTCOME_CACHE_SIZE);
+  }
+
+  get revision(): string {
+    return this.set.revision;
+  }
+
+  private partner(id: string): CompiledPartner {
+    let c = this.compiled.get(id);
+    if (c !== undefined) return c;
+    const policy = this.set.partners.get(id);
+    if (policy === undefined) throw new GatewayError('not_found', `No policy for partner ${JSON.stringify(id)}`);
+    const base = basePlan(policy.fields);
+    applyGateway(base, this.set.gateway);
+    const dossierRules = policy.rules.filter((r) => r.when === 'dossier');
+    const subjectRules = policy.rules.filter((r) => r.when === 'subject');
+    c = {
+      policy,
+      rules: new Map(policy.rules.map((r) => [r.name, r])),
+      base,
+      plans: new LruCache(PLAN_CACHE_SIZE),
+    };
+    if (dossierRules.length > 0) c.dossierRunner = new RuleRunner(dossierRules);
+    if (subjectRules.length > 0) c.subjectRunner = new RuleRunner(subjectRules);
+    this.compiled.set(id, c);
+    return c;
+  }
+
+  private fired(c: CompiledPartner, scope: 'dossier' | 'subject', facts: DossierFacts | SubjectFacts): Promise<string[]> {
+    const runner = scope === 'dossier' ? c.dossierRunner : c.subjectRunner;
+    if (runner === undefined) return Promise.resolve([]);
+    const key = `${this.set.revision}\u0000${c.policy.partner.id}\u0000${scope}\u0000${JSON.stringify(facts)}`;
+    const hit = this.outcomes.get(key);
+    if (hit !== undefined) return hit;
+    const p = runner.run(facts);
+    this.outcomes.set(key, p);
+    p.catch(() => this.outcomes.delete(key));
+    return p;
+  }
+
+  private rulesNamed(c: CompiledPartner, names: string[]): Rule[] {
+    return names.map((n) => c.rules.get(n)).filter((r): r is Rule => r !== undefined);
+  }
+
+  /** The dossier-level plan (all paths, subjects[] ones included) after the dossier rules. */
+  private dossierPlan(c: CompiledPartner, dossierFired: string[]): WorkingPlan {
+    const plan = clonePlan(c.base);
+    applyRules(plan, this.rulesNamed(c, dossierFired));
+    applyGateway(plan, this.set.gateway);
+    return plan;
+  }
+
+  private planFor(c: CompiledPartner, dossierFired: string[], subjectFired: string[] | undefined): CachedPlan {
+    const key = `${dossierFired.join('\u0001')}\u0000${subjectFired === undefined ? '-' : subjectFired.join('\u0001')}`;
+    const hit = c.plans.get(key);
+    if (hit !== undefined) return hit;
+    let result: CachedPlan;
+    if (subjectFired === undefined) {
+      result = finish(clonePlan(this.dossierPlan(c, dossierFired), (p) => !isSubjectPath(p)));
+    } else {
+      const plan = clonePlan(this.dossierPlan(c, dossierFired), isSubjectPath);
+      applyRules(plan, this.rulesNamed(c, subjectFired), isSubjectPath);
+      applyGateway(plan, this.set.gateway, isSubjectPath);
+      result = finish(plan);
+    }
+    c.plans.set(key, result);
+    return result;
+  }
+
+  async decide(partnerId: string, dossier: Dossier, now: Date = new Date()): Promise<Decision> {
+    const c = this.partner(partnerId);
+    const revision = this.set.revision;
+    const subjects: unknown[] = Array.isArray((dossier as unknown as { subjects?: unknown }).subjects)
+      ? (dossier as unknown as { subjects: unknown[] }).subjects
+      : [];
+
+    const agreementBlock = checkAgreement(c.policy.agreement, dossier, now);
+    if (agreementBlock !== undefined) {
+      return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [] };
+    }
+
+    const dFacts = dossierFacts(dossier);
+    const at = dossierDate(dossier);
+    const dossierFired = await this.fired(c, 'dossier', dFacts);
+    const top = this.planFor(c, dossierFired, undefined);
+    const perSubject = await Promise.all(subjects.map((s) => this.fired(c, 'subject', subjectFacts(dossier, (s ?? {}) as Subject, dFacts, at))));
+
+    const plan: Plan = { dossier: top.ops, subjects: [] };
+    // What the trace needs, built only if someone reads it (the worker never does).
+    const parts: Array<{ who: Pick<TraceEntry, 'subject' | 'subjectIndex'>; excluding: Rule[]; noId: boolean; cached?: CachedPlan }> = [];
+    subjects.forEach((s, i) => {
+      const id = s !== null && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string' ? (s as { id: string }).id : undefined;
+      const fired = perSubject[i] ?? [];
+      const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: i } : { subject: id, subjectIndex: i };
+      const excluding = this.rulesNamed(c, fired).filter((r) => r.then.exclude === true);
+      if (excluding.length > 0 || id === undefined) {
+        plan.subjects.push(null);
+        parts.push({ who, excluding, noId: id === undefined });
+        return;
+      }
+      const sp = this.planFor(c, dossierFired, fired);
+      plan.subjects.push(sp.ops);
+      parts.push({ who, excluding, noId: false, cached: sp });
+    });
+
+    const buildTrace = (): TraceEntry[] => {
+      const trace: TraceEntry[] = top.trace.map((t) => ({ ...t, scope: 'dossier' }));
+      for (const { who, excluding, noId, cached } of parts) {
+        for (const r of excluding) trace.push({ rule: r.name, scope: 'subject', ...who, path: SUBJECTS, op: 'exclude' });
+        if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
+        if (cached) for (const t of cached.trace) trace.push({ ...t, scope: 'subject', ...who });
+      }
+      return trace;
+    };
+    let trace: TraceEntry[] | undefined;
+    const decision = { partner: partnerId, revision, plan } as Decision;
+    Object.defineProperty(decision, 'trace', {
+      enumerable: true,
+      configurable: true,
+      get: () => (trace ??= buildTrace()),
+      set: (value: TraceEntry[]) => {
+        trace = value;
+      },
+    });
+    if (!plan.subjects.some((s) => s !== null)) {
+      decision.block = {
+        reason: 'no_shareable_subjects',
+        message: `No subject of this dossier may be shared with ${c.policy.partner.name} under its policy`,
+      };
+    }
+    return decision;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Policy tests (policies/tests/*.yaml): a dossier in, and what must and must not come out for one
+ * partner. Loaded by loadPolicyTests (load.ts, the I/O); run here, purely.
+ *
+ *   name: dvla never sees PNC ids
+ *   dossier: example:dossier-full        # test/fixtures/<name>.json, or a .json path relative to the policy dir
+ *   partner: dvla
+ *   now: 2026-11-21T12:00:00Z            # optional (default: the time of the run)
+ *   expect:
+ *     blocked: no_shareable_subjects     # optional: the delivery must be blocked for this reason
+ *     present:                           # JSON Pointer into the redacted dossier → value, or true (any value)
+ *       /subjects/0/vehicles/0/vrm: AB12 CDE
+ *     absent:                            # JSON Pointers, or policy paths (every match must be absent)
+ *       - subjects[].identifiers.pnc
+ *     absentValues:                      # strings that must appear nowhere in the output
+ *       - DS Priya Raman
+ *
+ * Subject refs in the output are `ref-1`, `ref-2`… by the subject's position in the input dossier.
+ */
+import { createHash } from 'node:crypto';
+import type { Dossier } from '../intake/types.js';
+import { redact } from '../redact/redact.js';
+import { stableJson } from './condition.js';
+import type { Decider } from './decide.js';
+import type { Block } from './types.js';
+
+export interface PolicyTestExpect {
+  blocked?: Block['reason'];
+  present?: Record<string, unknown>;
+  absent?: string[];
+  absentValues?: string[];
+}
+
+export interface PolicyTest {
+  /** Relative path of the test file. */
+  file: string;
+  name: string;
+  description?: string;
+  /** As written: `example:<name>` or a path relative to the policy directory. */
+  dossierRef: string;
+  dossier: Dossier;
+  partner: string;
+  now?: string;
+  expect: PolicyTestExpect;
+}
+
+export interface PolicyTestResult {
+  file: string;
+  name: string;
+  partner: string;
+  passed: boolean;
+  failures: string[];
+  /** The redacted dossier, when the delivery was not blocked. */
+  output?: Record<string, unknown>;
+}
+
+/** The packet ref a policy test gives subject i. */
+export function testRef(i: number): string {
+  return `ref-${i + 1}`;
+}
+
+/** RFC 6901. Undefined when the pointer does not resolve. */
+export function resolvePointer(doc: unknown, pointer: string): unknown {
+  if (pointer === '') return doc;
+  if (!pointer.startsWith('/')) return undefined;
+  let cur: unknown = doc;
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(seg)) return undefined;
+      cur = cur[Number(seg)];
+    } else if (cur !== null && typeof cur === 'object' && Object.hasOwn(cur, seg)) {
+      cur = (cur as Record<string, unknown>)[seg];
+    } else {
+      return undefined;
+    }
+  }
+  return cur;
+}
+
+/** Every value found at a policy path (`subjects[].identifiers.pnc`) in a document. */
+export function valuesAt(doc: unknown, policyPath: string): unknown[] {
+  let current: unknown[] = [doc];
+  for (const seg of policyPath.split('.')) {
+    const array = seg.endsWith('[]');
+    const name = array ? seg.slice(0, -2) : seg;
+    const next: unknown[] = [];
+    for (const v of current) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, name)) continue;
+      const child = (v as Record<string, unknown>)[name];
+      if (array && Array.isArray(child)) next.push(...child);
+      else if (!array) next.push(child);
+    }
+    current = next;
+  }
+  return current.filter((v) => v !== undefined);
+}
+
+export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Date = new Date()): Promise<PolicyTestResult> {
+  const failures: string[] = [];
+  const at = test.now !== undefined ? new Date(test.now) : now;
+  const result: PolicyTestResult = { file: test.file, name: test.name, partner: test.partner, passed: false, failures };
+  let decision;
+  try {
+    decision = await decider.decide(test.partner, test.dossier, at);
+  } catch (err) {
+    failures.push(`decide failed: ${(err as Error).message}`);
+    return result;
+  }
+  const { expect } = test;
+  if (expect.blocked !== undefined) {
+    if (decision.block?.reason !== expect.blocked) {
+      failures.push(`expected the delivery to be blocked (${expect.blocked}), but it was ${decision.block ? `blocked (${decision.block.reason})` : 'not blocked'}`);
+    }
+  } else if (decision.block !== undefined) {
+    failures.push(`the delivery was blocked: ${decision.block.reason} (${decision.block.message})`);
+  }
+  if (decision.block === undefined) {
+    const subjects = Array.isArray(test.dossier.subjects) ? test.dossier.subjects : [];
+    const refs = new Map(subjects.map((s, i) => [s.id, testRef(i)]));
+    const pseudonymKey = createHash('sha256').update(`cordon policy test\u0000${test.partner}`).digest();
+    const { dossier: out } = redact(test.dossier, decision.plan, { refs, pseudonymKey });
+    result.output = out;
+    const text = JSON.stringify(out);
+    for (const [pointer, want] of Object.entries(expect.present ?? {})) {
+      const got = resolvePointer(out, pointer);
+      if (got === undefined) failures.push(`${pointer}: expected to be present, but it is absent`);
+      else if (want !== true && stableJson(got) !== stableJson(want)) {
+        failures.push(`${pointer}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+      }
+    }
+    for (const target of expect.absent ?? []) {
+      if (target.startsWith('/')) {
+        if (resolvePointer(out, target) !== undefined) failures.push(`${target}: expected to be absent, but it is present`);
+      } else if (valuesAt(out, target).length > 0) {
+        failures.push(`${target}: expected to be absent, but ${valuesAt(out, target).length} value(s) are present`);
+      }
+    }
+    for (const value of expect.absentValues ?? []) {
+      if (text.includes(JSON.stringify(value).slice(1, -1))) failures.push(`the value ${JSON.stringify(value)} appears in the output`);
+    }
+  } else {
+    if (expect.present !== undefined && Object.keys(expect.present).length > 0) {
+      failures.push('expected values to be present, but nothing was shared');
+    }
+  }
+  result.passed = failures.length === 0;
+  return result;
+}
+
+export async function runPolicyTests(decider: Decider, tests: PolicyTest[], now: Date = new Date()): Promise<PolicyTestResult[]> {
+  const out: PolicyTestResult[] = [];
+  for (const t of tests) out.push(await runPolicyTest(decider, t, now));
+  return out;
+}

@@ -1,0 +1,158 @@
+/**
+ * The shapes of a loaded policy set. Files under policies/ are parsed and validated into these;
+ * everything downstream (decide, redact, worker, http) works on these types only.
+ */
+import type { ErrorCode } from '../errors/index.js';
+
+export type Classification = 'OFFICIAL' | 'OFFICIAL-SENSITIVE';
+export type HandlingCode = 'P' | 'C';
+
+/** json-rules-engine condition syntax (all/any/not/fact/operator/value), also used by item filters. */
+export type Condition =
+  | { all: Condition[] }
+  | { any: Condition[] }
+  | { not: Condition }
+  | { fact: string; operator: string; value: unknown };
+
+/** One field operation as written in a policy file (a bare string is shorthand for `{ op }`). */
+export type Operation =
+  | { op: 'keep' }
+  | { op: 'strip' }
+  | { op: 'replace'; with: string }
+  | { op: 'mask'; show: 'first' | 'last'; chars: number }
+  | { op: 'pseudonymise' }
+  | { op: 'generalise'; to: 'year' | 'month' | 'decade' | 'ageBand' }
+  | { op: 'generalise'; to: 'sector' | 'district' | 'area' }
+  /** On an array of address objects: each item becomes `{postcode}` or `{town}`; `where` filters items first. */
+  | { op: 'generalise'; to: 'postcode' | 'town'; where?: Condition }
+  | { op: 'generalise'; to: 'band'; width: number }
+  /** Number of items (only those satisfying `where`, when present); a count of 0 is emitted as absent. */
+  | { op: 'count'; where?: Condition }
+  | { op: 'filter'; where: Condition };
+
+export type OpName = Operation['op'];
+
+export interface Agreement {
+  reference: string;
+  parties: string[];
+  purpose: string;
+  legalBasis: string;
+  dataItems: string[];
+  owner: string;
+  inForceFrom: string; // YYYY-MM-DD
+  reviewBy: string; // YYYY-MM-DD; sharing stops after this date
+  retentionDays: number;
+  highestClassification: Classification;
+  handlingCodes: HandlingCode[];
+}
+
+export interface KeyRef {
+  /** Path relative to the policy directory. */
+  file: string;
+  /** Pinned OpenPGP fingerprint, 40 (v4) or 64 (v6) upper-case hex characters. */
+  fingerprint: string;
+  /** The armored key read at load time, or undefined when the file is missing (delivery blocks). */
+  armored?: string;
+}
+
+export interface Rule {
+  name: string;
+  /** dossier: run once per dossier; subject: run once per subject with subject facts. */
+  when: 'dossier' | 'subject';
+  conditions: { all: Condition[] } | { any: Condition[] } | { not: Condition };
+  then: {
+    /** subject scope only: the subject is left out of the packet entirely. */
+    exclude?: boolean;
+    /** Operations that tighten the base allowlist (never widen: the most restrictive wins). */
+    set?: Record<string, Operation>;
+  };
+}
+
+export interface PartnerPolicy {
+  /** Where it came from, for messages. */
+  file: string;
+  partner: { id: string; name: string; kind: string; key: KeyRef; checks: string[] };
+  agreement: Agreement;
+  /** Base allowlist: dossier path (e.g. `subjects[].addresses[].postcode`) → operation. */
+  fields: Record<string, Operation>;
+  rules: Rule[];
+}
+
+export interface SourceConfig {
+  file: string;
+  source: { id: string; name: string; key: KeyRef; webhook?: string };
+}
+
+/** Constraints that hold for every recipient whatever its own policy says. */
+export interface GatewayRules {
+  neverShare: string[];
+  alwaysFilter: Record<string, Condition>;
+}
+
+/** A peer gateway file (`peers/<id>.yaml`): loaded raw (not validated here) and hashed into the revision. */
+export interface PeerFile {
+  file: string;
+  data: unknown;
+}
+
+export interface PolicySet {
+  dir: string;
+  /** Content hash of every loaded file (sha256 hex, first 16 chars). */
+  revision: string;
+  loadedAt: string;
+  gateway: GatewayRules;
+  partners: Map<string, PartnerPolicy>;
+  sources: Map<string, SourceConfig>;
+  /** Raw `peers/*.yaml` documents by file id (the exchange module validates them). */
+  peers?: Map<string, PeerFile>;
+}
+
+/** Why a delivery to one partner does not happen. */
+export interface Block {
+  reason: Extract<
+    ErrorCode,
+    | 'agreement_expired'
+    | 'agreement_not_in_force'
+    | 'classification_above_agreement'
+    | 'handling_not_accepted'
+    | 'recipient_key_invalid'
+    | 'no_shareable_subjects'
+  >;
+  message: string;
+}
+
+/** One line of the decision trace: which rule (or `base`/`gateway`) set which operation on which path. */
+export interface TraceEntry {
+  rule: string;
+  scope: 'dossier' | 'subject';
+  /** The dossier's own id of the subject (the trace is for governance preview, never for the packet). */
+  subject?: string;
+  subjectIndex?: number;
+  /** A policy path, or `subjects[]` for an exclusion. */
+  path: string;
+  /** `keep`, `strip`, `generalise:year`, `mask:last:3`, …, or `exclude`. */
+  op: string;
+  /** Why the operation differs from what the rule asked for (e.g. a rule cannot widen the base allowlist). */
+  note?: string;
+}
+
+/**
+ * The outcome of deciding one dossier for one partner: either a block, or a plan the redactor applies.
+ * `plan.subjects[i]` is null when subject i is excluded.
+ */
+export interface Decision {
+  partner: string;
+  revision: string;
+  block?: Block;
+  /** The operation maps inside are shared between decisions with the same outcome and frozen. */
+  plan: Plan;
+  /** Built on first read (an enumerable getter): the worker never pays for it, preview and JSON do. */
+  trace: TraceEntry[];
+}
+
+export interface Plan {
+  /** Operations on paths outside `subjects[]`. */
+  dossier: Record<string, Operation>;
+  /** One entry per input subject, by index; null when the subject is excluded. Paths are full (`subjects[].…`). */
+  subjects: (Record<string, Operation> | null)[];
+}

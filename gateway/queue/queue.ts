@@ -1,0 +1,65 @@
+/**
+ * The dossier queue. One job per dossier (the worker fans out to partners in parallel); the job id is
+ * the dossier id, so adding it twice is a no-op. Job data is the id only: the dossier stays sealed in
+ * the store, never plaintext in the queue.
+ */
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+export const DOSSIER_QUEUE = 'dossiers';
+
+export interface FanoutJob {
+  dossierId: string;
+}
+
+export const JOB_OPTIONS = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+} as const;
+
+export class DossierQueue {
+  readonly queue: Queue<FanoutJob>;
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue<FanoutJob>(DOSSIER_QUEUE, { connection, prefix: `${prefix}:bull` });
+  }
+
+  /** Fails within `timeoutMs` rather than hanging while Redis is down: the client then gets a 503. */
+  async enqueue(dossierId: string, timeoutMs = 3000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('Command timed out: enqueue')), timeoutMs);
+    });
+    try {
+      await Promise.race([this.queue.add('fanout', { dossierId }, { ...JOB_OPTIONS, jobId: dossierId }), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+export function startDossierWorker(
+  connection: Redis,
+  prefix: string,
+  concurrency: number,
+  process: (job: Job<FanoutJob>) => Promise<void>,
+): Worker<FanoutJob> {
+  return new Worker<FanoutJob>(DOSSIER_QUEUE, process, {
+    connection,
+    prefix: `${prefix}:bull`,
+    concurrency,
+    // A worker that dies mid-job leaves it stalled; another worker picks it up after this long.
+    stalledInterval: 15_000,
+    maxStalledCount: 3,
+  });
+}

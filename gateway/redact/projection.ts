@@ -1,0 +1,369 @@
+/**
+ * The allowlist projection: a plan's operations compiled ONCE into a tree of small functions that
+ * BUILD the output from the allowlisted paths only. It never copies an input object wholesale and
+ * never walks input keys: it looks up the keys the plan names, so a field added to the schema later
+ * (or smuggled into an input) has no way out. Fail closed throughout:
+ *  - at a leaf path only scalars (or arrays of scalars) are copied; an object there is dropped;
+ *  - a value of the wrong shape for its path (an object where an array is expected…) is dropped;
+ *  - empty objects and arrays are dropped, missing values stay absent;
+ *  - an unknown operation, or a leaf operation with paths below it, throws at compile time.
+ * Pure: no I/O, no clock.
+ */
+import { describeOp } from '../policy/restrictiveness.js';
+import { evaluateCondition, stableJson } from '../policy/condition.js';
+import type { CalendarDate } from '../policy/dates.js';
+import { PATH_SYNTAX } from '../policy/paths.js';
+import type { Condition, Operation } from '../policy/types.js';
+import {
+  band,
+  dateToAgeBand,
+  dateToDecade,
+  dateToMonth,
+  dateToYear,
+  isScalar,
+  mask,
+  postcodeToArea,
+  postcodeToDistrict,
+  postcodeToSector,
+  pseudonymise,
+  type Scalar,
+} from './values.js';
+
+export interface ProjectionEnv {
+  /** The recipient's pseudonymisation key. */
+  pseudonymKey: Buffer;
+  /** The dossier's createdAt (UTC calendar date), for age bands. */
+  at: CalendarDate | undefined;
+  /** Filled while projecting: `path \0 operation` → operation label (see disclosureKey). */
+  disclosed: Map<string, string>;
+  /**
+   * The subjects in this packet: dossier subject id → packet ref. `subjects[].associates[]` items are
+   * kept only when they point at one of these, with `subject` replaced by the ref. Without it, no
+   * associate is ever emitted.
+   */
+  refs?: ReadonlyMap<string, string>;
+}
+
+export const ASSOCIATES_PATH = 'subjects[].associates[]';
+
+/** The key under which a (path, operation) disclosure is recorded in ProjectionEnv.disclosed. */
+export function disclosureKey(path: string, op: string): string {
+  return `${path}\u0000${op}`;
+}
+
+/** Builds the projected object, or undefined when nothing at all is emitted. */
+export type Projection = (input: unknown, env: ProjectionEnv) => Record<string, unknown> | undefined;
+
+type Fn = (value: unknown, env: ProjectionEnv) => unknown;
+
+interface Node {
+  name: string;
+  array: boolean;
+  /** Full policy path (with the root prefix), for disclosure records. */
+  path: string;
+  op?: Operation;
+  children: Map<string, Node>;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A recorder for one (path, operation) pair, its key computed once at compile time. */
+function recorder(path: string, op: string): (env: ProjectionEnv) => void {
+  const key = disclosureKey(path, op);
+  return (env) => {
+    if (!env.disclosed.has(key)) env.disclosed.set(key, op);
+  };
+}
+
+/** A scalar transformation for a leaf operation, or undefined when the operation is not a leaf one. */
+function scalarTransform(op: Operation): ((v: unknown, env: ProjectionEnv) => Scalar | undefined) | undefined {
+  switch (op.op) {
+    case 'keep':
+      return (v) => (isScalar(v) ? v : undefined);
+    case 'mask': {
+      const { show, chars } = op;
+      if ((show !== 'first' && show !== 'last') || !Number.isInteger(chars) || chars < 0) {
+        throw new Error(`invalid mask operation ${stableJson(op)}`);
+      }
+      return (v) => mask(v, show, chars);
+    }
+    case 'pseudonymise':
+      return (v, env) => pseudonymise(v, env.pseudonymKey);
+    case 'generalise':
+      switch (op.to) {
+        case 'year':
+          return (v) => dateToYear(v);
+        case 'month':
+          return (v) => dateToMonth(v);
+        case 'decade':
+          return (v) => dateToDecade(v);
+        case 'ageBand':
+          return (v, env) => dateToAgeBand(v, env.at);
+        case 'sector':
+          return (v) => postcodeToSector(v);
+        case 'district':
+          return (v) => postcodeToDistrict(v);
+        case 'area':
+          return (v) => postcodeToArea(v);
+        case 'band': {
+          const width = op.width;
+          if (!Number.isInteger(width) || width < 1) throw new Error(`invalid band width in ${stableJson(op)}`);
+          return (v) => band(v, width);
+        }
+        case 'town':
+        case 'postcode':
+          return undefined;
+        default:
+          throw new Error(`unknown generalisation ${stableJson(op)}`);
+      }
+    default:
+      return undefined;
+  }
+}
+
+function objectFn(children: Map<string, Node>): (obj: unknown, env: ProjectionEnv) => Record<string, unknown> | undefined {
+  const compiled = [...children.values()].map((c) => [c.name, compileNode(c)] as const);
+  return (obj, env) => {
+    if (!isPlainObject(obj)) return undefined;
+    let out: Record<string, unknown> | undefined;
+    for (const [name, fn] of compiled) {
+      if (!Object.hasOwn(obj, name)) continue;
+      const r = fn(obj[name], env);
+      if (r === undefined) continue;
+      out ??= {};
+      out[name] = r;
+    }
+    return out;
+  };
+}
+
+function compileNode(node: Node): Fn {
+  const fn = compileNodeInner(node);
+  return node.path === ASSOCIATES_PATH ? associatesOnly(fn) : fn;
+}
+
+/**
+ * Associates point at other subjects of the dossier by their ids. Before any operation sees them,
+ * items pointing at a subject that is not in this packet are dropped and the others get the packet
+ * ref instead of the id (a copy of the item: the input is never modified).
+ */
+function associatesOnly(fn: Fn): Fn {
+  return (value, env) => {
+    if (!Array.isArray(value) || env.refs === undefined) return undefined;
+    const mapped: unknown[] = [];
+    for (const item of value) {
+      if (!isPlainObject(item) || typeof item.subject !== 'string') continue;
+      const ref = env.refs.get(item.subject);
+      if (ref === undefined) continue;
+      mapped.push({ ...item, subject: ref });
+    }
+    return mapped.length === 0 ? undefined : fn(mapped, env);
+  };
+}
+
+function compileNodeInner(node: Node): Fn {
+  const op = node.op;
+  if (op === undefined) {
+    if (node.children.size === 0) return () => undefined;
+    const build = objectFn(node.children);
+    if (!node.array) return build;
+    return (value, env) => {
+      if (!Array.isArray(value)) return undefined;
+      const out: unknown[] = [];
+      for (const item of value) {
+        const r = build(item, env);
+        if (r !== undefined) out.push(r);
+      }
+      return out.length > 0 ? out : undefined;
+    };
+  }
+
+  switch (op.op) {
+    case 'strip':
+      return () => undefined;
+
+    case 'replace': {
+      if (typeof op.with !== 'string') throw new Error(`invalid replace operation at ${node.path}`);
+      const text = op.with;
+      const record = recorder(node.path, 'replace');
+      return (value, env) => {
+        if (value === undefined || value === null) return undefined;
+        record(env);
+        return text;
+      };
+    }
+
+    case 'count': {
+      const where = op.where;
+      const record = recorder(node.path, 'count');
+      return (value, env) => {
+        if (!Array.isArray(value)) return undefined;
+        let n = 0;
+        for (const item of value) if (where === undefined || evaluateCondition(where, item)) n++;
+        if (n === 0) return undefined;
+        record(env);
+        return n;
+      };
+    }
+
+    case 'filter': {
+      const where = op.where;
+      if (where === undefined || where === null || typeof where !== 'object') throw new Error(`filter without a condition at ${node.path}`);
+      if (node.children.size === 0) return () => undefined;
+      const build = objectFn(node.children);
+      const record = recorder(node.path, 'filter');
+      return (value, env) => {
+        if (!Array.isArray(value)) return undefined;
+        const out: unknown[] = [];
+        for (const item of value) {
+          if (!isPlainObject(item) || !evaluateCondition(where, item)) continue;
+          const r = build(item, env);
+          if (r !== undefined) out.push(r);
+        }
+        if (out.length === 0) return undefined;
+        record(env);
+        return out;
+      };
+    }
+
+    case 'generalise':
+      if (op.to === 'town' || op.to === 'postcode') return compileAddress(node, op.to, op.where);
+      break;
+    default:
+      break;
+  }
+
+  const transform = scalarTransform(op);
+  if (transform === undefined) throw new Error(`unknown operation ${stableJson(op)} at ${node.path}`);
+  if (node.children.size > 0) throw new Error(`${node.path}: ${describeOp(op)} applies to a leaf, but paths below it are listed`);
+  const record = recorder(node.path, describeOp(op));
+  if (node.array) {
+    return (value, env) => {
+      if (!Array.isArray(value)) return undefined;
+      const out: Scalar[] = [];
+      for (const item of value) {
+        const r = transform(item, env);
+        if (r !== undefined) out.push(r);
+      }
+      if (out.length === 0) return undefined;
+      record(env);
+      return out;
+    };
+  }
+  return (value, env) => {
+    const r = transform(value, env);
+    if (r !== undefined) record(env);
+    return r;
+  };
+}
+
+/** Address generalisation: each item (object with town/postcode) → `{town}` or `{postcode}`. */
+function compileAddress(node: Node, field: 'town' | 'postcode', condition: Condition | undefined): Fn {
+  const child = node.children.get(field);
+  for (const name of node.children.keys()) {
+    if (name !== field) throw new Error(`${node.path}: generalise:${field} keeps only ${field}, but ${node.path}.${name} is listed`);
+  }
+  let transform: (v: unknown, env: ProjectionEnv) => unknown;
+  let label: string;
+  if (child?.op !== undefined) {
+    transform = compileNode(child);
+    label = describeOp(child.op);
+  } else {
+    transform = (v) => (isScalar(v) ? v : undefined);
+    label = `generalise:${field}`;
+  }
+  const record = recorder(`${node.path}.${field}`, label);
+  const one = (item: unknown, env: ProjectionEnv): Record<string, unknown> | undefined => {
+    if (!isPlainObject(item) || !Object.hasOwn(item, field)) return undefined;
+    if (condition !== undefined && !evaluateCondition(condition, item)) return undefined;
+    const v = transform(item[field], env);
+    if (v === undefined) return undefined;
+    if (child?.op === undefined) record(env);
+    return { [field]: v };
+  };
+  if (!node.array) return one;
+  return (value, env) => {
+    if (!Array.isArray(value)) return undefined;
+    const out: unknown[] = [];
+    for (const item of value) {
+      const r = one(item, env);
+      if (r !== undefined) out.push(r);
+    }
+    return out.length > 0 ? out : undefined;
+  };
+}
+
+function parseSegment(seg: string): { name: string; array: boolean } {
+  return seg.endsWith('[]') ? { name: seg.slice(0, -2), array: true } : { name: seg, array: false };
+}
+
+function buildTrie(ops: Record<string, Operation>, root: string | undefined): Node {
+  const top: Node = { name: '', array: false, path: root ?? '', children: new Map() };
+  const prefix = root === undefined ? '' : `${root}.`;
+  for (const [full, op] of Object.entries(ops)) {
+    if (root !== undefined && !full.startsWith(prefix)) throw new Error(`projection: ${full} is not under ${root}`);
+    const rel = full.slice(prefix.length);
+    if (!PATH_SYNTAX.test(rel)) throw new Error(`projection: malformed path ${JSON.stringify(full)}`);
+    if (op === null || typeof op !== 'object' || typeof (op as { op?: unknown }).op !== 'string') {
+      throw new Error(`projection: ${full} has no operation`);
+    }
+    let node = top;
+    let path = root ?? '';
+    for (const seg of rel.split('.')) {
+      const { name, array } = parseSegment(seg);
+      path = path === '' ? seg : `${path}.${seg}`;
+      let next = node.children.get(name);
+      if (next === undefined) {
+        next = { name, array, path, children: new Map() };
+        node.children.set(name, next);
+      } else if (next.array !== array) {
+        throw new Error(`projection: ${full} disagrees with another path about whether ${name} is an array`);
+      }
+      node = next;
+    }
+    node.op = op;
+  }
+  return top;
+}
+
+const byIdentity = new WeakMap<object, Map<string, Projection>>();
+const byKey = new Map<string, Projection>();
+const MAX_CACHED = 1000;
+
+/**
+ * Compile a projection for one set of operations. Paths are full policy paths; with `root` (e.g.
+ * `subjects[]`) every path must lie under it and the projection applies to one item of that array.
+ * Under the `subjects[]` root the subject's `id` is never projected (the caller puts the packet ref in).
+ * Cached by the ops object and by its content: compiled once per distinct operation set.
+ */
+export function compileProjection(ops: Record<string, Operation>, root?: string): Projection {
+  const rootKey = root ?? '';
+  const hit = byIdentity.get(ops)?.get(rootKey);
+  if (hit !== undefined) return hit;
+  const key = `${rootKey}\u0000${stableJson(ops)}`;
+  let projection = byKey.get(key);
+  if (projection === undefined) {
+    let effective = ops;
+    if (root === 'subjects[]' && Object.hasOwn(ops, 'subjects[].id')) {
+      effective = { ...ops };
+      delete effective['subjects[].id'];
+    }
+    const top = buildTrie(effective, root);
+    const build = objectFn(top.children);
+    projection = (input, env) => build(input, env);
+    if (byKey.size >= MAX_CACHED) {
+      const oldest = byKey.keys().next().value;
+      if (oldest !== undefined) byKey.delete(oldest);
+    }
+    byKey.set(key, projection);
+  }
+  let perRoot = byIdentity.get(ops);
+  if (perRoot === undefined) {
+    perRoot = new Map();
+    byIdentity.set(ops, perRoot);
+  }
+  perRoot.set(rootKey, projection);
+  return projection;
+}

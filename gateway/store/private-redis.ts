@@ -1,0 +1,76 @@
+/**
+ * A private redis-server for `npm start` without REDIS_URL: loopback only, a free port, AOF with
+ * `appendfsync always` (an accepted dossier survives a crash), `noeviction`, data under the state dir.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { GatewayError } from '../errors/index.js';
+
+export interface PrivateRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPrivateRedis(stateDir: string, binary = 'redis-server'): Promise<PrivateRedis> {
+  if (spawnSync(binary, ['--version']).error) {
+    throw new GatewayError(
+      'config_invalid',
+      'REDIS_URL is not set and redis-server is not on PATH. Install Redis 7 (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL to a running Redis.',
+    );
+  }
+  const dir = path.join(stateDir, 'redis');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      '--bind', '127.0.0.1', '--port', String(port), '--protected-mode', 'yes', '--dir', dir,
+      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
+      '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--loglevel', 'warning',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => {
+        sock.write('PING\r\n');
+      });
+      sock.once('data', (d) => {
+        sock.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new GatewayError('config_invalid', `the private redis-server did not start (exit ${child.exitCode})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/** Starts a real gateway in-process (real Redis, real keys, real HTTP on a free port) for a test. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../gateway/config/env.js';
+import { startGateway, type RunningGateway } from '../../gateway/main.js';
+
+export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const TOKENS = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
+export const PARTNERS = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement'];
+
+export function fixture(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures', name), 'utf8')) as Record<string, unknown>;
+}
+
+export interface TestGateway extends RunningGateway {
+  url: string;
+  prefix: string;
+  redis: Redis;
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestGateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
+  const prefix = `cordon-test-${randomBytes(4).toString('hex')}`;
+  const config: Config = {
+    ...loadConfig({ CORDON_POLICY_DIR: path.join(ROOT, 'policies') }, ROOT),
+    port: 0,
+    redisUrl: REDIS_URL,
+    stateDir,
+    redisPrefix: prefix,
+    logLevel: 'silent',
+    ...overrides,
+  };
+  const gw = await startGateway(config, pino({ level: 'silent' }));
+  const redis = new Redis(REDIS_URL);
+  return {
+    ...gw,
+    url: gw.url!,
+    prefix,
+    redis,
+    stateDir,
+    async stop() {
+      await gw.close();
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000');
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+/** Every key under the prefix with its whole content, whatever its type, for leak scans. */
+export async function dumpKeys(redis: Redis, prefix: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000');
+    cursor = next;
+    for (const key of keys) {
+      const type = await redis.type(key);
+      let content: unknown;
+      if (type === 'string') content = await redis.get(key);
+      else if (type === 'hash') content = await redis.hgetall(key);
+      else if (type === 'list') content = await redis.lrange(key, 0, -1);
+      else if (type === 'set') content = await redis.smembers(key);
+      else if (type === 'zset') content = await redis.zrange(key, '0', '-1');
+      else if (type === 'stream') content = await redis.xrange(key, '-', '+');
+      out.set(key, JSON.stringify(content));
+    }
+  } while (cursor !== '0');
+  return out;
+}
+
+export async function api(base: string, method: string, route: string, token?: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(base + route, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json: json as Record<string, any> };
+}
+
+/** Polls the dossier status until no delivery is queued any more. */
+export async function waitSettled(base: string, id: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await api(base, 'GET', `/v1/dossiers/${id}`, TOKENS['west-midlands-rocu']);
+    const deliveries = (res.json?.deliveries ?? []) as Array<{ partner: string; state: string; reason?: string; packetId?: string }>;
+    if (res.status === 200 && res.json.state !== 'accepted' && deliveries.every((d) => d.state !== 'queued')) return res.json;
+    if (Date.now() > deadline) throw new Error(`dossier ${id} not settled: ${JSON.stringify(res.json)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
