@@ -115,7 +115,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     if (config.role === 'all' || config.role === 'worker') {
       const fanout = new Fanout({ store, mailbox, audit, live: () => live, gatewayKey, master });
       const conn = connectRedisForQueue(redisUrl);
-      const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, async (job) => {
+      const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
         await fanout.process(job.data.dossierId);
       });
       worker.on('failed', (job, err) => {
@@ -145,11 +145,21 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         packets: new Packets(mailbox, audit),
         policies: () => live.set,
         gatewayPublicKey: gatewayKey.publicArmored,
-        readiness: async () => ({
-          redis: await redis.ping().then(() => undefined, (err: Error) => `unreachable: ${err.message}`),
-          policies: live.set.partners.size ? undefined : 'no partner policies loaded',
-          keys: [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id).join(', ') ? `unusable partner keys: ${[...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id).join(', ')}` : undefined,
-        }),
+        readiness: async () => {
+          const unusable = [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id);
+          const redisCheck = await redis.ping().then(
+            () => ({ ready: true, detail: 'ok' }),
+            (err: Error) => ({ ready: false, detail: `unreachable: ${err.message}` }),
+          );
+          return {
+            redis: redisCheck,
+            policies: live.set.partners.size
+              ? { ready: true, detail: `revision ${live.set.revision}, ${live.set.partners.size} partners` }
+              : { ready: false, detail: 'no partner policies loaded' },
+            // Unusable partner keys block those deliveries only; the gateway still serves the others.
+            keys: unusable.length ? { ready: true, detail: `deliveries blocked for unusable partner keys: ${unusable.join(', ')}` } : { ready: true, detail: 'ok' },
+          };
+        },
       });
       const server: Server = await new Promise((resolve, reject) => {
         const s = app.listen(config.port, '0.0.0.0', () => resolve(s));

@@ -19,6 +19,8 @@ export interface Config {
   bodyLimitBytes: number;
   logLevel: string;
   workerConcurrency: number;
+  /** How long a worker holds a job before another may take it over (a dead worker's jobs wait this long). */
+  jobLockMs: number;
 }
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
@@ -37,6 +39,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new GatewayError('config_invalid', 'CORDON_WORKER_CONCURRENCY must be an integer from 1 to 64');
   }
+  const jobLockMs = Number(env.CORDON_JOB_LOCK_MS ?? 30_000);
+  if (!Number.isInteger(jobLockMs) || jobLockMs < 1000) {
+    throw new GatewayError('config_invalid', 'CORDON_JOB_LOCK_MS must be an integer of at least 1000');
+  }
   return {
     port,
     redisUrl: env.REDIS_URL || undefined,
@@ -49,5 +55,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     bodyLimitBytes: 1024 * 1024,
     logLevel: env.LOG_LEVEL || 'info',
     workerConcurrency: concurrency,
+    jobLockMs,
   };
 }

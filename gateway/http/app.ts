@@ -26,8 +26,8 @@ export interface HttpDeps {
   packets: Packets;
   policies: () => PolicySet;
   gatewayPublicKey: string;
-  /** Readiness checks: name → problem (undefined when fine). */
-  readiness: () => Promise<Record<string, string | undefined>>;
+  /** Readiness checks by name. `ready: false` takes this process out of service; a detail alone only informs. */
+  readiness: () => Promise<Record<string, { ready: boolean; detail: string }>>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
@@ -62,9 +62,8 @@ export function createApp(deps: HttpDeps): express.Express {
   });
   app.get('/readyz', async (_req, res) => {
     const checks = await deps.readiness();
-    const problems = Object.fromEntries(Object.entries(checks).filter(([, v]) => v !== undefined));
-    const ready = Object.keys(problems).length === 0;
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(Object.entries(checks).map(([k, v]) => [k, v ?? 'ok'])) });
+    const ready = Object.values(checks).every((c) => c.ready);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });
   if (deps.metrics) {
     const metrics = deps.metrics;

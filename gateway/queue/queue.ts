@@ -52,14 +52,17 @@ export function startDossierWorker(
   connection: Redis,
   prefix: string,
   concurrency: number,
+  lockMs: number,
   process: (job: Job<FanoutJob>) => Promise<void>,
 ): Worker<FanoutJob> {
   return new Worker<FanoutJob>(DOSSIER_QUEUE, process, {
     connection,
     prefix: `${prefix}:bull`,
     concurrency,
-    // A worker that dies mid-job leaves it stalled; another worker picks it up after this long.
-    stalledInterval: 15_000,
+    // A worker that dies mid-job stops renewing its lock; another worker takes the job over once the
+    // lock has lapsed and the stalled check has run. Packets already written are not written again.
+    lockDuration: lockMs,
+    stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
     maxStalledCount: 3,
   });
 }

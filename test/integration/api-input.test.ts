@@ -148,7 +148,7 @@ describe('routes', () => {
     expect((await api(gw.url, 'GET', '/healthz')).status).toBe(200);
     const ready = await api(gw.url, 'GET', '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.json.checks.redis).toBe('ok');
+    expect(ready.json.checks.redis).toEqual({ ready: true, detail: 'ok' });
   });
 
   it('responses carry security headers and no x-powered-by', async () => {

@@ -1,0 +1,19 @@
+/** Temporary copies of the sample policy directory, edited for one test. */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ROOT } from './gateway.js';
+
+export async function copyPolicies(): Promise<{ dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cordon-policies-'));
+  await cp(path.join(ROOT, 'policies'), dir, { recursive: true });
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Sets a value at a YAML path in a policy file, keeping the rest of the file as it is. */
+export async function editYaml(file: string, at: (string | number)[], value: unknown): Promise<void> {
+  const doc = YAML.parseDocument(await readFile(file, 'utf8'));
+  doc.setIn(at, value);
+  await writeFile(file, doc.toString());
+}

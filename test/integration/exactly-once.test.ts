@@ -1,0 +1,144 @@
+/**
+ * Every accepted dossier reaches every partner exactly once: when the same job runs twice at once,
+ * when a worker stops half-way through a dossier and the job is retried, and when a worker process
+ * is killed with SIGKILL in the middle of a stream of dossiers and another takes over.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../gateway/audit/log.js';
+import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
+import { loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
+import { Fanout } from '../../gateway/fanout/fanout.js';
+import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
+import { buildLiveSet } from '../../gateway/policy/live.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
+import { DossierStore, type Delivery } from '../../gateway/store/dossiers.js';
+import { Keys } from '../../gateway/store/redis.js';
+import { api, fixture, PARTNERS, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+let keys: Keys;
+
+beforeAll(async () => {
+  // API only: jobs are queued but no worker of this gateway takes them; the tests run the fan-out.
+  gw = await startTestGateway({ role: 'api' });
+  keys = new Keys(gw.prefix);
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+async function fanout(mailbox?: Mailbox): Promise<Fanout> {
+  const set = await loadPolicySet(path.join(ROOT, 'policies'));
+  const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
+  return new Fanout({
+    store: new DossierStore(gw.redis, keys),
+    mailbox: mailbox ?? new Mailbox(gw.redis, keys),
+    audit: new AuditLog(gw.redis, keys),
+    live: () => live,
+    gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
+    master: await loadOrCreateMasterSecret(gw.stateDir),
+  });
+}
+
+async function push(): Promise<string> {
+  const res = await api(gw.url, 'POST', '/v1/dossiers', TOKENS['west-midlands-rocu'], fixture('dossier-full.json'));
+  expect(res.status).toBe(202);
+  return res.json.id as string;
+}
+
+async function packetsOf(dossierId: string): Promise<PacketRecord[]> {
+  const mailbox = new Mailbox(gw.redis, keys);
+  const all = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
+  return all.filter((p) => p.dossier === dossierId);
+}
+
+describe('exactly one packet per (dossier, partner)', () => {
+  it('two workers running the same job at once make one packet each', async () => {
+    const id = await push();
+    const [a, b] = [await fanout(), await fanout()];
+    await Promise.all([a.process(id), b.process(id)]);
+    const packets = await packetsOf(id);
+    expect(packets.map((p) => p.partner).sort()).toEqual(PARTNERS);
+    const status = await waitSettled(gw.url, id);
+    expect(status.deliveries.every((d: { state: string }) => d.state === 'delivered')).toBe(true);
+  });
+
+  it('a worker that stops half-way leaves no duplicate and the retry completes the rest', async () => {
+    const id = await push();
+    let created = 0;
+    class DyingMailbox extends Mailbox {
+      override async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
+        if (++created > 2) throw new Error('worker died');
+        return super.create(packet, delivery);
+      }
+    }
+    await expect((await fanout(new DyingMailbox(gw.redis, keys))).process(id)).rejects.toThrow('worker died');
+    const before = await packetsOf(id);
+    expect(before).toHaveLength(2);
+    const record = await gw.redis.hgetall(keys.dossier(id));
+    expect(record.state).toBe('accepted');
+    expect(record.sealed).toBeTruthy(); // kept until every delivery is settled
+
+    await (await fanout()).process(id);
+    const after = await packetsOf(id);
+    expect(after.map((p) => p.partner).sort()).toEqual(PARTNERS);
+    for (const p of before) expect(after.find((q) => q.id === p.id)?.message).toBe(p.message); // untouched
+    await (await fanout()).process(id); // a late duplicate job changes nothing
+    expect(await packetsOf(id)).toHaveLength(PARTNERS.length);
+  });
+});
+
+describe('a worker process killed with SIGKILL mid-stream', () => {
+  const workers: ChildProcess[] = [];
+  const startWorker = () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        CORDON_ROLE: 'worker',
+        REDIS_URL,
+        CORDON_STATE_DIR: gw.stateDir,
+        CORDON_REDIS_PREFIX: gw.prefix,
+        CORDON_JOB_LOCK_MS: '2000',
+        CORDON_WORKER_CONCURRENCY: '2',
+        LOG_LEVEL: 'silent',
+      },
+      stdio: 'ignore',
+    });
+    workers.push(child);
+    return child;
+  };
+  afterAll(() => {
+    for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  });
+
+  it('every dossier still reaches every partner exactly once', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await push());
+    const written = async () => (await Promise.all(PARTNERS.map((p) => gw.redis.zcard(keys.mailbox(p))))).reduce((a, b) => a + b, 0);
+    const baseline = await written();
+    const first = startWorker();
+    // Kill it as soon as it has written some packets of this stream, well before all 120.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const n = (await written()) - baseline;
+      if (n >= 6) {
+        expect(n).toBeLessThan(ids.length * PARTNERS.length);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error('the first worker wrote nothing');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    startWorker();
+    for (const id of ids) {
+      const status = await waitSettled(gw.url, id, 60_000);
+      expect(status.deliveries.map((d: { state: string }) => d.state)).toEqual(PARTNERS.map(() => 'delivered'));
+      const packets = await packetsOf(id);
+      expect(packets.map((p) => p.partner).sort(), id).toEqual(PARTNERS);
+    }
+  });
+});
