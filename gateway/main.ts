@@ -15,6 +15,7 @@ import { loadOrCreateGatewayKey, parseRecipientKey, type RecipientKey } from './
 import { deriveKey, loadOrCreateMasterSecret } from './crypto/seal.js';
 import { GatewayError } from './errors/index.js';
 import { Fanout } from './fanout/fanout.js';
+import { registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
 import { createApp } from './http/app.js';
 import { Intake } from './intake/intake.js';
 import { Mailbox } from './mailbox/mailbox.js';
@@ -103,6 +104,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       if ('invalid' in k) logger.warn({ partner: id, problem: k.invalid }, 'partner key unusable: its deliveries will be blocked');
     }
     logger.info({ revision: set.revision, partners: set.partners.size, gatewayKey: gatewayKey.fingerprint }, 'policy set loaded');
+    setPolicyRevision(set.revision);
 
     const keys = new Keys(config.redisPrefix);
     const store = new DossierStore(redis, keys);
@@ -135,6 +137,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       closers.push(() => queueConn.quit());
       const queue = new DossierQueue(queueConn, config.redisPrefix);
       closers.push(() => queue.close());
+      registerQueueGauges(() => queue.depth());
       const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal') });
       const app = createApp({
         logger,
@@ -145,6 +148,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         packets: new Packets(mailbox, audit),
         policies: () => live.set,
         gatewayPublicKey: gatewayKey.publicArmored,
+        metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
         readiness: async () => {
           const unusable = [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id);
           const redisCheck = await redis.ping().then(

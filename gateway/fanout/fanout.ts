@@ -17,6 +17,7 @@ import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
 import { redact } from '../redact/redact.js';
 import type { Delivery, DossierStore } from '../store/dossiers.js';
+import { packets as packetsMetric, stageSeconds, timed } from '../metrics/metrics.js';
 
 export interface FanoutDeps {
   store: DossierStore;
@@ -53,9 +54,11 @@ export class Fanout {
     const live = this.deps.live();
 
     const pending = record.partners.filter((p) => (deliveries[p]?.state ?? 'queued') === 'queued');
+    const endFanout = stageSeconds.startTimer({ stage: 'fanout' });
     const results = await Promise.allSettled(pending.map((p) => this.deliver(live, dossierId, record.source, dossier, p)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
+    endFanout();
 
     await store.markProcessed(dossierId);
     await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
@@ -67,7 +70,7 @@ export class Fanout {
     if (!policy) {
       return this.block(dossierId, partner, live.set.revision, { reason: 'no_agreement', message: 'No policy or agreement for this partner is in force' } as unknown as Block);
     }
-    const decision = await live.decider.decide(partner, dossier, now);
+    const decision = await timed('decide', () => live.decider.decide(partner, dossier, now));
     if (decision.block) return this.block(dossierId, partner, decision.revision, decision.block, policy);
 
     const key = live.keys.get(partner);
@@ -83,7 +86,9 @@ export class Fanout {
     const packetId = this.packetId(dossierId, partner);
     const refs = new Map(dossier.subjects.map((s) => [s.id, 'ref_' + randomBytes(8).toString('hex')]));
     const pseudonymKey = deriveKey(this.deps.master, `pseudonym:${partner}`);
+    const endRedact = stageSeconds.startTimer({ stage: 'redact' });
     const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey });
+    endRedact();
 
     const issuedAt = now.toISOString();
     const expiresAt = new Date(now.getTime() + policy.agreement.retentionDays * DAY_MS).toISOString();
@@ -104,7 +109,7 @@ export class Fanout {
       },
       dossier: redacted,
     });
-    const message = await encryptAndSign(plaintext, key, this.deps.gatewayKey);
+    const message = await timed('encrypt', () => encryptAndSign(plaintext, key, this.deps.gatewayKey));
 
     // Audit first: a disclosure that cannot be logged does not happen.
     await this.deps.audit.append({
@@ -120,7 +125,8 @@ export class Fanout {
     });
     const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
     const delivery: Delivery = { state: 'delivered', packetId, expiresAt, updatedAt: issuedAt };
-    await this.deps.mailbox.create(
+    const endStore = stageSeconds.startTimer({ stage: 'store' });
+    const created = await this.deps.mailbox.create(
       {
         id: packetId,
         partner,
@@ -134,6 +140,8 @@ export class Fanout {
       },
       delivery,
     );
+    endStore();
+    if (created) packetsMetric.inc({ partner, outcome: 'delivered', reason: '', revision: decision.revision });
   }
 
   private async block(dossierId: string, partner: string, revision: string, block: Block, policy?: PartnerPolicy): Promise<void> {
@@ -146,6 +154,7 @@ export class Fanout {
       reason: block.reason,
       ...(policy ? { agreement: agreementOf(policy) } : {}),
     });
+    packetsMetric.inc({ partner, outcome: 'blocked', reason: block.reason, revision });
     await this.deps.store.setDelivery(dossierId, partner, {
       state: 'blocked',
       reason: block.reason,

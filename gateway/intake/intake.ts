@@ -14,6 +14,7 @@ import type { DossierQueue } from '../queue/queue.js';
 import type { Delivery, DossierRecord, DossierStore } from '../store/dossiers.js';
 import type { PolicySet } from '../policy/types.js';
 import { validateDossier } from './validate.js';
+import { dossiersReceived } from '../metrics/metrics.js';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -40,6 +41,17 @@ export class Intake {
   constructor(private readonly deps: IntakeDeps) {}
 
   async submit(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
+    try {
+      const accepted = await this.accept(client, body, idempotencyKey);
+      dossiersReceived.inc({ outcome: accepted.replayed ? 'replayed' : 'accepted', reason: '' });
+      return accepted;
+    } catch (err) {
+      dossiersReceived.inc({ outcome: 'rejected', reason: err instanceof GatewayError ? err.code : 'internal' });
+      throw err;
+    }
+  }
+
+  private async accept(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
     const { store, audit, queue } = this.deps;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new GatewayError('idempotency_key_invalid', 'Idempotency-Key must be 1–128 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');

@@ -6,6 +6,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
 import { GatewayError } from '../errors/index.js';
 import type { Mailbox, PacketRecord } from './mailbox.js';
+import { packetEvents } from '../metrics/metrics.js';
 
 export interface PacketSummary {
   id: string;
@@ -26,6 +27,7 @@ export class Packets {
     const packet = await this.own(client, id);
     await this.audit.append({ kind: 'consultation', action: 'packet.retrieved', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'retrieved', new Date().toISOString());
+    packetEvents.inc({ partner: packet.partner, event: 'retrieved' });
     return packet.message;
   }
 
@@ -33,6 +35,7 @@ export class Packets {
     const packet = await this.own(client, id);
     await this.audit.append({ kind: 'acknowledgement', action: 'packet.acknowledged', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'acknowledged', new Date().toISOString());
+    packetEvents.inc({ partner: packet.partner, event: 'acknowledged' });
     return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged' };
   }
 

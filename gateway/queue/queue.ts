@@ -43,6 +43,13 @@ export class DossierQueue {
     return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
   }
 
+  /** Depth by state and the age of the oldest waiting job, for metrics. */
+  async depth(): Promise<{ counts: Record<string, number>; oldestWaitingMs?: number }> {
+    const [counts, oldest] = await Promise.all([this.counts(), this.queue.getJobs(['waiting'], 0, 0, true)]);
+    const first = oldest[0];
+    return { counts, oldestWaitingMs: first ? Date.now() - first.timestamp : undefined };
+  }
+
   close(): Promise<void> {
     return this.queue.close();
   }
