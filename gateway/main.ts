@@ -8,20 +8,29 @@ import { pathToFileURL } from 'node:url';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
+import { gatewaySigner } from './audit/checkpoint.js';
 import { AuditLog } from './audit/log.js';
+import { AuditQuery } from './audit/query.js';
 import { ClientRegistry, loadClientsFile } from './config/clients.js';
 import { loadConfig, type Config } from './config/env.js';
-import { loadOrCreateGatewayKey, parseRecipientKey, type RecipientKey } from './crypto/openpgp.js';
+import { checkRecipientKey, loadOrCreateGatewayKey, parseRecipientKey, type RecipientKey } from './crypto/openpgp.js';
 import { deriveKey, loadOrCreateMasterSecret } from './crypto/seal.js';
 import { GatewayError } from './errors/index.js';
 import { Fanout } from './fanout/fanout.js';
-import { registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
+import { policyReloads, registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
 import { createApp } from './http/app.js';
+import { HitsModule } from './hits/module.js';
+import { RateLimits } from './http/ratelimit.js';
 import { Intake } from './intake/intake.js';
 import { Mailbox } from './mailbox/mailbox.js';
 import { Packets } from './mailbox/packets.js';
 import { buildLiveSet, type LiveSet } from './policy/live.js';
 import { loadPolicySet } from './policy/load.js';
+import { PolicyPreview } from './policy/preview.js';
+import { PolicyReloader } from './policy/reloader.js';
+import { Recall } from './recall/recall.js';
+import { Eraser } from './retention/erase.js';
+import { RetentionSweeper } from './retention/sweeper.js';
 import { DossierQueue, startDossierWorker } from './queue/queue.js';
 import { DossierStore } from './store/dossiers.js';
 import { startPrivateRedis, type PrivateRedis } from './store/private-redis.js';
@@ -99,7 +108,8 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     process.on('SIGHUP', onHup);
     closers.push(async () => process.off('SIGHUP', onHup));
     const set = await loadPolicySet(config.policyDir);
-    const live: LiveSet<RecipientKey> = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
+    // Swapped whole by the policy reloader below; every consumer reads it through a closure.
+    let live: LiveSet<RecipientKey> = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
     for (const [id, k] of live.keys) {
       if ('invalid' in k) logger.warn({ partner: id, problem: k.invalid }, 'partner key unusable: its deliveries will be blocked');
     }
@@ -109,26 +119,70 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     const keys = new Keys(config.redisPrefix);
     const store = new DossierStore(redis, keys);
     const mailbox = new Mailbox(redis, keys);
-    const audit = new AuditLog(redis, keys);
+    const audit = new AuditLog(redis, keys, {
+      indexKey: deriveKey(master, 'audit-index'),
+      signer: gatewaySigner(gatewayKey),
+      stateDir: config.stateDir,
+      onBackgroundError: (err) => logger.error({ err: err.message }, 'audit checkpoint or anchor failed'),
+    });
+    // A trail cut short or replaced under us: refuse to start. A wiped one: a new trail that says so.
+    const restarted = await audit.checkAnchor();
+    if (restarted) logger.error(restarted);
     await audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, reason: 'start-up' });
+    await audit.checkpoint('start-up');
+    // A checkpoint on a clean stop, so the trail ends signed; pushed early, it runs after the api and
+    // workers have stopped and before Redis is closed.
+    closers.push(() => audit.checkpoint('shutdown'));
+    const stopCheckpoints = audit.startCheckpointTimer(10 * 60_000);
+    closers.push(async () => stopCheckpoints());
+    // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
+    const retention = new RetentionSweeper(redis, keys, new Eraser(redis, keys, audit), {
+      onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
+    });
+    // Hot reload on a change in the policy directory or SIGHUP; a set that fails validation is refused
+    // and the last good one stays live (policy/reloader.ts).
+    const policyReloader = new PolicyReloader<RecipientKey>({
+      dir: config.policyDir,
+      current: () => live,
+      apply: (next) => {
+        live = next;
+      },
+      parseKey: (armored, fp) => parseRecipientKey(armored, fp),
+      audit,
+      logger,
+      onOutcome: (o) => {
+        if (o.status !== 'unchanged') policyReloads.inc({ outcome: o.status });
+        if (o.status === 'loaded') setPolicyRevision(o.revision);
+      },
+    });
+    policyReloader.watch();
+    closers.push(async () => policyReloader.close());
+    const onPolicyHup = () => void policyReloader.reload('SIGHUP');
+    process.on('SIGHUP', onPolicyHup);
+    closers.push(async () => process.off('SIGHUP', onPolicyHup));
+    const hitsModule = new HitsModule({ redis, redisUrl, keys, store, mailbox, audit, live: () => live, gatewayKey, master, logger });
+    closers.push(() => hitsModule.close());
 
     const result: RunningGateway = { config, redisUrl, close };
 
     if (config.role === 'all' || config.role === 'worker') {
-      const fanout = new Fanout({ store, mailbox, audit, live: () => live, gatewayKey, master });
+      const fanout = new Fanout({ store, mailbox, audit, live: () => live, gatewayKey, master, packetTtlDays: config.packetTtlDays });
+      retention.start(30_000);
+      closers.push(() => retention.stop());
       const conn = connectRedisForQueue(redisUrl);
       const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
+        await hitsModule.indexer.index(job.data.dossierId); // link items, kept sealed after the dossier is erased
         await fanout.process(job.data.dossierId);
+      }, async (job, err) => {
+        await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');
       });
       worker.on('failed', (job, err) => {
         logger.error({ job: job?.id, attempts: job?.attemptsMade, code: (err as GatewayError).code, err: err.message }, 'fan-out job failed');
-        if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-          void store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal').catch(() => undefined);
-        }
       });
       worker.on('error', (err) => logger.warn({ err: err.message }, 'worker connection problem'));
       closers.push(() => conn.quit());
       closers.push(() => worker.close());
+      hitsModule.startNoticeWorker();
       logger.info({ concurrency: config.workerConcurrency }, 'worker started');
     }
 
@@ -138,7 +192,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       const queue = new DossierQueue(queueConn, config.redisPrefix);
       closers.push(() => queue.close());
       registerQueueGauges(() => queue.depth());
-      const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal') });
+      const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal'), retention });
       const app = createApp({
         logger,
         bodyLimitBytes: config.bodyLimitBytes,
@@ -146,8 +200,17 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         audit,
         intake,
         packets: new Packets(mailbox, audit),
+        accountability: {
+          audit,
+          query: new AuditQuery(redis, audit, deriveKey(master, 'audit-index'), () => [...live.set.sources.keys()]),
+          recall: new Recall({ redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live: () => live, gatewayKey, master }),
+        },
+        hits: hitsModule.http(),
+        preview: new PolicyPreview<RecipientKey>({ live: () => live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
         policies: () => live.set,
         gatewayPublicKey: gatewayKey.publicArmored,
+        rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),
+        trustProxyHops: config.trustProxyHops,
         metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
         readiness: async () => {
           const unusable = [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id);
@@ -157,8 +220,9 @@ export async function startGateway(config: Config, logger: Logger = createLogger
           );
           return {
             redis: redisCheck,
+            // A refused reload leaves the last good set serving: reported, not taken out of service.
             policies: live.set.partners.size
-              ? { ready: true, detail: `revision ${live.set.revision}, ${live.set.partners.size} partners` }
+              ? { ready: true, detail: policyReloader.status() ?? `revision ${live.set.revision}, ${live.set.partners.size} partners` }
               : { ready: false, detail: 'no partner policies loaded' },
             // Unusable partner keys block those deliveries only; the gateway still serves the others.
             keys: unusable.length ? { ready: true, detail: `deliveries blocked for unusable partner keys: ${unusable.join(', ')}` } : { ready: true, detail: 'ok' },

@@ -1,24 +1,48 @@
 /**
  * The s.62 audit trail: an append-only list in Redis where every record carries the SHA-256 of the
  * previous one. Appends are compare-and-set on the chain head (a Lua script), so several api and worker
- * processes can write at once without forking the chain. Records hold ids, paths and codes, never values.
- * When a record cannot be written the caller gets `audit_unavailable` and must not perform the action.
+ * processes can write at once without forking the chain; the same script writes the search indexes.
+ * Records hold ids, paths, codes and keyed HMACs, never values. Signed checkpoints (checkpoint.ts) vouch
+ * for the chain up to them. When a record cannot be written the caller gets `audit_unavailable` and
+ * must not perform the action; when the list no longer matches its head (truncated, or altered under
+ * the gateway) every append is refused until an operator has looked (`cordon audit verify`).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import type { Keys } from '../store/redis.js';
+import { canonical } from './canonical.js';
+import path from 'node:path';
+import { anchorName, DEFAULT_CHECKPOINT_EVERY, readAnchorFor, statementText, writeAnchor, type CheckpointSigner, type CheckpointStatement } from './checkpoint.js';
+import { AuditIndexer, type IndexTerms } from './index-terms.js';
+import { AuditKeys, termsOf } from './keys.js';
+
+export { canonical } from './canonical.js';
 
 export type AuditKind =
   | 'collection' // dossier received
   | 'rejection' // dossier refused at the door
-  | 'disclosure' // packet created for a recipient
+  | 'disclosure' // packet created for a recipient, recall notice sent
   | 'decision' // delivery blocked
-  | 'consultation' // packet retrieved, preview used, dossier status read
+  | 'consultation' // packet retrieved, preview used, audit queried
   | 'acknowledgement'
-  | 'erasure'
-  | 'alteration' // policy set loaded or refused
-  | 'auth_failure';
+  | 'combination' // hits received and delivered
+  | 'erasure' // packets, sealed content and records erased
+  | 'alteration' // policy set loaded or refused, dossier recalled
+  | 'auth_failure'
+  | 'checkpoint'; // signed statement of the chain so far
+
+/**
+ * Why a disclosure happened. The agreement's purpose is configuration and travels in full; the
+ * dossier's own purpose is dossier content (free text a force wrote) and is never stored outside the
+ * sealed dossier, so records name where it is (`sealed with dossier <id>`), never what it says.
+ */
+export interface Justification {
+  agreement?: string;
+  agreementPurpose?: string;
+  legalBasis?: string;
+  dossierPurpose?: string;
+}
 
 export interface AuditEvent {
   kind: AuditKind;
@@ -27,10 +51,14 @@ export interface AuditEvent {
   dossier?: string;
   packet?: string;
   recipient?: string;
+  source?: string;
   policyRevision?: string;
   agreement?: { reference: string; legalBasis: string; purpose: string };
   fields?: Array<{ path: string; op: string }>;
   reason?: string;
+  justification?: Justification;
+  /** Keyed HMACs of the dossier reference and subject ids (see index-terms.ts), for search. */
+  index?: IndexTerms;
   [key: string]: unknown;
 }
 
@@ -43,60 +71,262 @@ export interface AuditRecord extends AuditEvent {
 
 export const GENESIS = '0'.repeat(64);
 
+/** The head: `seq:hash:atMs:lastCheckpointSeq` (older heads have the first two parts only). */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+  atMs: number;
+  checkpointSeq: number;
+}
+
+export function parseHead(raw: string | null): ChainHead {
+  if (!raw) return { seq: 0, hash: GENESIS, atMs: 0, checkpointSeq: 0 };
+  const [seq, hash, atMs, checkpointSeq] = raw.split(':');
+  const head = { seq: Number(seq), hash: hash ?? '', atMs: Number(atMs ?? 0), checkpointSeq: Number(checkpointSeq ?? 0) };
+  if (!Number.isInteger(head.seq) || head.seq < 0 || !/^[0-9a-f]{64}$/.test(head.hash) || !Number.isFinite(head.atMs) || !Number.isInteger(head.checkpointSeq)) {
+    throw new GatewayError('audit_unavailable', 'The audit chain head is malformed: run `cordon audit verify`');
+  }
+  return head;
+}
+
+function formatHead(h: ChainHead): string {
+  return `${h.seq}:${h.hash}:${h.atMs}:${h.checkpointSeq}`;
+}
+
+/**
+ * KEYS: head, log, time index, term indexes…  ARGV: expected head ('' for none), expected list length,
+ * record, new head, seq, time (ms). 0: the head moved (retry); -1: the list does not match the head.
+ * The length check runs before any write, so a list of the wrong type or a truncated one writes nothing.
+ */
 const APPEND = `
-local head = redis.call('GET', KEYS[1]) or ARGV[1]
-if head ~= ARGV[2] then return 0 end
+local head = redis.call('GET', KEYS[1]) or ''
+if head ~= ARGV[1] then return 0 end
+if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return -1 end
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[5], ARGV[5]) end
 return 1
 `;
-
-/** Canonical JSON (sorted keys) so the hash does not depend on property order. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 export function recordHash(record: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(canonical(record)).digest('hex');
 }
 
+export interface AuditLogOptions {
+  /** The clock (tests inject one). Record times never go backwards along the chain. */
+  now?: () => Date;
+  /** deriveKey(master, 'audit-index'): enables `terms()`. */
+  indexKey?: Buffer;
+  /** The gateway key, for signed checkpoints. Without it no checkpoint is written. */
+  signer?: CheckpointSigner;
+  /** A checkpoint after this many records (default 100). */
+  checkpointEvery?: number;
+  /** Where to anchor the latest checkpoint outside Redis (the gateway's state directory). */
+  stateDir?: string;
+  /** Told about checkpoint or anchor failures (they never fail the action that triggered them). */
+  onBackgroundError?: (err: Error) => void;
+}
+
 export class AuditLog {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+  readonly keys: AuditKeys;
+  readonly checkpointEvery: number;
+  private readonly now: () => Date;
+  private readonly indexer?: AuditIndexer;
+  /** Last checkpoint sequence number seen in the head by this process's latest append. */
+  private lastCheckpointSeen = 0;
+  private pendingInterval?: Promise<AuditRecord | undefined>;
+
+  constructor(private readonly redis: Redis, keys: Keys, private readonly options: AuditLogOptions = {}) {
+    this.keys = new AuditKeys(keys);
+    this.now = options.now ?? (() => new Date());
+    this.indexer = options.indexKey ? new AuditIndexer(options.indexKey) : undefined;
+    this.checkpointEvery = Math.max(1, options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
+  }
+
+  /**
+   * Search terms for a record about a dossier (keyed HMACs; the inputs are never stored). A log built
+   * without an index key (tools, some tests) gives none: the record is written, just not findable by
+   * reference or subject. The gateway always builds its log with the key.
+   */
+  terms(source: string, reference?: string, subjectIds: string[] = []): IndexTerms | undefined {
+    return this.indexer?.terms(source, reference, subjectIds);
+  }
 
   async append(event: AuditEvent): Promise<AuditRecord> {
+    if (event.kind === 'checkpoint') throw new GatewayError('internal', 'checkpoints are written by checkpoint()');
+    const record = (await this.write(async () => event))!;
+    if (this.options.signer && record.seq - this.lastCheckpointSeen >= this.checkpointEvery) {
+      await this.checkpoint('interval').catch((err: Error) => this.options.onBackgroundError?.(err));
+    }
+    return record;
+  }
+
+  /**
+   * Appends a checkpoint signed by the gateway key over the head as it is now. The signature is made
+   * once, outside the compare-and-set loop, so a busy log cannot starve checkpoints; the record lands
+   * a few records after what it covers, and the verifier checks the covered record's hash. With reason
+   * `interval` or `timer` it does nothing when another writer has just checkpointed.
+   */
+  async checkpoint(reason: 'start-up' | 'interval' | 'timer' | 'on demand' | 'shutdown'): Promise<AuditRecord | undefined> {
+    const signer = this.options.signer;
+    if (!signer) throw new GatewayError('config_invalid', 'audit checkpoints need the gateway key');
+    if (reason === 'interval' && this.pendingInterval) return this.pendingInterval;
+    const run = async (): Promise<AuditRecord | undefined> => {
+      let head: ChainHead;
+      let signature: string;
+      let checkpoint: CheckpointStatement;
+      try {
+        head = await this.head();
+        if (reason === 'interval' && head.seq - head.checkpointSeq < this.checkpointEvery) return undefined;
+        if (reason === 'timer' && head.seq === head.checkpointSeq) return undefined;
+        const signedAt = new Date(Math.max(this.now().getTime(), head.atMs)).toISOString();
+        checkpoint = { seq: head.seq, hash: head.hash, signedAt, signer: signer.fingerprint, every: this.checkpointEvery };
+        signature = await signer.sign(statementText(checkpoint));
+      } catch (err) {
+        if (err instanceof GatewayError && err.code === 'audit_unavailable') throw err;
+        throw new GatewayError('audit_unavailable', 'The audit checkpoint could not be made', undefined, { cause: err });
+      }
+      const routine = reason === 'interval' || reason === 'timer';
+      const record = await this.write(async (now) => {
+        if (routine && now.checkpointSeq > checkpoint.seq) return undefined; // another writer was quicker
+        return { kind: 'checkpoint', action: 'audit.checkpoint', reason, checkpoint, signature };
+      });
+      if (record && this.options.stateDir) {
+        const stateDir = this.options.stateDir;
+        await this.firstHash()
+          .then((first) => writeAnchor(stateDir, { prefix: this.keys.keys.prefix, first, seq: record.seq, hash: record.hash, at: record.at }))
+          .catch((err: Error) => this.options.onBackgroundError?.(err));
+      }
+      return record;
+    };
+    if (reason !== 'interval') return run();
+    this.pendingInterval = run().finally(() => (this.pendingInterval = undefined));
+    return this.pendingInterval;
+  }
+
+  /** Checkpoints every `ms` when the log has grown since the last one. Returns the stop function. */
+  startCheckpointTimer(ms: number): () => void {
+    const timer = setInterval(() => {
+      this.checkpoint('timer').catch((err: Error) => this.options.onBackgroundError?.(err));
+    }, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** This process's appends run one at a time: concurrent ones would only collide on the head and retry. */
+  private writing: Promise<unknown> = Promise.resolve();
+  /** The head as this process last wrote it: the next append tries it first instead of reading it. */
+  private knownHead?: string;
+
+  private write(build: (head: ChainHead) => Promise<AuditEvent | undefined>): Promise<AuditRecord | undefined> {
+    const run = this.writing.then(() => this.writeNow(build));
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeNow(build: (head: ChainHead) => Promise<AuditEvent | undefined>): Promise<AuditRecord | undefined> {
     try {
       for (let attempt = 0; attempt < 200; attempt++) {
-        const head = (await this.redis.get(this.keys.auditHead())) ?? `0:${GENESIS}`;
-        const [seqText, prev] = head.split(':') as [string, string];
-        const body: Omit<AuditRecord, 'hash'> = { ...event, seq: Number(seqText) + 1, at: new Date().toISOString(), prev };
+        // Another process may have appended since: then the script refuses (0) and the retry reads the head.
+        const known = attempt === 0 ? this.knownHead : undefined;
+        this.knownHead = undefined;
+        const raw = known ?? (await this.redis.get(this.keys.head()));
+        const head = parseHead(raw);
+        const atMs = Math.max(this.now().getTime(), head.atMs);
+        const event = await build(head);
+        if (!event) return undefined;
+        // A JSON round trip first: what is hashed is exactly what is stored (no Dates, no undefined).
+        const body = JSON.parse(JSON.stringify({ ...event, seq: head.seq + 1, at: new Date(atMs).toISOString(), prev: head.hash })) as Omit<AuditRecord, 'hash'>;
         const record = { ...body, hash: recordHash(body) } as AuditRecord;
+        const next: ChainHead = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : head.checkpointSeq };
+        const terms = termsOf(record).map(([dimension, value]) => this.keys.term(dimension, value));
         const ok = await this.redis.eval(
           APPEND,
-          2,
-          this.keys.auditHead(),
-          this.keys.auditLog(),
-          `0:${GENESIS}`,
-          head,
+          3 + terms.length,
+          this.keys.head(),
+          this.keys.log(),
+          this.keys.time(),
+          ...terms,
+          raw ?? '',
+          String(head.seq),
           JSON.stringify(record),
-          `${record.seq}:${record.hash}`,
+          formatHead(next),
+          String(record.seq),
+          String(atMs),
         );
-        if (ok === 1) return record;
+        if (ok === 1) {
+          this.knownHead = formatHead(next);
+          this.lastCheckpointSeen = next.checkpointSeq;
+          return record;
+        }
+        if (ok === -1) {
+          throw new GatewayError('audit_unavailable', 'The audit log does not match its chain head (truncated or altered): new work is refused until `cordon audit verify` has been run');
+        }
+        if (attempt >= 5) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
       }
       throw new Error('audit chain head kept moving');
     } catch (err) {
+      if (err instanceof GatewayError && err.code === 'audit_unavailable') throw err;
       throw new GatewayError('audit_unavailable', 'The audit trail cannot be written, so the action was not performed', undefined, { cause: err });
     }
   }
 
+  private first?: string;
+
+  private async firstHash(): Promise<string | undefined> {
+    if (this.first) return this.first;
+    const raw = await this.redis.lindex(this.keys.log(), 0);
+    this.first = raw ? (JSON.parse(raw) as AuditRecord).hash : undefined;
+    return this.first;
+  }
+
+  /**
+   * Start-up check against the state directory's anchor: the log in Redis must still hold the anchored
+   * checkpoint (same first record, same record at the anchored position). A log cut short or replaced
+   * refuses to start the gateway rather than carry on a trail with a hole in it. An empty log (a new or
+   * wiped Redis) starts a new trail whose first record names the anchored one that is gone, so the loss
+   * stays on the record; the message returned says so, for the operator's log.
+   */
+  async checkAnchor(): Promise<string | undefined> {
+    if (!this.options.stateDir) return undefined;
+    const anchor = await readAnchorFor(this.options.stateDir, this.keys.keys.prefix);
+    if (!anchor) return undefined;
+    const file = path.join(this.options.stateDir, anchorName(anchor.prefix));
+    const [length, firstRaw, atRaw] = await Promise.all([
+      this.redis.llen(this.keys.log()),
+      this.redis.lindex(this.keys.log(), 0),
+      this.redis.lindex(this.keys.log(), anchor.seq - 1),
+    ]);
+    if (length === 0 && !(await this.redis.exists(this.keys.head()))) {
+      const previous = { seq: anchor.seq, hash: anchor.hash, at: anchor.at, ...(anchor.first ? { first: anchor.first } : {}) };
+      await this.append({ kind: 'alteration', action: 'audit.trail_restarted', reason: `the audit log in Redis was empty; the trail anchored in ${anchorName(anchor.prefix)} is gone`, previous });
+      return `the audit log in Redis was empty although ${file} anchors a trail up to seq ${anchor.seq} (${anchor.at}): a new trail was started and its first record says so`;
+    }
+    const hashOf = (raw: string | null) => {
+      try {
+        return raw ? (JSON.parse(raw) as AuditRecord).hash : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    if ((anchor.first !== undefined && hashOf(firstRaw) !== anchor.first) || hashOf(atRaw) !== anchor.hash) {
+      throw new GatewayError(
+        'audit_unavailable',
+        `The audit log in Redis does not match the checkpoint anchored in ${file} (seq ${anchor.seq}, ${anchor.at}): it was cut short or replaced. ` +
+          'Run `cordon audit verify --state` to see where; if this Redis was deliberately replaced, move the anchor file away to start a new trail.',
+      );
+    }
+    return undefined;
+  }
+
+  async head(): Promise<ChainHead> {
+    return parseHead(await this.redis.get(this.keys.head()));
+  }
+
+  /** Records by list position (0-based, inclusive; -1 is the last). */
   async read(start = 0, end = -1): Promise<AuditRecord[]> {
-    const rows = await this.redis.lrange(this.keys.auditLog(), start, end);
+    const rows = await this.redis.lrange(this.keys.log(), start, end);
     return rows.map((r) => JSON.parse(r) as AuditRecord);
   }
 }

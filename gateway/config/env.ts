@@ -21,6 +21,12 @@ export interface Config {
   workerConcurrency: number;
   /** How long a worker holds a job before another may take it over (a dead worker's jobs wait this long). */
   jobLockMs: number;
+  /** Requests per client per minute (shared across api processes through Redis). */
+  rateLimitPerMinute: number;
+  /** Reverse proxies in front of the gateway (0: none; X-Forwarded-For is then ignored). */
+  trustProxyHops: number;
+  /** `CORDON_PACKET_TTL_DAYS`: packets expire after this many days when it is shorter than the agreement's retention. */
+  packetTtlDays?: number;
 }
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
@@ -43,6 +49,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!Number.isInteger(jobLockMs) || jobLockMs < 1000) {
     throw new GatewayError('config_invalid', 'CORDON_JOB_LOCK_MS must be an integer of at least 1000');
   }
+  const rateLimitPerMinute = intFrom(env.CORDON_RATE_LIMIT_PER_MINUTE, 12_000, 1, 10_000_000, 'CORDON_RATE_LIMIT_PER_MINUTE');
+  const trustProxyHops = intFrom(env.CORDON_TRUST_PROXY_HOPS, 0, 0, 10, 'CORDON_TRUST_PROXY_HOPS');
+  const packetTtlDays = env.CORDON_PACKET_TTL_DAYS ? Number(env.CORDON_PACKET_TTL_DAYS) : undefined;
+  if (packetTtlDays !== undefined && !(Number.isFinite(packetTtlDays) && packetTtlDays > 0 && packetTtlDays <= 3650)) {
+    throw new GatewayError('config_invalid', 'CORDON_PACKET_TTL_DAYS must be a number of days above 0 and at most 3650 (fractions allowed)');
+  }
   return {
     port,
     redisUrl: env.REDIS_URL || undefined,
@@ -56,5 +68,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: env.LOG_LEVEL || 'info',
     workerConcurrency: concurrency,
     jobLockMs,
+    rateLimitPerMinute,
+    trustProxyHops,
+    ...(packetTtlDays !== undefined ? { packetTtlDays } : {}),
   };
+}
+
+function intFrom(value: string | undefined, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new GatewayError('config_invalid', `${name} must be an integer from ${min} to ${max}`);
+  return n;
 }

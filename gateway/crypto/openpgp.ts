@@ -342,3 +342,52 @@ export async function parseArmoredPrivateKey(armored: string): Promise<openpgp.P
 export async function parseArmoredPublicKey(armored: string): Promise<openpgp.PublicKey> {
   return openpgp.readKey({ armoredKey: armored, config: CONFIG }) as Promise<openpgp.PublicKey>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Detached signatures (audit checkpoints)
+
+/** An armored detached signature by the gateway key over the UTF-8 bytes of `text`. */
+export async function signDetached(text: string, signer: GatewayKey, now: Date = new Date()): Promise<string> {
+  try {
+    const message = await openpgp.createMessage({ binary: Buffer.from(text, 'utf8'), format: 'binary' });
+    return await openpgp.sign({ message, signingKeys: signer.privateKey, detached: true, date: now, format: 'armored', config: CONFIG });
+  } catch (err) {
+    throw new GatewayError('crypto_failed', `detached signing failed: ${errMessage(err)}`, undefined, { cause: err });
+  }
+}
+
+const verificationKeyCache = new Map<string, Promise<openpgp.Key>>();
+
+/**
+ * Checks an armored detached signature over `text` against `armoredKey` (a public key, or the
+ * gateway's private key file, whose public part is used). Never throws for a bad signature: returns
+ * `{ valid: false, problem }`; throws `key_invalid` only when the key itself is unreadable.
+ */
+export async function verifyDetached(
+  text: string,
+  signature: string,
+  armoredKey: string,
+): Promise<{ valid: true; fingerprint: string } | { valid: false; problem: string }> {
+  let keyPromise = verificationKeyCache.get(armoredKey);
+  if (!keyPromise) {
+    keyPromise = openpgp.readKey({ armoredKey, config: CONFIG });
+    verificationKeyCache.set(armoredKey, keyPromise);
+    keyPromise.catch(() => verificationKeyCache.delete(armoredKey));
+  }
+  let key: openpgp.Key;
+  try {
+    key = await keyPromise;
+  } catch (err) {
+    throw new GatewayError('key_invalid', `not a readable OpenPGP key: ${errMessage(err)}`, undefined, { cause: err });
+  }
+  const verificationKey = key.isPrivate() ? key.toPublic() : key;
+  try {
+    const sig = await openpgp.readSignature({ armoredSignature: signature, config: CONFIG });
+    const message = await openpgp.createMessage({ binary: Buffer.from(text, 'utf8'), format: 'binary' });
+    const result = await openpgp.verify({ message, signature: sig, verificationKeys: verificationKey, expectSigned: true, format: 'binary', config: CONFIG });
+    await result.signatures[0]!.verified;
+    return { valid: true, fingerprint: normaliseFingerprint(verificationKey.getFingerprint()) };
+  } catch (err) {
+    return { valid: false, problem: errMessage(err) };
+  }
+}

@@ -30,10 +30,22 @@ export const ERROR_CODES = [
   'recipient_key_invalid',
   'no_shareable_subjects',
   'no_agreement',
+  // hits
+  'packet_mismatch',
+  'packet_expired',
+  'unknown_subject_ref',
+  'hit_kind_not_permitted',
+  'signature_invalid',
+  'source_key_invalid',
+  // audit, retention and recall
+  'query_invalid',
+  'dossier_not_settled',
+  'dossier_recalled',
   // infrastructure
   'store_unavailable',
   'audit_unavailable',
   'crypto_failed',
+  'dossier_unreadable',
   'internal',
 ] as const;
 

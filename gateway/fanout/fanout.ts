@@ -17,6 +17,7 @@ import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
 import { redact } from '../redact/redact.js';
 import type { Delivery, DossierStore } from '../store/dossiers.js';
+import { packetExpiry } from '../retention/schedule.js';
 import { packets as packetsMetric, stageSeconds, timed } from '../metrics/metrics.js';
 
 export interface FanoutDeps {
@@ -26,13 +27,15 @@ export interface FanoutDeps {
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
   master: Buffer;
+  /** A packet TTL shorter than the agreements' retention (`CORDON_PACKET_TTL_DAYS`), when set. */
+  packetTtlDays?: number;
 }
-
-const DAY_MS = 24 * 3600 * 1000;
 
 export class Fanout {
   private readonly sealKey: Buffer;
   private readonly idKey: Buffer;
+
+  private readonly pseudonymKeys = new Map<string, Buffer>();
 
   constructor(private readonly deps: FanoutDeps) {
     this.sealKey = deriveKey(deps.master, 'seal');
@@ -43,13 +46,18 @@ export class Fanout {
     return 'pkt_' + hmacId(this.idKey, dossierId, partner);
   }
 
+  private pseudonymKey(partner: string): Buffer {
+    let key = this.pseudonymKeys.get(partner);
+    if (key === undefined) this.pseudonymKeys.set(partner, (key = deriveKey(this.deps.master, `pseudonym:${partner}`)));
+    return key;
+  }
+
   async process(dossierId: string): Promise<void> {
     const { store, audit } = this.deps;
     const record = await store.get(dossierId);
     if (!record || record.state !== 'accepted') return; // already done, or gone with its retention
     const sealed = await store.getSealed(dossierId);
-    if (!sealed) throw new GatewayError('internal', `dossier ${dossierId} has no sealed content`);
-    const dossier = JSON.parse(unseal(this.sealKey, sealed, dossierId).toString('utf8')) as Dossier;
+    const dossier = this.open(dossierId, sealed);
     const deliveries = await store.deliveries(dossierId);
     const live = this.deps.live();
 
@@ -62,6 +70,16 @@ export class Fanout {
 
     await store.markProcessed(dossierId);
     await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
+  }
+
+  /** A sealed dossier that is missing or does not open will never open: no retry can help. */
+  private open(dossierId: string, sealed: string | undefined): Dossier {
+    if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
+    try {
+      return JSON.parse(unseal(this.sealKey, sealed, dossierId).toString('utf8')) as Dossier;
+    } catch (err) {
+      throw new GatewayError('dossier_unreadable', `the sealed dossier ${dossierId} does not open (tampered, or sealed under another key)`, undefined, { cause: err });
+    }
   }
 
   private async deliver(live: LiveSet<RecipientKey>, dossierId: string, source: string, dossier: Dossier, partner: string): Promise<void> {
@@ -84,14 +102,16 @@ export class Fanout {
     }
 
     const packetId = this.packetId(dossierId, partner);
-    const refs = new Map(dossier.subjects.map((s) => [s.id, 'ref_' + randomBytes(8).toString('hex')]));
-    const pseudonymKey = deriveKey(this.deps.master, `pseudonym:${partner}`);
+    // One random draw for all the refs of this packet, and the partner's pseudonym key derived once.
+    const random = randomBytes(8 * dossier.subjects.length).toString('hex');
+    const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
+    const pseudonymKey = this.pseudonymKey(partner);
     const endRedact = stageSeconds.startTimer({ stage: 'redact' });
     const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey });
     endRedact();
 
     const issuedAt = now.toISOString();
-    const expiresAt = new Date(now.getTime() + policy.agreement.retentionDays * DAY_MS).toISOString();
+    const expiresAt = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays).toISOString();
     const plaintext = JSON.stringify({
       packet: {
         id: packetId,
@@ -122,6 +142,11 @@ export class Fanout {
       agreement: agreementOf(policy),
       fields: disclosed,
       keyFingerprint: key.fingerprint,
+      source,
+      // The dossier's purpose is dossier content: the record says where it is, never what it says.
+      justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
+      // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
+      index: this.deps.audit.terms(source, dossier.reference, disclosedSubjects(dossier, redacted, refs)),
     });
     const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
     const delivery: Delivery = { state: 'delivered', packetId, expiresAt, updatedAt: issuedAt };
@@ -162,6 +187,12 @@ export class Fanout {
       updatedAt: new Date().toISOString(),
     });
   }
+}
+
+/** The dossier's own ids of the subjects that made it into the packet (whose refs it carries). */
+function disclosedSubjects(dossier: Dossier, redacted: Record<string, unknown>, refs: Map<string, string>): string[] {
+  const shown = new Set((Array.isArray(redacted.subjects) ? (redacted.subjects as Array<{ id?: unknown }>) : []).map((s) => s.id));
+  return dossier.subjects.filter((s) => shown.has(refs.get(s.id))).map((s) => s.id);
 }
 
 function agreementOf(policy: PartnerPolicy) {

@@ -16,6 +16,10 @@ import type { PolicySet } from '../policy/types.js';
 import { authenticate, requireRole } from './auth.js';
 import { errorHandler } from './errors.js';
 import { partnerToolkit } from './partners.js';
+import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
+import type { RateLimits } from './ratelimit.js';
+import { registerHitsRoutes, type HitsHttpDeps } from './routes-hits.js';
+import { registerPreviewRoutes, type PreviewRouteDeps } from './routes-preview.js';
 
 export interface HttpDeps {
   logger: Logger;
@@ -29,6 +33,15 @@ export interface HttpDeps {
   /** Readiness checks by name. `ready: false` takes this process out of service; a detail alone only informs. */
   readiness: () => Promise<Record<string, { ready: boolean; detail: string }>>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** `GET /v1/audit`, `POST /v1/audit/checkpoint`, `POST /v1/dossiers/:id/recall` (routes-audit.ts). */
+  accountability?: Omit<AuditHttpDeps, 'body' | 'notAllowed'>;
+  /** Partners' hits and the sources' bundles (routes-hits.ts). */
+  hits?: Omit<HitsHttpDeps, 'bodyLimitBytes'>;
+  /** `POST /v1/preview` for the governance role (routes-preview.ts). */
+  preview?: PreviewRouteDeps['preview'];
+  rateLimits?: RateLimits;
+  /** Number of reverse proxies in front of the gateway whose X-Forwarded-For is believed (never `true`). */
+  trustProxyHops: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -36,7 +49,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 export function createApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.trustProxyHops);
   app.set('etag', false);
   app.use(helmet());
   app.use(
@@ -77,8 +90,14 @@ export function createApp(deps: HttpDeps): express.Express {
   });
 
   const v1 = express.Router();
-  v1.use(authenticate(deps.clients, deps.audit));
+  const limits = deps.rateLimits;
+  if (limits) v1.use(limits.guardAddress());
+  v1.use(authenticate(deps.clients, deps.audit, limits && ((req) => limits.authFailed(req))));
+  if (limits) v1.use(limits.perClientLimit());
   routes(v1, deps);
+  if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: json(deps.bodyLimitBytes), notAllowed });
+  if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });
+  if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
   app.use('/v1', v1);
 
   app.use((_req, _res, next) => next(new GatewayError('not_found', 'No such route')));

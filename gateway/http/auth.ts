@@ -12,7 +12,7 @@ declare module 'express-serve-static-core' {
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{1,256})$/;
 
-export function authenticate(registry: () => ClientRegistry, audit: AuditLog): RequestHandler {
+export function authenticate(registry: () => ClientRegistry, audit: AuditLog, onFailure?: (req: Request) => Promise<void>): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     const match = header ? BEARER.exec(header) : null;
@@ -21,6 +21,7 @@ export function authenticate(registry: () => ClientRegistry, audit: AuditLog): R
       void audit
         .append({ kind: 'auth_failure', action: 'auth.failed', reason: header ? 'unknown_token' : 'no_token', route: `${req.method} ${req.baseUrl}${req.route?.path ?? ''}`, remote: req.ip })
         .catch(() => undefined);
+      void onFailure?.(req);
       next(new GatewayError('unauthenticated', header ? 'The bearer token is not valid' : 'A bearer token is required'));
       return;
     }

@@ -8,7 +8,8 @@ export function agreementStatus(inForceFrom: string, reviewBy: string, now: Date
   const end = Date.parse(`${reviewBy}T23:59:59.999Z`);
   if (now.getTime() < start) return 'not_in_force';
   if (now.getTime() > end) return 'expired';
-  if (end - now.getTime() <= 30 * DAY_MS) return 'review_due';
+  // Whole days left, as `cordon policy lint` counts them: a review 30 days away is already due.
+  if (Math.floor((end - now.getTime()) / DAY_MS) <= 30) return 'review_due';
   return 'in_force';
 }
 

@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../store/redis.js';
 import type { Delivery } from '../store/dossiers.js';
+import { packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
 
 export interface PacketRecord {
   id: string;
@@ -21,6 +22,10 @@ export interface PacketRecord {
   refs: string;
   retrievedAt?: string;
   acknowledgedAt?: string;
+  /** `recall` for a recall notice (gateway/recall), absent for a packet. */
+  type?: 'recall';
+  /** For a recall notice: the packet it recalls. */
+  recalls?: string;
 }
 
 const CREATE_PACKET = `
@@ -29,6 +34,7 @@ redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
 return 1
 `;
 
@@ -39,7 +45,7 @@ if not state then return 0 end
 local order = { delivered = 1, retrieved = 2, acknowledged = 3 }
 if order[ARGV[1]] <= order[state] then return 1 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+if redis.call('HGET', KEYS[1], 'type') ~= 'recall' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5]) end
 return 2
 `;
 
@@ -51,16 +57,20 @@ export class Mailbox {
     const fields = Object.entries(packet).flat();
     const created = (await this.redis.eval(
       CREATE_PACKET,
-      3,
+      4,
       this.keys.packet(packet.id),
       this.keys.mailbox(packet.partner),
       this.keys.deliveries(packet.dossier),
+      retentionKey(this.keys),
       JSON.stringify(fields),
-      String(Date.parse(packet.expiresAt)),
+      // Redis's own expiry is only a backstop: the retention sweeper erases (and audits) at expiresAt.
+      String(Date.parse(packet.expiresAt) + STORE_BACKSTOP_MS),
       String(Date.parse(packet.createdAt)),
       packet.id,
       packet.partner,
       JSON.stringify(delivery),
+      packetDueMember(packet.id, packet.dossier, packet.partner),
+      String(Date.parse(packet.expiresAt)),
     )) as number;
     return created === 1;
   }

@@ -13,6 +13,9 @@ export interface PacketSummary {
   createdAt: string;
   expiresAt: string;
   state: PacketRecord['state'];
+  /** `packet`, or `recall` for a recall notice about the packet named in `recalls`. */
+  type: 'packet' | 'recall';
+  recalls?: string;
 }
 
 export class Packets {
@@ -20,7 +23,14 @@ export class Packets {
 
   async list(client: Client): Promise<PacketSummary[]> {
     const rows = await this.mailbox.list(client.partner!);
-    return rows.map((p) => ({ id: p.id, createdAt: p.createdAt, expiresAt: p.expiresAt, state: p.state }));
+    return rows.map((p) => ({
+      id: p.id,
+      createdAt: p.createdAt,
+      expiresAt: p.expiresAt,
+      state: p.state,
+      type: p.type === 'recall' ? 'recall' : 'packet',
+      ...(p.type === 'recall' && p.recalls ? { recalls: p.recalls } : {}),
+    }));
   }
 
   async retrieve(client: Client, id: string): Promise<string> {
@@ -36,7 +46,7 @@ export class Packets {
     await this.audit.append({ kind: 'acknowledgement', action: 'packet.acknowledged', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'acknowledged', new Date().toISOString());
     packetEvents.inc({ partner: packet.partner, event: 'acknowledged' });
-    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged' };
+    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged', type: packet.type === 'recall' ? 'recall' : 'packet' };
   }
 
   private async own(client: Client, id: string): Promise<PacketRecord> {

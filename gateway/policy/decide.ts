@@ -164,14 +164,14 @@ interface CachedPlan {
   trace: Array<Omit<TraceEntry, 'scope' | 'subject' | 'subjectIndex'>>;
 }
 
-function applyGateway(plan: WorkingPlan, gateway: GatewayRules, only?: (p: string) => boolean): void {
+export function applyGateway(plan: WorkingPlan, gateway: GatewayRules, only?: (p: string) => boolean): void {
   for (const [p, where] of Object.entries(gateway.alwaysFilter)) {
     if (only === undefined || only(p)) tighten(plan, p, { op: 'filter', where }, 'gateway');
   }
   for (const p of gateway.neverShare) if (only === undefined || only(p)) tighten(plan, p, { op: 'strip' }, 'gateway');
 }
 
-function applyRules(plan: WorkingPlan, rules: Rule[], only?: (p: string) => boolean): void {
+export function applyRules(plan: WorkingPlan, rules: Rule[], only?: (p: string) => boolean): void {
   for (const rule of rules) {
     for (const [p, op] of Object.entries(rule.then.set ?? {})) if (only === undefined || only(p)) tighten(plan, p, op, rule.name);
   }
@@ -291,7 +291,7 @@ export class Decider {
 
     const agreementBlock = checkAgreement(c.policy.agreement, dossier, now);
     if (agreementBlock !== undefined) {
-      return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [] };
+      return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [], fired: [] };
     }
 
     const dFacts = dossierFacts(dossier);
@@ -328,7 +328,9 @@ export class Decider {
       return trace;
     };
     let trace: TraceEntry[] | undefined;
-    const decision = { partner: partnerId, revision, plan } as Decision;
+    const firedNames = new Set([...dossierFired, ...perSubject.flat()]);
+    const fired = c.policy.rules.map((r) => r.name).filter((n) => firedNames.has(n));
+    const decision = { partner: partnerId, revision, plan, fired } as Decision;
     Object.defineProperty(decision, 'trace', {
       enumerable: true,
       configurable: true,

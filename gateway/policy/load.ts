@@ -22,6 +22,7 @@ import { parseDocument } from 'yaml';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { schemaLeafPaths, type SchemaPath } from '../intake/paths.js';
 import { dossierSchema } from '../intake/schemas.js';
+import { validateDossier } from '../intake/validate.js';
 import { conditionLeaves, LIST_FACT_OPERATORS, LIST_VALUE_OPERATORS, NUMERIC_OPERATORS } from './condition.js';
 import { startOfDayUtc } from './dates.js';
 import { DOSSIER_FACT_TYPES, FACT_ENUM_PATHS, SUBJECT_FACT_TYPES, type FactType } from './facts.js';
@@ -643,6 +644,19 @@ function checkRules(rel: string, rawRules: unknown[], neverShare: Set<string>, p
 // ---- the whole set -----------------------------------------------------------------------------
 
 export async function loadPolicySet(dir: string, now: Date = new Date()): Promise<PolicySet> {
+  const { set, problems } = await collectPolicySet(dir, now);
+  if (problems.length > 0) {
+    const n = problems.length;
+    throw new GatewayError('policy_invalid', `${n} problem${n === 1 ? '' : 's'} in the policy set`, problems);
+  }
+  return set;
+}
+
+/**
+ * Everything that loads, and every problem: for the linter, which checks what it can of a set that
+ * does not load. NEVER serve the set of a result with problems (loadPolicySet refuses it).
+ */
+export async function collectPolicySet(dir: string, now: Date = new Date()): Promise<{ set: PolicySet; problems: ErrorDetail[] }> {
   const v = await getValidators();
   loadItemTypes();
   const root = path.resolve(dir);
@@ -746,12 +760,7 @@ export async function loadPolicySet(dir: string, now: Date = new Date()): Promis
     if (doc !== undefined) peers.set(fileId(name), { file: rel, data: doc });
   }
 
-  if (problems.list.length > 0) {
-    const n = problems.list.length;
-    throw new GatewayError('policy_invalid', `${n} problem${n === 1 ? '' : 's'} in the policy set`, problems.list);
-  }
-
-  return {
+  const set: PolicySet = {
     dir: root,
     revision: revisionOf(files),
     loadedAt: now.toISOString(),
@@ -760,6 +769,7 @@ export async function loadPolicySet(dir: string, now: Date = new Date()): Promis
     sources: new Map([...sources].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     peers,
   };
+  return { set, problems: problems.list };
 }
 
 /** sha256 over every loaded file (sorted by relative path, then content), first 16 hex characters. */
@@ -822,6 +832,14 @@ export async function loadPolicyTests(dir: string): Promise<PolicyTest[]> {
         dossier = JSON.parse(await readFile(dossierUrl, 'utf8')) as Dossier;
       } catch (err) {
         problems.add(file, 'dossier', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        continue;
+      }
+      try {
+        // A test on a dossier the gateway would refuse at the door proves nothing.
+        dossier = validateDossier(dossier);
+      } catch (err) {
+        if (!(err instanceof GatewayError)) throw err;
+        for (const d of err.details ?? [{ message: err.message }]) problems.add(file, 'dossier', `${t.dossier}${d.path ? d.path : ''}: ${d.message}`);
         continue;
       }
       const test: PolicyTest = { file, name: t.name, dossierRef: t.dossier, dossier, partner: t.partner, expect: t.expect };

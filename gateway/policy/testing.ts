@@ -52,6 +52,8 @@ export interface PolicyTestResult {
   failures: string[];
   /** The redacted dossier, when the delivery was not blocked. */
   output?: Record<string, unknown>;
+  /** The rules whose conditions held for this test's dossier (for coverage). */
+  fired: string[];
 }
 
 /** The packet ref a policy test gives subject i. */
@@ -99,7 +101,7 @@ export function valuesAt(doc: unknown, policyPath: string): unknown[] {
 export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Date = new Date()): Promise<PolicyTestResult> {
   const failures: string[] = [];
   const at = test.now !== undefined ? new Date(test.now) : now;
-  const result: PolicyTestResult = { file: test.file, name: test.name, partner: test.partner, passed: false, failures };
+  const result: PolicyTestResult = { file: test.file, name: test.name, partner: test.partner, passed: false, failures, fired: [] };
   let decision;
   try {
     decision = await decider.decide(test.partner, test.dossier, at);
@@ -107,6 +109,7 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
     failures.push(`decide failed: ${(err as Error).message}`);
     return result;
   }
+  result.fired = [...(decision.fired ?? [])];
   const { expect } = test;
   if (expect.blocked !== undefined) {
     if (decision.block?.reason !== expect.blocked) {
@@ -151,5 +154,30 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
 export async function runPolicyTests(decider: Decider, tests: PolicyTest[], now: Date = new Date()): Promise<PolicyTestResult[]> {
   const out: PolicyTestResult[] = [];
   for (const t of tests) out.push(await runPolicyTest(decider, t, now));
+  return out;
+}
+
+export interface PartnerCoverage {
+  partner: string;
+  /** Every rule of the partner's policy, in policy order. */
+  rules: string[];
+  /** The rules that fired in at least one test. */
+  fired: string[];
+  tests: number;
+  passed: number;
+}
+
+/**
+ * Per partner of the set: how many of its rules fired (their conditions held) in at least one of its
+ * tests. A rule no test makes fire is a protection nothing proves.
+ */
+export function coverage(partners: Iterable<{ partner: { id: string }; rules: Array<{ name: string }> }>, results: PolicyTestResult[]): PartnerCoverage[] {
+  const out: PartnerCoverage[] = [];
+  for (const p of partners) {
+    const mine = results.filter((r) => r.partner === p.partner.id);
+    const fired = new Set(mine.flatMap((r) => r.fired));
+    const rules = p.rules.map((r) => r.name);
+    out.push({ partner: p.partner.id, rules, fired: rules.filter((n) => fired.has(n)), tests: mine.length, passed: mine.filter((r) => r.passed).length });
+  }
   return out;
 }

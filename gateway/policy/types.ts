@@ -148,6 +148,11 @@ export interface Decision {
   plan: Plan;
   /** Built on first read (an enumerable getter): the worker never pays for it, preview and JSON do. */
   trace: TraceEntry[];
+  /**
+   * The names of the rules whose conditions held (dossier and subject scope, in policy order), whether
+   * or not they changed the plan. Empty when the agreement blocks. For policy-test coverage.
+   */
+  fired?: string[];
 }
 
 export interface Plan {

@@ -3,7 +3,10 @@
  * the dossier id, so adding it twice is a no-op. Job data is the id only: the dossier stays sealed in
  * the store, never plaintext in the queue.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { pid } from 'node:process';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { isGatewayError, type ErrorCode } from '../errors/index.js';
 import type { Redis } from 'ioredis';
 
 export const DOSSIER_QUEUE = 'dossiers';
@@ -55,17 +58,39 @@ export class DossierQueue {
   }
 }
 
+/** Failures no retry can mend: the job fails at once instead of blocking a worker for hours of backoff. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set(['dossier_unreadable']);
+
+/**
+ * Runs fan-out jobs. `onFinalFailure` runs before the last failure is reported (bounded retries spent,
+ * or a permanent failure), so the dossier shows `failed` instead of staying `accepted` for ever.
+ */
 export function startDossierWorker(
   connection: Redis,
   prefix: string,
   concurrency: number,
   lockMs: number,
   process: (job: Job<FanoutJob>) => Promise<void>,
+  onFinalFailure: (job: Job<FanoutJob>, err: Error) => Promise<void>,
 ): Worker<FanoutJob> {
-  return new Worker<FanoutJob>(DOSSIER_QUEUE, process, {
+  const run = async (job: Job<FanoutJob>) => {
+    try {
+      await process(job);
+    } catch (err) {
+      const permanent = isGatewayError(err) && PERMANENT.has(err.code);
+      if (permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+        await onFinalFailure(job, err as Error).catch(() => undefined);
+      }
+      if (permanent) throw new UnrecoverableError(`${(err as Error).message}`);
+      throw err;
+    }
+  };
+  return new Worker<FanoutJob>(DOSSIER_QUEUE, run, {
     connection,
     prefix: `${prefix}:bull`,
     concurrency,
+    // Recorded on each job it takes (`processedBy`), so an operator can tell which process ran what.
+    name: `${hostname()}:${pid}`,
     // A worker that dies mid-job stops renewing its lock; another worker takes the job over once the
     // lock has lapsed and the stalled check has run. Packets already written are not written again.
     lockDuration: lockMs,

@@ -5,7 +5,8 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
 
-export type DossierState = 'accepted' | 'processed' | 'failed';
+/** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
+export type DossierState = 'accepted' | 'processed' | 'failed' | 'withdrawn' | 'corrected';
 export type DeliveryState = 'queued' | 'delivered' | 'retrieved' | 'acknowledged' | 'blocked' | 'expired';
 
 export interface Delivery {

@@ -1,8 +1,43 @@
 /** Redis connections and the key layout. Only ciphertext, hashes and opaque ids are ever stored. */
 import { Redis, type RedisOptions } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
+
+const SENTINEL_URL = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/]+)(?:\/(\d+))?\/?$/;
+
+/**
+ * `REDIS_URL=redis+sentinel://[[user]:password@]host:port[,host:port…]/<master name>[/<db>]`: connect to
+ * the master the Sentinels name, and follow it across fail-overs (ioredis's Sentinel support). The
+ * credentials are the master's; the Sentinels themselves are reached without a password. Undefined for
+ * any other URL, which ioredis reads itself (redis://, rediss://).
+ */
+export function sentinelOptions(url: string): RedisOptions | undefined {
+  if (!url.startsWith('redis+sentinel:')) return undefined;
+  const m = SENTINEL_URL.exec(url);
+  const sentinels = m?.[3]!.split(',').map((hp) => {
+    const at = hp.lastIndexOf(':');
+    const host = at > 0 ? hp.slice(0, at) : hp;
+    const port = at > 0 ? Number(hp.slice(at + 1)) : 26379;
+    return { host, port };
+  });
+  if (!m || !sentinels || sentinels.some((s) => !s.host || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535)) {
+    throw new GatewayError('config_invalid', 'REDIS_URL: a Sentinel URL reads redis+sentinel://[[user]:password@]host:port[,host:port…]/<master name>[/<db>]');
+  }
+  return {
+    sentinels,
+    name: decodeURIComponent(m[4]!),
+    ...(m[1] ? { username: decodeURIComponent(m[1]) } : {}),
+    ...(m[2] ? { password: decodeURIComponent(m[2]) } : {}),
+    ...(m[5] ? { db: Number(m[5]) } : {}),
+  };
+}
+
+function connect(url: string, opts: RedisOptions): Redis {
+  const sentinel = sentinelOptions(url);
+  return sentinel ? new Redis({ ...sentinel, ...opts }) : new Redis(url, opts);
+}
 
 export function connectRedis(url: string, opts: RedisOptions = {}): Redis {
-  return new Redis(url, {
+  return connect(url, {
     // Fail fast while Redis is down so the API answers 503 instead of hanging.
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
@@ -34,7 +69,7 @@ export async function whenReady(redis: Redis, ms = 5000): Promise<void> {
 
 /** BullMQ needs blocking connections that retry for ever. */
 export function connectRedisForQueue(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+  return connect(url, { maxRetriesPerRequest: null, enableOfflineQueue: true });
 }
 
 export class Keys {
@@ -46,6 +81,12 @@ export class Keys {
   mailbox(partner: string) { return `${this.prefix}:mailbox:${partner}`; }
   auditLog() { return `${this.prefix}:audit:log`; }
   auditHead() { return `${this.prefix}:audit:head`; }
+  /** Hash of hit id → sealed hit, per dossier; expires with the dossier record. */
+  hits(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:hits`; }
+  /** The dossier's sealed link items (normalised addresses, VRMs, phones, company numbers). */
+  dossierLinks(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:links`; }
+  /** Per source: dossier ids holding a value whose keyed HMAC is `mac` (zset scored by expiry). */
+  linkIndex(source: string, mac: string) { return `${this.prefix}:links:${source}:${mac}`; }
 }
 
 /** Reads the eviction policy: anything but noeviction can silently drop queued dossiers. */

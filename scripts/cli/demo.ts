@@ -73,11 +73,13 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
   const gatewayPublic = await (await fetch(`${base}/v1/keys/gateway`)).text();
   const verifyKey = await openpgpKeys.parseArmoredPublicKey(gatewayPublic);
   const columns: Array<{ partner: string; rows: Map<string, string> }> = [];
+  const received = new Map<string, { id: string; body: DemoPacket }>();
   for (const d of status.deliveries) {
     if (!d.packetId || !tokens[d.partner]) continue;
     const armored = await call(`${base}/v1/packets/${d.packetId}`, tokens[d.partner]!);
     const secret = await openpgpKeys.parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${d.partner}.sec.asc`), 'utf8'));
     const { data } = await openpgpKeys.decryptAndVerify(armored.text, secret, [verifyKey]);
+    received.set(d.partner, { id: d.packetId, body: JSON.parse(data) as DemoPacket });
     const rows = new Map<string, string>();
     flatten((JSON.parse(data) as { dossier: unknown }).dossier, '', rows);
     columns.push({ partner: d.partner, rows });
@@ -95,4 +97,69 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
     process.stdout.write(label + ' | ' + columns.map((c) => cell(c.rows.get(p) ?? '·')).join(' | ') + '\n');
   }
   process.stdout.write(`\n"·" = not shared. Subject ids are packet-scoped refs; each partner sees only its own.\n`);
+
+  await demoHits(base, tokens, pushed.json.id, received, verifyKey);
+}
+
+interface DemoPacket {
+  dossier: { subjects: Array<{ id: string; name?: { given?: string } }> };
+}
+
+/**
+ * The return path: council housing and DVLA report hits quoting the refs of their own packets, then
+ * the force fetches its bundle and decrypts it with its (TEST) key.
+ */
+async function demoHits(
+  base: string,
+  tokens: Record<string, string>,
+  dossierId: string,
+  received: Map<string, { id: string; body: DemoPacket }>,
+  verifyKey: Awaited<ReturnType<typeof openpgpKeys.parseArmoredPublicKey>>,
+): Promise<void> {
+  const ref = (partner: string, given: string) => received.get(partner)?.body.dossier.subjects.find((s) => s.name?.given === given)?.id;
+  const reports: Record<string, Array<Record<string, unknown> & { subject: string | undefined }>> = {
+    'council-housing': [
+      { subject: ref('council-housing', 'Daniel'), kind: 'tenancy', detail: { line1: '18 Cedar Road', town: 'Coventry', postcode: 'CV6 5HX', tenure: 'council', since: '2022-05-01' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed', partnerRecordRef: 'HSG-778812' },
+      { subject: ref('council-housing', 'Andrei'), kind: 'address', detail: { line1: '22 Cedar Road', town: 'Coventry', postcode: 'CV6 5HX', occupants: 9, note: 'HMO licence refused 2025' }, matchedOn: ['postcode'], confidence: 'possible', partnerRecordRef: 'HMO-2025-0441' },
+      { subject: ref('council-housing', 'Daniel'), kind: 'address', detail: { line1: '22 Cedar Rd', town: 'Coventry', postcode: 'cv6 5hx', role: 'landlord of record' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'probable', partnerRecordRef: 'HMO-2025-0441-APP' },
+    ],
+    dvla: [
+      { subject: ref('dvla', 'Samuel'), kind: 'vehicle', detail: { vrm: 'kx19 lmn', make: 'Mercedes-Benz', model: 'Sprinter', keeperSince: '2024-02-11' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed', partnerRecordRef: 'V5C-7781-2024' },
+      { subject: ref('dvla', 'Samuel'), kind: 'address', detail: { line1: '14 Cedar Rd', town: 'Coventry', postcode: 'CV65HX', record: 'driving licence address' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed' },
+    ],
+  };
+  process.stdout.write('\nPartners report hits, quoting the refs of their own packets:\n');
+  for (const [partner, hits] of Object.entries(reports)) {
+    const packet = received.get(partner);
+    if (!packet || !tokens[partner] || hits.some((h) => !h.subject)) {
+      process.stdout.write(`  ${partner.padEnd(24)} skipped (no packet with those subjects)\n`);
+      continue;
+    }
+    const res = await call<{ accepted: number; duplicates: number }>(`${base}/v1/packets/${packet.id}/hits`, tokens[partner]!, 'POST', { schema: 'cordon.hits/v1', packet: packet.id, hits });
+    if (res.status !== 202) throw new GatewayError('internal', `the gateway refused ${partner}'s hits: ${res.text}`);
+    process.stdout.write(`  ${partner.padEnd(24)} ${res.status} accepted ${res.json.accepted}, duplicates ${res.json.duplicates}\n`);
+  }
+
+  const bundle = await call(`${base}/v1/dossiers/${dossierId}/hits`, tokens['west-midlands-rocu']!);
+  if (bundle.status !== 200) throw new GatewayError('internal', `the gateway did not hand out the hits bundle: ${bundle.text}`);
+  const secret = await openpgpKeys.parseArmoredPrivateKey(await readFile(path.join(ROOT, 'test/fixtures/keys/west-midlands.sec.asc'), 'utf8'));
+  const { data } = await openpgpKeys.decryptAndVerify(bundle.text, secret, [verifyKey]);
+  const decoded = JSON.parse(data) as {
+    subjects: Record<string, Array<{ partner: string; kind: string; confidence: string; partnerRecordRef?: string; detail: Record<string, unknown> }>>;
+    links: Array<{ kind: string; value: string; subjects: string[]; otherDossiers?: unknown[]; evidence: Array<{ dossier?: string; subject: string; source: string }> }>;
+  };
+  process.stdout.write(`\nThe force's hits bundle (decrypted with test/fixtures/keys/west-midlands.sec.asc, gateway signature verified):\n\n`);
+  for (const [subject, hits] of Object.entries(decoded.subjects)) {
+    for (const h of hits) {
+      const detail = Object.values(h.detail).slice(0, 4).join(', ');
+      process.stdout.write(`  ${subject.padEnd(4)} ${h.partner.padEnd(16)} ${h.kind.padEnd(9)} ${h.confidence.padEnd(9)} ${(h.partnerRecordRef ?? '').padEnd(18)} ${detail}\n`);
+    }
+  }
+  process.stdout.write('\nLinks between subjects:\n');
+  for (const l of decoded.links) {
+    const sources = [...new Set(l.evidence.filter((e) => !e.dossier).map((e) => `${e.subject} ${e.source}`))].join('; ');
+    const elsewhere = l.otherDossiers?.length ? `, and ${l.otherDossiers.length} subject(s) of your other dossiers` : '';
+    process.stdout.write(`  ${l.kind.padEnd(9)} ${l.value.padEnd(24)} ${l.subjects.join(', ').padEnd(12)} (${sources}${elsewhere})\n`);
+  }
+  process.stdout.write(`\nThe whole bundle:\n${JSON.stringify(decoded, null, 2)}\n`);
 }

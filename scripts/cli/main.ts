@@ -2,22 +2,51 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { GatewayError } from '../../gateway/errors/index.js';
+import { auditExport, auditVerify } from './audit.js';
 import { clientsAdd } from './clients.js';
 import { demo } from './demo.js';
 import { keysImport, keysList } from './keys.js';
-import { policyLint } from './policy.js';
+import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
 
 const policiesDefault = process.env.CORDON_POLICY_DIR || './policies';
 const clientsDefault = () => process.env.CORDON_CLIENTS || path.join(policiesDefault, 'clients.sample.yaml');
 
 const program = new Command('cordon').description('Cordon gateway: policies, keys, clients, audit and demo').showHelpAfterError();
 
-const policy = program.command('policy').description('lint, test and preview the policy set');
+const policy = program.command('policy').description('lint, test, preview and diff the policy set');
 policy
   .command('lint')
-  .description('validate every policy file; non-zero exit on errors')
+  .description('schema and semantic checks with file:line locations; non-zero exit on errors (warnings do not fail)')
   .option('--policies <dir>', 'policy directory', policiesDefault)
-  .action(async (o: { policies: string }) => policyLint(o.policies));
+  .option('--now <date>', 'check agreements and keys as at this date (YYYY-MM-DD or ISO date-time)')
+  .option('--json', 'machine-readable findings')
+  .action(async (o: { policies: string; now?: string; json?: boolean }) => policyLint(o));
+policy
+  .command('test')
+  .description('run the policy tests in <policies>/tests with a coverage figure per partner; non-zero exit on any failure')
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .option('--json', 'machine-readable results')
+  .action(async (o: { policies: string; json?: boolean }) => policyTest(o));
+policy
+  .command('preview')
+  .description('what a partner would receive of a dossier, with the decision trace (rule → operation → path)')
+  .requiredOption('--dossier <file>', 'dossier JSON')
+  .requiredOption('--partner <id>', 'partner id')
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .option('--now <date>', 'decide as at this date (default now)')
+  .option('--json', 'the JSON POST /v1/preview answers')
+  .action(async (o: { policies: string; dossier: string; partner: string; now?: string; json?: boolean }) => policyPreview(o));
+policy
+  .command('diff')
+  .description('which paths each partner gains or loses between two policy sets, on the example dossiers')
+  .option('--from <dir>', 'the old policy directory')
+  .option('--from-rev <gitrev>', 'the old policy directory as committed at a git revision (e.g. HEAD, main~3)')
+  .option('--to <dir>', 'the new policy directory (default: --policies)')
+  .option('--dossier <file>', 'a dossier to compare on (repeatable; default the two example dossiers)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .option('--now <date>', 'decide as at this date (default now)')
+  .option('--json', 'machine-readable diff')
+  .action(async (o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; json?: boolean }) => policyDiff(o));
 
 const keys = program.command('keys').description('partner, source and peer public keys');
 keys
@@ -56,6 +85,32 @@ program
   .option('--url <url>', 'gateway base URL', `http://127.0.0.1:${process.env.PORT || 8080}`)
   .option('--policies <dir>', 'policy directory', policiesDefault)
   .action(async (o: { url: string; policies: string }) => demo(o));
+
+const prefixDefault = process.env.CORDON_REDIS_PREFIX || 'cordon';
+const audit = program.command('audit').description('prove the audit trail intact; export it as JSON Lines');
+audit
+  .command('verify')
+  .description('recompute the hash chain and check the signed checkpoints; names the first bad record, exit 1 if any')
+  .option('--file <audit.jsonl>', 'an export (offline)')
+  .option('--redis <url>', 'the live log in this Redis (default REDIS_URL when --file is not given)')
+  .option('--prefix <prefix>', 'the gateway\'s Redis key prefix (also names its anchor in --state)', prefixDefault)
+  .option('--state <dir>', 'the gateway state directory: its key and the anchor of the latest checkpoint')
+  .option('--key <file>', 'the gateway public key (GET /v1/keys/gateway), when the state directory is not at hand')
+  .option('--max-unsigned <n>', 'longest run of records without a checkpoint to accept (default: twice the interval)')
+  .option('--policies <dir>', 'policy directory (unused)', policiesDefault)
+  .action(async (o: { file?: string; redis?: string; prefix: string; state?: string; key?: string; maxUnsigned?: string }) =>
+    auditVerify({ ...o, redis: o.redis ?? (o.file ? undefined : process.env.REDIS_URL) }),
+  );
+audit
+  .command('export')
+  .description('write the audit records (as stored, one per line) recorded between --since and --until')
+  .option('--redis <url>', 'the gateway\'s Redis', process.env.REDIS_URL)
+  .option('--prefix <prefix>', 'the gateway\'s Redis key prefix', prefixDefault)
+  .option('--since <time>', 'RFC 3339 date-time or date (inclusive)')
+  .option('--until <time>', 'RFC 3339 date-time or date (inclusive)')
+  .option('--out <file>', 'write here (mode 0600) instead of stdout')
+  .option('--policies <dir>', 'policy directory (unused)', policiesDefault)
+  .action(async (o: { redis?: string; prefix: string; since?: string; until?: string; out?: string }) => auditExport(o));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GatewayError) {

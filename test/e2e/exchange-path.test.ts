@@ -42,7 +42,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), REDIS_URL, CORDON_STATE_DIR: stateDir, CORDON_REDIS_PREFIX: prefix, LOG_LEVEL: 'warn' },
+    env: { ...process.env, PORT: String(port), REDIS_URL, CORDON_STATE_DIR: stateDir, CORDON_REDIS_PREFIX: prefix, LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d) => (stderr += d));
@@ -209,7 +209,7 @@ describe('dossier in, one encrypted packet per partner out', () => {
     expect(states['council-housing']).toBe('retrieved');
   });
 
-  it('Redis holds no dossier value in plaintext, and the sealed dossier is erased', async () => {
+  it('neither Redis nor the logs hold a dossier value in plaintext, and the sealed dossier is erased', async () => {
     const values = new Set<string>();
     const walk = (v: unknown) => {
       if (typeof v === 'string' && v.length >= 5) values.add(v);
@@ -234,6 +234,10 @@ describe('dossier in, one encrypted packet per partner out', () => {
         expect(new RegExp(`(^|[^A-Za-z0-9-])${escaped}($|[^A-Za-z0-9-])`).test(content), `${key} holds "${v}"`).toBe(false);
       }
     }
+    // Nor do the logs (debug level, the whole run so far).
+    expect(stderr.length).toBeGreaterThan(0);
+    for (const v of values) expect(stderr.includes(v), `the logs hold "${v}"`).toBe(false);
+    expect(stderr).not.toContain('sample-west-midlands-rocu-token');
     const record = await redis.hgetall(`${prefix}:dossier:${dossierId}`);
     expect(record.state).toBe('processed');
     expect(record.sealed).toBeUndefined();

@@ -18,7 +18,8 @@ afterAll(async () => {
 /** Keys that only exist once something was accepted (the audit and policy keys are expected). */
 async function storedWork(): Promise<string[]> {
   const keys = [...(await dumpKeys(gw.redis, gw.prefix)).keys()];
-  return keys.filter((k) => !k.includes(':audit:') && !k.endsWith(':bull:dossiers:meta'));
+  // Audit records, rate-limit counters and the queue's metadata are expected; nothing else may exist.
+  return keys.filter((k) => !k.includes(':audit:') && !k.includes(':rl:') && !k.endsWith(':bull:dossiers:meta'));
 }
 
 function expectError(res: { status: number; json: Record<string, any>; headers: Headers }, status: number, code: string) {

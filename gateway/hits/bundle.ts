@@ -1,0 +1,140 @@
+/**
+ * The hits bundle: the story of the force getting back what the partners found. Every hit held for the
+ * dossier, grouped under the dossier's own subject ids, with the links that connect subjects (in this
+ * dossier, or to subjects of the same source's other dossiers), as one OpenPGP message encrypted to the
+ * source's pinned key and signed by the gateway. A missing or unusable source key refuses the bundle:
+ * it is never encrypted to any other key. The delivery is audited before the message is handed out.
+ */
+import type { AuditLog } from '../audit/log.js';
+import type { Client } from '../config/clients.js';
+import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { GatewayError } from '../errors/index.js';
+import type { LiveSet } from '../policy/live.js';
+import type { PolicySet } from '../policy/types.js';
+import type { DossierStore } from '../store/dossiers.js';
+import { agreementState } from './hits.js';
+import { compareIds, findLinks, hitItems, matchTokens, type Link, type LinkItem } from './links.js';
+import { sourceKeyError, type SourceKeys } from './source-keys.js';
+import type { HitStore, StoredHit } from './store.js';
+
+export interface BundleDeps {
+  store: DossierStore;
+  hitStore: HitStore;
+  audit: AuditLog;
+  live: () => LiveSet<RecipientKey>;
+  gatewayKey: GatewayKey;
+  sourceKeys: SourceKeys;
+  /** At most this many other dossiers are opened to look for cross-dossier links. */
+  maxLinkedDossiers?: number;
+}
+
+export interface BundleHit {
+  partner: string;
+  kind: StoredHit['kind'];
+  detail: StoredHit['detail'];
+  matchedOn: string[];
+  confidence: StoredHit['confidence'];
+  partnerRecordRef?: string;
+  receivedAt: string;
+  agreement: { reference: string };
+  agreementExpired?: true;
+}
+
+export interface Bundle {
+  bundle: { dossier: string; source: string; generatedAt: string; count: number };
+  subjects: Record<string, BundleHit[]>;
+  links: Link[];
+}
+
+const DOSSIER_ID = /^dos_[0-9a-f]{32}$/;
+
+export class Bundles {
+  constructor(private readonly deps: BundleDeps) {}
+
+  /** The armored, signed and encrypted bundle for the source that sent the dossier. */
+  async deliver(client: Client, dossierId: string): Promise<{ message: string; count: number }> {
+    const record = DOSSIER_ID.test(dossierId) ? await this.deps.store.get(dossierId) : undefined;
+    if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
+    const now = new Date();
+    const set = this.deps.live().set;
+    const key = await this.deps.sourceKeys.get(set, record.source, now);
+
+    const bundle = await this.build(set, record.id, record.source, now);
+    let message: string;
+    try {
+      message = await encryptAndSign(JSON.stringify(bundle), key, this.deps.gatewayKey, now);
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'recipient_key_invalid') throw sourceKeyError(record.source, err.message, err);
+      throw err;
+    }
+    await this.deps.audit.append({
+      kind: 'consultation',
+      action: 'hits.bundle_delivered',
+      actor: client.id,
+      dossier: record.id,
+      recipient: record.source,
+      count: bundle.bundle.count,
+      partners: [...new Set(Object.values(bundle.subjects).flat().map((h) => h.partner))].sort(),
+      links: bundle.links.length,
+      keyFingerprint: key.fingerprint,
+    });
+    return { message, count: bundle.bundle.count };
+  }
+
+  /** The plaintext bundle (exported for tests and tools; never served unencrypted). */
+  async build(set: PolicySet, dossierId: string, source: string, now: Date): Promise<Bundle> {
+    const hits = (await this.deps.hitStore.hits(dossierId)).sort(
+      (a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.partner.localeCompare(b.partner) || a.id.localeCompare(b.id),
+    );
+    const subjects: Record<string, BundleHit[]> = {};
+    for (const subject of [...new Set(hits.map((h) => h.subject))].sort(compareIds)) subjects[subject] = [];
+    for (const hit of hits) subjects[hit.subject]!.push(toBundleHit(hit, set, now));
+    return {
+      bundle: { dossier: dossierId, source, generatedAt: now.toISOString(), count: hits.length },
+      subjects,
+      links: await this.links(dossierId, source, hits),
+    };
+  }
+
+  /** Links among this dossier's subjects, and to subjects of the source's other dossiers sharing a value. */
+  private async links(dossierId: string, source: string, hits: StoredHit[]): Promise<Link[]> {
+    const { hitStore } = this.deps;
+    const own = await hitStore.dossierLinks(dossierId);
+    const local: LinkItem[] = [...(own?.items ?? []), ...hits.flatMap((h) => hitItems(dossierId, h))];
+    const tokens = new Set(local.flatMap((i) => matchTokens(i).map((t) => `${t.kind}\u0000${t.value}`)));
+    const macs = [...tokens].map((t) => {
+      const [kind, value] = t.split('\u0000') as [string, string];
+      return hitStore.mac(source, kind, value);
+    });
+    const others = await hitStore.dossiersWith(source, macs, dossierId, this.deps.maxLinkedDossiers ?? 50);
+    const references = new Map<string, string>();
+    const remote: LinkItem[] = [];
+    for (const other of others) {
+      const record = await this.deps.store.get(other);
+      if (!record || record.source !== source) continue; // gone with its retention, or not this source's
+      const links = await hitStore.dossierLinks(other);
+      if (links) references.set(other, links.reference);
+      const items = [...(links?.items ?? []), ...(await hitStore.hits(other)).flatMap((h) => hitItems(other, h))];
+      // Only what matches a value of this dossier: nothing else of the other dossier enters the bundle.
+      remote.push(...items.filter((i) => matchTokens(i).some((t) => tokens.has(`${t.kind}\u0000${t.value}`))));
+    }
+    return findLinks([...local, ...remote], dossierId, references);
+  }
+}
+
+function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
+  const policy = set.partners.get(hit.partner);
+  // Lawfully shared when received; marked when the agreement it came under has ended since.
+  const ended = !policy || policy.agreement.reference !== hit.agreement.reference || agreementState(policy.agreement, now) === 'expired';
+  return {
+    partner: hit.partner,
+    kind: hit.kind,
+    detail: hit.detail,
+    matchedOn: hit.matchedOn,
+    confidence: hit.confidence,
+    ...(hit.partnerRecordRef !== undefined ? { partnerRecordRef: hit.partnerRecordRef } : {}),
+    receivedAt: hit.receivedAt,
+    agreement: { reference: hit.agreement.reference },
+    ...(ended ? { agreementExpired: true as const } : {}),
+  };
+}

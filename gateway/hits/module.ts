@@ -1,0 +1,111 @@
+/**
+ * The hits module's parts, put together for main.ts: one store, the use cases (partners' hits, the
+ * sources' bundles), the dossier link indexer the worker runs before fan-out, and the webhook notices
+ * (queued by the api role, delivered by the worker role). Keys are derived from the master secret:
+ * `seal` for sealing (as everywhere), `hit-id` for deduplication ids, `link-index:<source>` per source
+ * for the HMACs of normalised values.
+ */
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/log.js';
+import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
+import { deriveKey } from '../crypto/seal.js';
+import type { Mailbox } from '../mailbox/mailbox.js';
+import type { LiveSet } from '../policy/live.js';
+import type { DossierStore } from '../store/dossiers.js';
+import { connectRedisForQueue, type Keys } from '../store/redis.js';
+import { Bundles } from './bundle.js';
+import { Hits } from './hits.js';
+import { DossierLinkIndexer } from './indexer.js';
+import { HitNoticeQueue, HitNotifier, startHitNoticeWorker } from './notify.js';
+import { SourceKeys } from './source-keys.js';
+import { HitStore } from './store.js';
+
+export interface HitsModuleDeps {
+  redis: Redis;
+  redisUrl: string;
+  keys: Keys;
+  store: DossierStore;
+  mailbox: Mailbox;
+  audit: AuditLog;
+  live: () => LiveSet<RecipientKey>;
+  gatewayKey: GatewayKey;
+  master: Buffer;
+  logger: Logger;
+}
+
+export class HitsModule {
+  readonly hitStore: HitStore;
+  readonly indexer: DossierLinkIndexer;
+  readonly sourceKeys = new SourceKeys();
+  private readonly closers: Array<() => Promise<unknown>> = [];
+  private noticeQueue?: HitNoticeQueue;
+
+  constructor(private readonly deps: HitsModuleDeps) {
+    const sealKey = deriveKey(deps.master, 'seal');
+    const macKeys = new Map<string, Buffer>();
+    const macKey = (source: string) => {
+      let k = macKeys.get(source);
+      if (!k) macKeys.set(source, (k = deriveKey(deps.master, `link-index:${source}`)));
+      return k;
+    };
+    this.hitStore = new HitStore(deps.redis, deps.keys, sealKey, macKey);
+    this.indexer = new DossierLinkIndexer(deps.store, this.hitStore, sealKey);
+  }
+
+  /** For the api role: the use cases behind POST /v1/packets/:id/hits and GET /v1/dossiers/:id/hits. */
+  http(): { hits: Hits; bundles: Bundles } {
+    const { deps } = this;
+    const hits = new Hits({
+      mailbox: deps.mailbox,
+      hitStore: this.hitStore,
+      audit: deps.audit,
+      live: deps.live,
+      gatewayKey: deps.gatewayKey,
+      sealKey: deriveKey(deps.master, 'seal'),
+      idKey: deriveKey(deps.master, 'hit-id'),
+      onNewHits: async (dossierId, source, total) => {
+        if (!deps.live().set.sources.get(source)?.source.webhook) return;
+        await this.notices().enqueue(dossierId, total).catch((err: Error) => deps.logger.warn({ dossier: dossierId, err: err.message }, 'hit notice not queued'));
+      },
+    });
+    const bundles = new Bundles({
+      store: deps.store,
+      hitStore: this.hitStore,
+      audit: deps.audit,
+      live: deps.live,
+      gatewayKey: deps.gatewayKey,
+      sourceKeys: this.sourceKeys,
+    });
+    return { hits, bundles };
+  }
+
+  /** The notice queue, opened on first use (nothing is written to Redis for sources without a webhook). */
+  private notices(): HitNoticeQueue {
+    if (!this.noticeQueue) {
+      const conn = connectRedisForQueue(this.deps.redisUrl);
+      const queue = (this.noticeQueue = new HitNoticeQueue(conn, this.deps.keys.prefix));
+      this.closers.push(() => conn.quit(), () => queue.close());
+    }
+    return this.noticeQueue;
+  }
+
+  /** For the worker role: delivers webhook notices. */
+  startNoticeWorker(): Worker {
+    const { deps } = this;
+    const conn = connectRedisForQueue(deps.redisUrl);
+    const notifier = new HitNotifier({ store: deps.store, hitStore: this.hitStore, live: deps.live, gatewayKey: deps.gatewayKey, sourceKeys: this.sourceKeys });
+    const worker = startHitNoticeWorker(conn, deps.keys.prefix, notifier);
+    worker.on('failed', (job, err) =>
+      deps.logger.warn({ job: job?.id, attempts: job?.attemptsMade, code: (err as { code?: string }).code, err: err.message }, 'hit notice not delivered'),
+    );
+    worker.on('error', (err) => deps.logger.warn({ err: err.message }, 'hit notice worker connection problem'));
+    this.closers.push(() => conn.quit(), () => worker.close());
+    return worker;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.closers.splice(0).reverse()) await c().catch(() => undefined);
+  }
+}

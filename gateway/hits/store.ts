@@ -1,0 +1,184 @@
+/**
+ * Redis storage of hits and link items. Everything with a value in it is sealed (AES-256-GCM, bound by
+ * its AAD to the dossier and the hit id); in plaintext there are only opaque ids (dossier ids, hit ids,
+ * keyed HMACs). Hits and the dossier's link items live exactly as long as the dossier's status record:
+ * the scripts below read its expiry and give theirs the same.
+ *
+ * The per-source link index maps the keyed HMAC of a normalised value (see links.ts `matchTokens`) to
+ * the dossiers of that source holding it, so cross-dossier links are found by unsealing only the
+ * dossiers that share a value, never everything.
+ */
+import type { Redis } from 'ioredis';
+import { hmacId, seal, unseal } from '../crypto/seal.js';
+import { GatewayError } from '../errors/index.js';
+import type { HitConfidence, HitKind } from '../intake/types.js';
+import { RECORD_TTL_SECONDS } from '../store/dossiers.js';
+import type { Keys } from '../store/redis.js';
+import type { LinkItem } from './links.js';
+
+/** A hit as the gateway keeps it (sealed): mapped back to the dossier's own subject id. */
+export interface StoredHit {
+  id: string;
+  /** The dossier's own subject id (never the packet ref). */
+  subject: string;
+  partner: string;
+  packet: string;
+  kind: HitKind;
+  detail: Record<string, string | number | boolean | null>;
+  matchedOn: string[];
+  confidence: HitConfidence;
+  partnerRecordRef?: string;
+  receivedAt: string;
+  agreement: { reference: string };
+  /** True when the hits arrived as an OpenPGP message signed with the partner's pinned key. */
+  signed?: boolean;
+}
+
+/** The link items of a dossier's own data, sealed under `links:<dossier id>`. */
+export interface DossierLinks {
+  dossier: string;
+  reference: string;
+  items: LinkItem[];
+}
+
+/**
+ * KEYS[1] dossier record, KEYS[2] hits hash, KEYS[3..] link index zsets.
+ * ARGV[1] fallback expiry (ms), ARGV[2] number of hits, then id/sealed pairs, then the dossier id.
+ * Returns {added, total}, or {-1, 0} when the dossier record is gone.
+ */
+const ADD_HITS = `
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if t == -2 then return {-1, 0} end
+if t == -1 then t = tonumber(ARGV[1]) end
+local n = tonumber(ARGV[2])
+local added = 0
+for i = 0, n - 1 do
+  added = added + redis.call('HSETNX', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+end
+redis.call('PEXPIREAT', KEYS[2], t)
+local member = ARGV[3 + 2 * n]
+for k = 3, #KEYS do
+  redis.call('ZADD', KEYS[k], 'GT', t, member)
+  local kt = redis.call('PEXPIRETIME', KEYS[k])
+  if kt < t then redis.call('PEXPIREAT', KEYS[k], t) end
+end
+return {added, redis.call('HLEN', KEYS[2])}
+`;
+
+/**
+ * KEYS[1] dossier record, KEYS[2] dossier links, KEYS[3..] link index zsets.
+ * ARGV[1] fallback expiry (ms), ARGV[2] sealed links, ARGV[3] dossier id. Writes once.
+ */
+const PUT_LINKS = `
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if t == -2 then return -1 end
+if t == -1 then t = tonumber(ARGV[1]) end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PXAT', t) == false then return 0 end
+for k = 3, #KEYS do
+  redis.call('ZADD', KEYS[k], 'GT', t, ARGV[3])
+  local kt = redis.call('PEXPIRETIME', KEYS[k])
+  if kt < t then redis.call('PEXPIREAT', KEYS[k], t) end
+end
+return 1
+`;
+
+export class HitStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly sealKey: Buffer,
+    private readonly macKey: (source: string) => Buffer,
+  ) {}
+
+  /** Keyed HMAC of a normalised value, per source: what the link index is keyed by. */
+  mac(source: string, kind: string, value: string): string {
+    return hmacId(this.macKey(source), kind, value);
+  }
+
+  /** Which of these hit ids the dossier already holds. */
+  async existing(dossierId: string, ids: string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const rows = await this.redis.hmget(this.keys.hits(dossierId), ...ids);
+    return new Set(ids.filter((_, i) => rows[i] !== null));
+  }
+
+  /**
+   * Stores the hits that are not there yet (first one wins) and files the dossier under the macs of
+   * their values, in one atomic step. Returns how many were new and how many the dossier now holds.
+   */
+  async add(dossierId: string, source: string, hits: StoredHit[], macs: string[]): Promise<{ added: number; total: number }> {
+    const args: string[] = [String(Date.now() + RECORD_TTL_SECONDS * 1000), String(hits.length)];
+    for (const hit of hits) args.push(hit.id, seal(this.sealKey, JSON.stringify(hit), hitAad(dossierId, hit.id)));
+    args.push(dossierId);
+    const indexKeys = [...new Set(macs)].map((m) => this.keys.linkIndex(source, m));
+    const [added, total] = (await this.redis.eval(
+      ADD_HITS,
+      2 + indexKeys.length,
+      this.keys.dossier(dossierId),
+      this.keys.hits(dossierId),
+      ...indexKeys,
+      ...args,
+    )) as [number, number];
+    if (added < 0) throw new GatewayError('not_found', 'The dossier this packet was made from is no longer held');
+    return { added, total };
+  }
+
+  async hits(dossierId: string): Promise<StoredHit[]> {
+    const rows = await this.redis.hgetall(this.keys.hits(dossierId));
+    return Object.entries(rows).map(([id, sealed]) => JSON.parse(unseal(this.sealKey, sealed, hitAad(dossierId, id)).toString('utf8')) as StoredHit);
+  }
+
+  async count(dossierId: string): Promise<number> {
+    return this.redis.hlen(this.keys.hits(dossierId));
+  }
+
+  /** Stores the dossier's own link items once; false when they were already stored or the dossier is gone. */
+  async putDossierLinks(links: DossierLinks, source: string, macs: string[]): Promise<boolean> {
+    const indexKeys = [...new Set(macs)].map((m) => this.keys.linkIndex(source, m));
+    const res = (await this.redis.eval(
+      PUT_LINKS,
+      2 + indexKeys.length,
+      this.keys.dossier(links.dossier),
+      this.keys.dossierLinks(links.dossier),
+      ...indexKeys,
+      String(Date.now() + RECORD_TTL_SECONDS * 1000),
+      seal(this.sealKey, JSON.stringify(links), linksAad(links.dossier)),
+      links.dossier,
+    )) as number;
+    return res === 1;
+  }
+
+  async hasDossierLinks(dossierId: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.dossierLinks(dossierId))) === 1;
+  }
+
+  async dossierLinks(dossierId: string): Promise<DossierLinks | undefined> {
+    const sealed = await this.redis.get(this.keys.dossierLinks(dossierId));
+    if (!sealed) return undefined;
+    return JSON.parse(unseal(this.sealKey, sealed, linksAad(dossierId)).toString('utf8')) as DossierLinks;
+  }
+
+  /** Dossiers of `source` (other than `exclude`) still holding a value with one of these macs. */
+  async dossiersWith(source: string, macs: string[], exclude: string, limit = 100): Promise<string[]> {
+    const unique = [...new Set(macs)];
+    if (!unique.length) return [];
+    const pipeline = this.redis.pipeline();
+    const now = String(Date.now());
+    for (const m of unique) pipeline.zrangebyscore(this.keys.linkIndex(source, m), now, '+inf');
+    const rows = (await pipeline.exec()) ?? [];
+    const out = new Set<string>();
+    for (const [err, ids] of rows) {
+      if (err) throw err;
+      for (const id of ids as string[]) if (id !== exclude) out.add(id);
+    }
+    return [...out].sort().slice(0, limit);
+  }
+}
+
+function hitAad(dossierId: string, hitId: string): string {
+  return `hit:${dossierId}:${hitId}`;
+}
+
+function linksAad(dossierId: string): string {
+  return `links:${dossierId}`;
+}

@@ -1,0 +1,44 @@
+/**
+ * `POST /v1/preview` (governance role): what a partner would receive of a dossier under the live policy
+ * set, with the decision trace. Body `{ "dossier": {…}, "partner": "<id>" }`. The use case
+ * (policy/preview.ts) validates, builds and audits; nothing but the audit record is stored.
+ *
+ *   200  the preview (blocked deliveries too: `blocked` says why, `plaintext` is null)
+ *   400  schema_violation, each problem with its path (`/partner`, `/dossier/subjects/0/dateOfBirth`)
+ *   404  not_found: no such partner in the live set
+ *   422  classification_refused (SECRET and above never enter the gateway, not even for a preview)
+ *   503  audit_unavailable: the consultation could not be logged, so nothing is shown
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { GatewayError } from '../errors/index.js';
+import type { PolicyPreview } from '../policy/preview.js';
+import { requireRole } from './auth.js';
+
+export interface PreviewRouteDeps {
+  preview: Pick<PolicyPreview<unknown>, 'preview'>;
+  bodyLimitBytes: number;
+}
+
+function jsonBody(limit: number) {
+  const parse = express.json({ limit, strict: true, type: 'application/json' });
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!req.is('application/json')) {
+      next(new GatewayError('unsupported_media_type', 'The request body must be application/json'));
+      return;
+    }
+    parse(req, res, next);
+  };
+}
+
+export function registerPreviewRoutes(r: Router, deps: PreviewRouteDeps): void {
+  r.route('/preview')
+    .post(requireRole('governance'), jsonBody(deps.bodyLimitBytes + 4096), async (req, res) => {
+      const preview = await deps.preview.preview(req.client!.id, req.body);
+      res.setHeader('Cache-Control', 'no-store');
+      res.json(preview);
+    })
+    .all((_req, res, next) => {
+      res.setHeader('Allow', 'POST');
+      next(new GatewayError('method_not_allowed', 'Only POST is allowed on this route'));
+    });
+}

@@ -1,0 +1,298 @@
+/**
+ * `cordon policy lint`: everything the loader refuses (schema, unknown paths, operations that do not
+ * fit the field, unknown facts…) plus what loads but is almost certainly wrong or about to go wrong:
+ *
+ *  errors    an agreement past its review date (sharing under it has stopped), a partner or source
+ *            without a usable key (missing, wrong fingerprint, expired, revoked), a rule that can never
+ *            fire (its conditions contradict each other, or hold only for dossiers the agreement
+ *            refuses), a policy test naming a partner that does not exist;
+ *  warnings  an agreement due for review within 30 days or not yet in force, a key expiring within 30
+ *            days, a rule that changes nothing (its `set` only touches paths the base allowlist already
+ *            strips, or asks for nothing stricter than the base), a partner no policy test covers.
+ *
+ * Every finding carries the file and, where the file says it, a line and column. Reads the policy
+ * directory (through the loader) and nothing else; key checks are injected (crypto/ owns openpgp).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GatewayError, type ErrorDetail } from '../errors/index.js';
+import { stableJson } from './condition.js';
+import { endOfDayUtc, startOfDayUtc } from './dates.js';
+import { applyGateway, applyRules } from './decide.js';
+import { collectPolicySet, loadPolicyTests } from './load.js';
+import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from './locate.js';
+import { isAncestor } from './paths.js';
+import { basePlan, normalise, toOps } from './plan.js';
+import { canHold } from './satisfiable.js';
+import type { PolicyTest } from './testing.js';
+import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from './types.js';
+
+export type Severity = 'error' | 'warning';
+
+export interface LintFinding {
+  severity: Severity;
+  /** Relative to the policy directory (`partners/dvla.yaml`), or the directory itself. */
+  file: string;
+  line?: number;
+  column?: number;
+  /** Where in the file, in the loader's notation (`fields."subjects[].foo"`, `rules[0].conditions`). */
+  location?: string;
+  message: string;
+}
+
+export interface LintResult {
+  dir: string;
+  /** Whether the gateway would load the set (no errors from the loader). */
+  loads: boolean;
+  /** The revision of the set, when it loads. */
+  revision?: string;
+  partners: number;
+  sources: number;
+  tests: number;
+  findings: LintFinding[];
+  errors: number;
+  warnings: number;
+}
+
+/** Checks a partner's or source's key; resolves to its expiry (null: never), rejects with the reason. */
+export type KeyCheck = (armored: string, fingerprint: string, now: Date) => Promise<{ expiresAt: Date | null }>;
+
+export interface LintOptions {
+  now?: Date;
+  /** Without it keys are only checked for presence. */
+  checkKey?: KeyCheck;
+  /** How long before a review date (or a key expiry) to warn; default 30 days. */
+  warnDays?: number;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+const CLASSIFICATIONS: Classification[] = ['OFFICIAL', 'OFFICIAL-SENSITIVE'];
+
+class Findings {
+  readonly list: LintFinding[] = [];
+  add(severity: Severity, file: string, location: string, message: string): void {
+    const f: LintFinding = { severity, file, message };
+    if (location !== '') f.location = location;
+    this.list.push(f);
+  }
+  fromDetails(severity: Severity, details: ErrorDetail[] | undefined, fallback: string): void {
+    for (const d of details ?? []) {
+      const { file, docIndex, location } = splitProblemPath(d.path ?? fallback);
+      // A test inside a file of several: its index leads the location (`[1].expect`).
+      const where = docIndex === undefined ? location : `[${docIndex}]${location === '' || location.startsWith('line ') ? '' : `.${location}`}`;
+      const f: LintFinding = { severity, file, message: d.message };
+      if (where !== '') f.location = where;
+      this.list.push(f);
+    }
+  }
+}
+
+// ---- agreements and keys -----------------------------------------------------------------------
+
+function checkAgreement(p: PartnerPolicy, now: Date, warnDays: number, out: Findings): void {
+  const a = p.agreement;
+  const from = startOfDayUtc(a.inForceFrom);
+  const end = endOfDayUtc(a.reviewBy);
+  if (from === undefined || end === undefined) return; // the loader reports malformed dates
+  const t = now.getTime();
+  if (t > end) {
+    out.add('error', p.file, 'agreement.reviewBy', `agreement ${a.reference} was due for review by ${a.reviewBy}: sharing with ${p.partner.id} has stopped until it is renewed`);
+  } else if (Math.floor((end - t) / DAY_MS) <= warnDays) {
+    // Whole days left, counting the review day itself: on 21 November a review by 21 December is 30 days away.
+    const days = Math.floor((end - t) / DAY_MS);
+    out.add('warning', p.file, 'agreement.reviewBy', `agreement ${a.reference} is due for review by ${a.reviewBy} (${days} day${days === 1 ? '' : 's'} left): sharing stops after that date`);
+  }
+  if (t < from) {
+    out.add('warning', p.file, 'agreement.inForceFrom', `agreement ${a.reference} is not in force until ${a.inForceFrom}: nothing is shared with ${p.partner.id} before then`);
+  }
+}
+
+async function checkKey(file: string, whose: string, key: KeyRef, where: string, o: Required<Pick<LintOptions, 'now' | 'warnDays'>> & LintOptions, out: Findings): Promise<void> {
+  if (key.armored === undefined) {
+    out.add('error', file, `${where}.file`, `key file ${key.file} is missing: ${whose}`);
+    return;
+  }
+  if (o.checkKey === undefined) return;
+  try {
+    const { expiresAt } = await o.checkKey(key.armored, key.fingerprint, o.now);
+    if (expiresAt !== null && expiresAt.getTime() - o.now.getTime() <= o.warnDays * DAY_MS) {
+      out.add('warning', file, `${where}.file`, `key ${key.file} expires on ${expiresAt.toISOString().slice(0, 10)}: import a renewed key before then`);
+    }
+  } catch (err) {
+    out.add('error', file, `${where}.fingerprint`, `key ${key.file} cannot be used: ${(err as Error).message}: ${whose}`);
+  }
+}
+
+// ---- rules -------------------------------------------------------------------------------------
+
+function opsOf(fields: PartnerPolicy['fields'], gateway: GatewayRules, rules: Rule[]): Map<string, string> {
+  const plan = basePlan(fields);
+  applyGateway(plan, gateway);
+  applyRules(plan, rules);
+  applyGateway(plan, gateway);
+  // What is emitted: strip entries emit nothing (a strip that hides paths below it removes them here).
+  return new Map(
+    Object.entries(toOps(normalise(plan)))
+      .filter(([, op]) => op.op !== 'strip')
+      .map(([p, op]) => [p, stableJson(op)]),
+  );
+}
+
+function sameOps(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+function checkRules(p: PartnerPolicy, gateway: GatewayRules, out: Findings): void {
+  const ceiling = CLASSIFICATIONS.indexOf(p.agreement.highestClassification);
+  const accepted = { classification: CLASSIFICATIONS.slice(0, ceiling + 1), handlingCode: [...p.agreement.handlingCodes] };
+  const base = opsOf(p.fields, gateway, []);
+  const emitted = [...base.keys()];
+  p.rules.forEach((rule, i) => {
+    const where = `rules[${i}]`;
+    if (!canHold(rule.conditions)) {
+      out.add('error', p.file, `${where}.conditions`, `rule ${JSON.stringify(rule.name)} can never fire: its conditions contradict each other, so what it ${ruleIntent(rule)} never happens`);
+      return;
+    }
+    if (!canHold(rule.conditions, accepted)) {
+      out.add(
+        'error',
+        p.file,
+        `${where}.conditions`,
+        `rule ${JSON.stringify(rule.name)} can never fire: its conditions hold only for dossiers agreement ${p.agreement.reference} refuses (it accepts ${accepted.classification.join(', ')}; handling ${accepted.handlingCode.join(', ')})`,
+      );
+      return;
+    }
+    if (rule.then.exclude === true) return;
+    const set = Object.keys(rule.then.set ?? {});
+    if (sameOps(base, opsOf(p.fields, gateway, [rule]))) {
+      const touches = set.some((s) => emitted.some((q) => q === s || isAncestor(s, q) || isAncestor(q, s)));
+      out.add(
+        'warning',
+        p.file,
+        `${where}.then`,
+        touches
+          ? `rule ${JSON.stringify(rule.name)} changes nothing: it asks for nothing stricter than the base allowlist already gives`
+          : `rule ${JSON.stringify(rule.name)} changes nothing: it only touches paths the base allowlist already strips (${set.join(', ')})`,
+      );
+    }
+  });
+}
+
+function ruleIntent(rule: Rule): string {
+  if (rule.then.exclude === true) return 'excludes';
+  return `sets (${Object.keys(rule.then.set ?? {}).join(', ')})`;
+}
+
+// ---- tests -------------------------------------------------------------------------------------
+
+function checkTests(set: PolicySet, tests: PolicyTest[], broken: ReadonlySet<string>, out: Findings): void {
+  const covered = new Set<string>();
+  for (const t of tests) {
+    if (!set.partners.has(t.partner)) {
+      if (broken.has(`partners/${t.partner}.yaml`) || broken.has(`partners/${t.partner}.yml`)) continue; // its own problems are reported
+      const { file, docIndex } = splitProblemPath(t.file);
+      out.add('error', file, docIndex === undefined ? 'partner' : `[${docIndex}].partner`, `no partner ${JSON.stringify(t.partner)} in the policy set`);
+      continue;
+    }
+    covered.add(t.partner);
+  }
+  for (const p of set.partners.values()) {
+    if (!covered.has(p.partner.id)) out.add('warning', p.file, '', `no policy test (tests/*.yaml) covers partner ${p.partner.id}`);
+  }
+}
+
+// ---- positions ---------------------------------------------------------------------------------
+
+async function addPositions(dir: string, findings: LintFinding[]): Promise<void> {
+  const locators = new Map<string, YamlLocator | null>();
+  for (const f of findings) {
+    const file = f.file;
+    if (!/\.ya?ml$/.test(file)) continue;
+    const explicit = f.location !== undefined ? explicitPosition(f.location) : undefined;
+    if (explicit) {
+      f.line = explicit.line;
+      f.column = explicit.column;
+      delete f.location;
+      continue;
+    }
+    let locator = locators.get(file);
+    if (locator === undefined) {
+      locator = await readFile(path.join(dir, file), 'utf8').then(
+        (text) => new YamlLocator(text),
+        () => null,
+      );
+      locators.set(file, locator);
+    }
+    if (locator === null) continue;
+    const segments = f.location === undefined ? [] : parseLocation(f.location);
+    const pos = locator.locate(segments ?? []);
+    if (pos) {
+      f.line = pos.line;
+      f.column = pos.column;
+    }
+  }
+}
+
+// ---- the whole lint ----------------------------------------------------------------------------
+
+export async function lintPolicies(dir: string, options: LintOptions = {}): Promise<LintResult> {
+  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30 };
+  const out = new Findings();
+  // What loads is checked even when other files do not (the gateway would refuse the whole set).
+  let set: PolicySet | undefined;
+  let loads = false;
+  const broken = new Set<string>();
+  try {
+    const collected = await collectPolicySet(dir, o.now);
+    set = collected.set;
+    loads = collected.problems.length === 0;
+    out.fromDetails('error', collected.problems, dir);
+    for (const d of collected.problems) broken.add(splitProblemPath(d.path ?? '').file);
+  } catch (err) {
+    if (!(err instanceof GatewayError) || err.code !== 'policy_invalid') throw err;
+    out.fromDetails('error', err.details, dir);
+  }
+  let tests: PolicyTest[] = [];
+  try {
+    tests = await loadPolicyTests(dir);
+  } catch (err) {
+    if (!(err instanceof GatewayError) || err.code !== 'policy_invalid') throw err;
+    out.fromDetails('error', err.details, 'tests/');
+  }
+  if (set !== undefined) {
+    for (const p of set.partners.values()) {
+      checkAgreement(p, o.now, o.warnDays, out);
+      await checkKey(p.file, `every delivery to ${p.partner.id} is blocked`, p.partner.key, 'partner.key', o, out);
+      // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
+      if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, set.gateway, out);
+    }
+    for (const s of set.sources.values()) {
+      await checkKey(s.file, `hits for ${s.source.id} cannot be encrypted to it`, s.source.key, 'source.key', o, out);
+    }
+    checkTests(set, tests, broken, out);
+  }
+  await addPositions(path.resolve(dir), out.list);
+  const order = (f: LintFinding) => `${f.file}\u0000${String(f.line ?? 0).padStart(6, '0')}\u0000${String(f.column ?? 0).padStart(4, '0')}`;
+  const findings = out.list.map((f, i) => ({ f, i })).sort((a, b) => (order(a.f) < order(b.f) ? -1 : order(a.f) > order(b.f) ? 1 : a.i - b.i)).map(({ f }) => f);
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const result: LintResult = {
+    dir,
+    loads,
+    partners: set?.partners.size ?? 0,
+    sources: set?.sources.size ?? 0,
+    tests: tests.length,
+    findings,
+    errors,
+    warnings: findings.length - errors,
+  };
+  if (set !== undefined && loads) result.revision = set.revision;
+  return result;
+}
+
+/** `partners/dvla.yaml:12:3` (the file joined to the directory as given, so that editors can open it). */
+export function findingPlace(dir: string, f: LintFinding): string {
+  const file = path.join(dir, f.file);
+  return f.line === undefined ? file : `${file}:${f.line}${f.column === undefined ? '' : `:${f.column}`}`;
+}

@@ -1,0 +1,240 @@
+/**
+ * Rectification (DPA 2018 s.38: tell recipients without delay when shared data turns out wrong). The
+ * force that sent a dossier recalls it as `withdrawn` or `corrected`:
+ *   1. the recall is audited with its reason (the note, free text, never leaves the sealed notices);
+ *   2. the dossier is marked withdrawn or corrected (its status shows it; fan-out never resumes it);
+ *   3. every partner that was sent a packet gets a recall notice in its mailbox: an OpenPGP message
+ *      encrypted to the partner and signed by the gateway, JSON `{"recall": {id, packet, reason,
+ *      issuedAt, action, note?}}`, listed in GET /v1/packets with `type: "recall"`; each is audited;
+ *   4. packets not yet retrieved are erased (audited): nobody pulls withdrawn data from now on.
+ * Every step is idempotent (notice ids derive from the packet id), so a recall interrupted half-way is
+ * completed by sending the same request again.
+ */
+import type { Redis } from 'ioredis';
+import type { AuditLog } from '../audit/log.js';
+import type { Client } from '../config/clients.js';
+import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { deriveKey, hmacId, seal } from '../crypto/seal.js';
+import { GatewayError, type ErrorDetail } from '../errors/index.js';
+import { isInvalid, type LiveSet } from '../policy/live.js';
+import type { Eraser } from '../retention/erase.js';
+import { DAY_MS, packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
+import type { DossierStore } from '../store/dossiers.js';
+import type { Keys } from '../store/redis.js';
+
+export type RecallReason = 'withdrawn' | 'corrected';
+export const RECALL_REASONS: RecallReason[] = ['withdrawn', 'corrected'];
+export const MAX_NOTE_LENGTH = 500;
+/** A notice stays at least this long in the mailbox, even when the packet it recalls expires sooner. */
+const MIN_NOTICE_DAYS = 7;
+
+const ACTION: Record<RecallReason, string> = {
+  withdrawn: 'The originator has withdrawn this data: stop using it, do not share it further, and delete your copy.',
+  corrected: 'The originator has found this data wrong: stop relying on it; a corrected dossier may follow.',
+};
+
+export interface RecallRequest {
+  reason: RecallReason;
+  note?: string;
+}
+
+export interface RecallDeps {
+  redis: Redis;
+  keys: Keys;
+  store: DossierStore;
+  audit: AuditLog;
+  eraser: Eraser;
+  live: () => LiveSet<RecipientKey>;
+  gatewayKey: GatewayKey;
+  master: Buffer;
+  now?: () => Date;
+}
+
+export interface RecallOutcome {
+  partner: string;
+  packet: string;
+  /** The notice's id in the partner's mailbox; absent when it could not be sent. */
+  notice?: string;
+  /** True when the packet was still unretrieved and has been erased. */
+  erased: boolean;
+  /** Why no notice could be sent (e.g. the partner's key is no longer valid): tell them another way. */
+  problem?: string;
+}
+
+export interface RecallResult {
+  id: string;
+  state: RecallReason;
+  recall: { reason: RecallReason; issuedAt: string };
+  partners: RecallOutcome[];
+  /** True when this dossier had already been recalled for this reason and the recall was completed again. */
+  replayed: boolean;
+}
+
+/** Validates the request body: `{ "reason": "withdrawn"|"corrected", "note"?: string ≤ 500 }`. */
+export function parseRecallRequest(body: unknown): RecallRequest {
+  const problems: ErrorDetail[] = [];
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('schema_violation', 'The recall must be a JSON object', [{ path: '', message: 'must be an object with a "reason"' }]);
+  }
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (k !== 'reason' && k !== 'note') problems.push({ path: `/${k}`, message: 'is not allowed' });
+  if (!RECALL_REASONS.includes(b.reason as RecallReason)) problems.push({ path: '/reason', message: `must be one of ${RECALL_REASONS.join(', ')}` });
+  if (b.note !== undefined && (typeof b.note !== 'string' || b.note.length === 0 || b.note.length > MAX_NOTE_LENGTH)) {
+    problems.push({ path: '/note', message: `must be a string of 1–${MAX_NOTE_LENGTH} characters` });
+  }
+  if (problems.length) throw new GatewayError('schema_violation', 'The recall request is not valid', problems);
+  return { reason: b.reason as RecallReason, ...(b.note !== undefined ? { note: b.note as string } : {}) };
+}
+
+/** KEYS: dossier. ARGV: state, recall JSON. Marks a stored dossier recalled. */
+const MARK = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'recall', ARGV[2])
+return 1
+`;
+
+/** KEYS: notice, mailbox, schedule. ARGV: fields, created (ms), id, store expiry (ms), schedule member, due (ms). */
+const CREATE_NOTICE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+return 1
+`;
+
+export class Recall {
+  private readonly idKey: Buffer;
+  private readonly sealKey: Buffer;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: RecallDeps) {
+    this.idKey = deriveKey(deps.master, 'packet-id');
+    this.sealKey = deriveKey(deps.master, 'seal');
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  noticeId(packetId: string): string {
+    return 'pkt_' + hmacId(this.idKey, 'recall', packetId);
+  }
+
+  async recall(client: Client, dossierId: string, body: unknown): Promise<RecallResult> {
+    const { store, audit } = this.deps;
+    const record = /^dos_[0-9a-f]{32}$/.test(dossierId) ? await store.get(dossierId) : undefined;
+    if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
+    const request = parseRecallRequest(body);
+    const state = record.state as string;
+    if (state === 'accepted') {
+      throw new GatewayError('dossier_not_settled', 'The dossier is still being delivered; recall it once every delivery has settled (a few seconds)');
+    }
+    const replayed = state === request.reason;
+    if (RECALL_REASONS.includes(state as RecallReason) && !replayed) {
+      throw new GatewayError('dossier_recalled', `The dossier was already recalled as "${state}"`);
+    }
+    const issuedAt = this.now().toISOString();
+    const deliveries = await store.deliveries(dossierId);
+    const sent = record.partners.filter((p) => deliveries[p]?.packetId);
+
+    await audit.append({
+      kind: 'alteration',
+      action: 'dossier.recalled',
+      actor: client.id,
+      dossier: dossierId,
+      source: record.source,
+      reason: request.reason,
+      recipients: sent,
+      ...(request.note ? { note: 'given; sent sealed in the recall notices only' } : {}),
+      ...(replayed ? { replayed: true } : {}),
+    });
+    const marked = await this.deps.redis.eval(MARK, 1, this.deps.keys.dossier(dossierId), request.reason, JSON.stringify({ reason: request.reason, at: issuedAt, by: client.id }));
+    if (marked !== 1) throw new GatewayError('not_found', 'No such dossier');
+
+    const partners: RecallOutcome[] = [];
+    for (const partner of sent) {
+      const d = deliveries[partner]!;
+      partners.push(await this.notify(dossierId, record.source, partner, d.packetId!, d.expiresAt, request, issuedAt));
+    }
+    return { id: dossierId, state: request.reason, recall: { reason: request.reason, issuedAt }, partners, replayed };
+  }
+
+  private async notify(
+    dossierId: string,
+    source: string,
+    partner: string,
+    packetId: string,
+    packetExpiresAt: string | undefined,
+    request: RecallRequest,
+    issuedAt: string,
+  ): Promise<RecallOutcome> {
+    const { audit, redis, keys } = this.deps;
+    const outcome: RecallOutcome = { partner, packet: packetId, erased: false };
+    const noticeId = this.noticeId(packetId);
+    const key = this.deps.live().keys.get(partner);
+    if (await redis.exists(keys.packet(noticeId))) {
+      outcome.notice = noticeId;
+    } else if (isInvalid(key)) {
+      outcome.problem = 'recipient_key_invalid';
+      await audit.append({ kind: 'decision', action: 'recall.notice_blocked', dossier: dossierId, packet: packetId, recipient: partner, reason: 'recipient_key_invalid' });
+    } else {
+      const now = this.now();
+      const floor = now.getTime() + MIN_NOTICE_DAYS * DAY_MS;
+      const expiresMs = Math.max(packetExpiresAt ? Date.parse(packetExpiresAt) : 0, floor);
+      const expiresAt = new Date(expiresMs).toISOString();
+      const plaintext = JSON.stringify({
+        recall: { id: noticeId, packet: packetId, reason: request.reason, issuedAt, action: ACTION[request.reason], ...(request.note ? { note: request.note } : {}) },
+      });
+      let message: string;
+      try {
+        message = await encryptAndSign(plaintext, key, this.deps.gatewayKey, now);
+      } catch (err) {
+        if (!(err instanceof GatewayError) || err.code !== 'recipient_key_invalid') throw err;
+        outcome.problem = 'recipient_key_invalid';
+        await audit.append({ kind: 'decision', action: 'recall.notice_blocked', dossier: dossierId, packet: packetId, recipient: partner, reason: 'recipient_key_invalid' });
+        message = '';
+      }
+      if (message) {
+        // Audit first: a notice that cannot be logged is not sent.
+        await audit.append({
+          kind: 'disclosure',
+          action: 'recall.notice_sent',
+          dossier: dossierId,
+          packet: packetId,
+          notice: noticeId,
+          recipient: partner,
+          reason: request.reason,
+          keyFingerprint: key.fingerprint,
+        });
+        const fields = {
+          id: noticeId,
+          type: 'recall',
+          recalls: packetId,
+          partner,
+          dossier: dossierId,
+          source,
+          createdAt: now.toISOString(),
+          expiresAt,
+          state: 'delivered',
+          message,
+          refs: seal(this.sealKey, '{}', noticeId),
+        };
+        await redis.eval(
+          CREATE_NOTICE,
+          3,
+          keys.packet(noticeId),
+          keys.mailbox(partner),
+          retentionKey(keys),
+          JSON.stringify(Object.entries(fields).flat()),
+          String(now.getTime()),
+          noticeId,
+          String(expiresMs + STORE_BACKSTOP_MS),
+          packetDueMember(noticeId, dossierId, partner),
+          String(expiresMs),
+        );
+        outcome.notice = noticeId;
+      }
+    }
+    // Only a packet still unretrieved is erased: one the partner holds stays until its retention ends.
+    outcome.erased = await this.deps.eraser.erasePacket({ id: packetId, dossier: dossierId, partner }, 'recalled', 'delivered');
+    return outcome;
+  }
+}

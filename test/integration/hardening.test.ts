@@ -1,0 +1,79 @@
+/** Abuse of the API: rate limits per principal, brute-force guessing, compression bombs, proxies. */
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, fixture, startTestGateway, TOKENS, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway({ role: 'api', rateLimitPerMinute: 5 });
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+describe('rate limits', () => {
+  it('a client over its budget gets 429 with Retry-After; other clients are unaffected', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) statuses.push((await api(gw.url, 'GET', '/v1/packets', TOKENS['hmrc'])).status);
+    expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+    const res = await api(gw.url, 'GET', '/v1/packets', TOKENS['hmrc']);
+    expect(res.status).toBe(429);
+    expect(res.json.error.code).toBe('rate_limited');
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await api(gw.url, 'GET', '/v1/packets', TOKENS['dvla'])).status).toBe(200);
+  });
+
+  it('an address that keeps failing authentication is refused, even with a good token', async () => {
+    let last = 0;
+    for (let i = 0; i < 31; i++) last = (await api(gw.url, 'GET', '/v1/packets', `guess-${i}`)).status;
+    expect(last).toBe(429);
+    const res = await api(gw.url, 'GET', '/v1/partners', TOKENS['governance']);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBeTruthy();
+  });
+});
+
+describe('bodies', () => {
+  it('a gzip bomb is cut off at the body limit (413), not inflated whole; unknown encodings → 415', async () => {
+    let g2: TestGateway | undefined;
+    try {
+      g2 = await startTestGateway({ role: 'api' });
+      const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20)); // 50 MiB of spaces → ~50 KB
+      expect(bomb.length).toBeLessThan(100 * 1024);
+      const res = await fetch(g2.url + '/v1/dossiers', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKENS['west-midlands-rocu']}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: bomb,
+      });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+      // A gzip-encoded valid dossier is fine.
+      const ok = await fetch(g2.url + '/v1/dossiers', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKENS['west-midlands-rocu']}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: gzipSync(JSON.stringify(fixture('dossier-minimal.json'))),
+      });
+      expect(ok.status).toBe(202);
+      const unknown = await api(g2.url, 'POST', '/v1/dossiers', TOKENS['west-midlands-rocu'], JSON.stringify(fixture('dossier-minimal.json')), {
+        'content-type': 'application/json',
+        'content-encoding': 'br-ish',
+      });
+      expect(unknown.status).toBe(415);
+      expect(unknown.json.error.code).toBe('unsupported_media_type');
+    } finally {
+      await g2?.stop();
+    }
+  });
+
+  it('X-Forwarded-For is ignored without configured proxy hops (no spoofing one address per request)', async () => {
+    let g3: TestGateway | undefined;
+    try {
+      g3 = await startTestGateway({ role: 'api' });
+      let last = 0;
+      for (let i = 0; i < 31; i++) last = (await api(g3.url, 'GET', '/v1/packets', `guess-${i}`, undefined, { 'x-forwarded-for': `10.0.0.${i}` })).status;
+      expect(last).toBe(429); // all counted against the real address
+    } finally {
+      await g3?.stop();
+    }
+  });
+});
