@@ -166,12 +166,21 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     const result: RunningGateway = { config, redisUrl, close };
 
     if (config.role === 'all' || config.role === 'worker') {
-      const fanout = new Fanout({ store, mailbox, audit, live: () => live, gatewayKey, master, packetTtlDays: config.packetTtlDays });
+      const fanout = new Fanout({
+        store,
+        mailbox,
+        audit,
+        live: () => live,
+        gatewayKey,
+        master,
+        packetTtlDays: config.packetTtlDays,
+        // Link items (sealed) outlive the dossier, so bundles can still connect subjects later.
+        onOpened: (id, source, dossier) => hitsModule.indexer.index(id, source, dossier),
+      });
       retention.start(30_000);
       closers.push(() => retention.stop());
       const conn = connectRedisForQueue(redisUrl);
       const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
-        await hitsModule.indexer.index(job.data.dossierId); // link items, kept sealed after the dossier is erased
         await fanout.process(job.data.dossierId);
       }, async (job, err) => {
         await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');

@@ -85,22 +85,21 @@ export function unseal(key: Buffer, sealed: string, aad: string): Buffer {
   }
 }
 
-/** RFC 4648 base32 alphabet, lower-cased. */
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-function base32(bytes: Buffer): string {
+/** RFC 4648 base32 (lower case, no padding): opaque ids and pseudonyms that are safe in URLs and files. */
+export function base32(bytes: Uint8Array): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
   let out = '';
-  let value = 0;
   let bits = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
+  let acc = 0;
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xffff;
     bits += 8;
     while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
+      out += alphabet[(acc >>> (bits - 5)) & 31];
       bits -= 5;
     }
   }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31];
   return out;
 }
 

@@ -27,6 +27,8 @@ export interface FanoutDeps {
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
   master: Buffer;
+  /** Runs once the dossier is open, before any delivery (the hits module keeps its link items). */
+  onOpened?: (dossierId: string, source: string, dossier: Dossier) => Promise<void>;
   /** A packet TTL shorter than the agreements' retention (`CORDON_PACKET_TTL_DAYS`), when set. */
   packetTtlDays?: number;
 }
@@ -58,6 +60,7 @@ export class Fanout {
     if (!record || record.state !== 'accepted') return; // already done, or gone with its retention
     const sealed = await store.getSealed(dossierId);
     const dossier = this.open(dossierId, sealed);
+    await this.deps.onOpened?.(dossierId, record.source, dossier);
     const deliveries = await store.deliveries(dossierId);
     const live = this.deps.live();
 

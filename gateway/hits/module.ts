@@ -51,7 +51,7 @@ export class HitsModule {
       return k;
     };
     this.hitStore = new HitStore(deps.redis, deps.keys, sealKey, macKey);
-    this.indexer = new DossierLinkIndexer(deps.store, this.hitStore, sealKey);
+    this.indexer = new DossierLinkIndexer(this.hitStore);
   }
 
   /** For the api role: the use cases behind POST /v1/packets/:id/hits and GET /v1/dossiers/:id/hits. */

@@ -3,7 +3,7 @@
  * only translates between HTTP and them.
  */
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Router } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
@@ -14,6 +14,7 @@ import type { Intake } from '../intake/intake.js';
 import type { Packets } from '../mailbox/packets.js';
 import type { PolicySet } from '../policy/types.js';
 import { authenticate, requireRole } from './auth.js';
+import { jsonBody, notAllowed } from './body.js';
 import { errorHandler } from './errors.js';
 import { partnerToolkit } from './partners.js';
 import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
@@ -34,7 +35,7 @@ export interface HttpDeps {
   readiness: () => Promise<Record<string, { ready: boolean; detail: string }>>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
   /** `GET /v1/audit`, `POST /v1/audit/checkpoint`, `POST /v1/dossiers/:id/recall` (routes-audit.ts). */
-  accountability?: Omit<AuditHttpDeps, 'body' | 'notAllowed'>;
+  accountability?: Omit<AuditHttpDeps, 'body'>;
   /** Partners' hits and the sources' bundles (routes-hits.ts). */
   hits?: Omit<HitsHttpDeps, 'bodyLimitBytes'>;
   /** `POST /v1/preview` for the governance role (routes-preview.ts). */
@@ -95,7 +96,7 @@ export function createApp(deps: HttpDeps): express.Express {
   v1.use(authenticate(deps.clients, deps.audit, limits && ((req) => limits.authFailed(req))));
   if (limits) v1.use(limits.perClientLimit());
   routes(v1, deps);
-  if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: json(deps.bodyLimitBytes), notAllowed });
+  if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: jsonBody(deps.bodyLimitBytes) });
   if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
   app.use('/v1', v1);
@@ -105,26 +106,8 @@ export function createApp(deps: HttpDeps): express.Express {
   return app;
 }
 
-function json(limit: number) {
-  const parse = express.json({ limit, strict: true, type: 'application/json' });
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (!req.is('application/json')) {
-      next(new GatewayError('unsupported_media_type', 'The request body must be application/json'));
-      return;
-    }
-    parse(req, res, next);
-  };
-}
-
-function notAllowed(allow: string) {
-  return (_req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('Allow', allow);
-    next(new GatewayError('method_not_allowed', `Only ${allow} is allowed on this route`));
-  };
-}
-
 function routes(r: Router, deps: HttpDeps): void {
-  const body = json(deps.bodyLimitBytes);
+  const body = jsonBody(deps.bodyLimitBytes);
 
   r.route('/dossiers')
     .post(requireRole('source'), body, async (req, res) => {

@@ -9,6 +9,7 @@ import type { AuditLog } from '../audit/log.js';
 import { parseAuditFilter, type AuditQuery } from '../audit/query.js';
 import type { Recall } from '../recall/recall.js';
 import { requireRole } from './auth.js';
+import { notAllowed } from './body.js';
 
 export interface AuditHttpDeps {
   audit: AuditLog;
@@ -16,8 +17,6 @@ export interface AuditHttpDeps {
   recall: Recall;
   /** The app's JSON body parser (content type and size checks included). */
   body: RequestHandler;
-  /** Answers 405 with an Allow header. */
-  notAllowed: (allow: string) => RequestHandler;
 }
 
 export function registerAuditRoutes(r: Router, deps: AuditHttpDeps): void {
@@ -33,7 +32,7 @@ export function registerAuditRoutes(r: Router, deps: AuditHttpDeps): void {
         ...(page.damaged.length ? { damaged: page.damaged, warning: 'some records do not match their hash or position: run `cordon audit verify`' } : {}),
       });
     })
-    .all(deps.notAllowed('GET'));
+    .all(notAllowed('GET'));
 
   r.route('/audit/checkpoint')
     .post(requireRole('governance'), async (req, res) => {
@@ -41,11 +40,11 @@ export function registerAuditRoutes(r: Router, deps: AuditHttpDeps): void {
       const record = await deps.audit.checkpoint('on demand');
       res.status(201).json({ checkpoint: record });
     })
-    .all(deps.notAllowed('POST'));
+    .all(notAllowed('POST'));
 
   r.route('/dossiers/:id/recall')
     .post(requireRole('source'), deps.body, async (req, res) => {
       res.json(await deps.recall.recall(req.client!, String(req.params.id), req.body));
     })
-    .all(deps.notAllowed('POST'));
+    .all(notAllowed('POST'));
 }

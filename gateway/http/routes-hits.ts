@@ -7,6 +7,7 @@ import { GatewayError } from '../errors/index.js';
 import type { Bundles } from '../hits/bundle.js';
 import type { Hits, HitsFormat } from '../hits/hits.js';
 import { requireRole } from './auth.js';
+import { notAllowed } from './body.js';
 
 export interface HitsHttpDeps {
   hits: Hits;
@@ -24,13 +25,6 @@ function hitsBody(limit: number) {
     if (req.is('application/json')) json(req, res, next);
     else if (req.is(PGP)) armored(req, res, next);
     else next(new GatewayError('unsupported_media_type', `The request body must be application/json or ${PGP}`));
-  };
-}
-
-function notAllowed(allow: string) {
-  return (_req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('Allow', allow);
-    next(new GatewayError('method_not_allowed', `Only ${allow} is allowed on this route`));
   };
 }
 

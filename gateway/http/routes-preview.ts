@@ -9,25 +9,14 @@
  *   422  classification_refused (SECRET and above never enter the gateway, not even for a preview)
  *   503  audit_unavailable: the consultation could not be logged, so nothing is shown
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { GatewayError } from '../errors/index.js';
+import type { Router } from 'express';
 import type { PolicyPreview } from '../policy/preview.js';
 import { requireRole } from './auth.js';
+import { jsonBody, notAllowed } from './body.js';
 
 export interface PreviewRouteDeps {
   preview: Pick<PolicyPreview<unknown>, 'preview'>;
   bodyLimitBytes: number;
-}
-
-function jsonBody(limit: number) {
-  const parse = express.json({ limit, strict: true, type: 'application/json' });
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (!req.is('application/json')) {
-      next(new GatewayError('unsupported_media_type', 'The request body must be application/json'));
-      return;
-    }
-    parse(req, res, next);
-  };
 }
 
 export function registerPreviewRoutes(r: Router, deps: PreviewRouteDeps): void {
@@ -37,8 +26,5 @@ export function registerPreviewRoutes(r: Router, deps: PreviewRouteDeps): void {
       res.setHeader('Cache-Control', 'no-store');
       res.json(preview);
     })
-    .all((_req, res, next) => {
-      res.setHeader('Allow', 'POST');
-      next(new GatewayError('method_not_allowed', 'Only POST is allowed on this route'));
-    });
+    .all(notAllowed('POST'));
 }

@@ -3,6 +3,7 @@
  * input is missing or malformed: the caller then leaves the value out (fail closed).
  */
 import { createHmac } from 'node:crypto';
+import { base32 } from '../crypto/seal.js';
 import { ageOn, parseDateOrDateTime, type CalendarDate } from '../policy/dates.js';
 
 export type Scalar = string | number | boolean;
@@ -28,25 +29,6 @@ export function mask(value: unknown, show: 'first' | 'last', chars: number): str
 }
 
 // ---- pseudonymise ------------------------------------------------------------------------------
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-function base32(bytes: Uint8Array): string {
-  let out = '';
-  let bits = 0;
-  let acc = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(acc >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31];
-  return out;
-}
 
 export const MIN_PSEUDONYM_KEY_BYTES = 16;
 

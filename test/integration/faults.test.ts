@@ -10,18 +10,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Mailbox } from '../../gateway/mailbox/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
+import { freePort } from '../../gateway/store/private-redis.js';
 import { api, fixture, PARTNERS, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const source = TOKENS['west-midlands-rocu']!;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function tcpOpen(port: number): Promise<true | undefined> {
   return new Promise((resolve) => {

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway } from '../../gateway/main.js';
+import { freePort } from '../../gateway/store/private-redis.js';
 import { REDIS_URL, ROOT } from '../helpers/gateway.js';
 import { copyPolicies, editYaml } from '../helpers/policies.js';
 
@@ -53,12 +54,7 @@ describe('start-up', () => {
   });
 
   it('a Redis that may evict: a warning in development, a refusal in production', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru'], { stdio: 'ignore' });
     try {
       await new Promise((r) => setTimeout(r, 300));
