@@ -7,6 +7,7 @@
  * must not perform the action; when the list no longer matches its head (truncated, or altered under
  * the gateway) every append is refused until an operator has looked (`cordon audit verify`).
  */
+import { auditWrites } from '../metrics/metrics.js';
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
@@ -155,7 +156,14 @@ export class AuditLog {
 
   async append(event: AuditEvent): Promise<AuditRecord> {
     if (event.kind === 'checkpoint') throw new GatewayError('internal', 'checkpoints are written by checkpoint()');
-    const record = (await this.write(async () => event))!;
+    let record: AuditRecord;
+    try {
+      record = (await this.write(async () => event))!;
+      auditWrites.inc({ outcome: 'written' });
+    } catch (err) {
+      auditWrites.inc({ outcome: 'failed' });
+      throw err;
+    }
     if (this.options.signer && record.seq - this.lastCheckpointSeen >= this.checkpointEvery) {
       await this.checkpoint('interval').catch((err: Error) => this.options.onBackgroundError?.(err));
     }

@@ -8,7 +8,8 @@
  * kept. Partners may send the same JSON as an OpenPGP message signed with their pinned key and
  * encrypted to the gateway's key.
  */
-import type { AuditKind, AuditLog } from '../audit/log.js';
+import { hitsReceived } from '../metrics/metrics.js';
+import type { AuditLog } from '../audit/log.js';
 import { canonical } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
 import { decryptAndVerify, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
@@ -49,8 +50,6 @@ export interface HitsReceipt {
 
 const PACKET_ID = /^pkt_[a-z2-7]{1,64}$/;
 
-/** DPA 2018 s.62 "combination": partner data joined to the dossier. (audit/log.ts's AuditKind does not list it yet.) */
-const COMBINATION = 'combination' as string as AuditKind;
 
 export type AgreementState = 'not_in_force' | 'in_force' | 'expired';
 
@@ -94,7 +93,7 @@ export class Hits {
 
     // Audit first: hits that cannot be logged are not kept.
     await this.deps.audit.append({
-      kind: COMBINATION,
+      kind: 'combination', // DPA 2018 s.62: partner data joined to the dossier
       action: 'hits.received',
       actor: client.id,
       partner: packet.partner,
@@ -115,6 +114,7 @@ export class Hits {
     const { added, total } = fresh.length
       ? await this.deps.hitStore.add(packet.dossier, packet.source, fresh, macs)
       : { added: 0, total: 0 };
+    if (added > 0) for (const h of fresh) hitsReceived.inc({ partner: packet.partner, kind: h.kind });
     if (added > 0 && this.deps.onNewHits) await this.deps.onNewHits(packet.dossier, packet.source, total).catch(() => undefined);
     return { packet: packet.id, received: submission.hits.length, accepted: added, duplicates: submission.hits.length - added };
   }

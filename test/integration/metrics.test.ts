@@ -23,6 +23,7 @@ describe('/metrics', () => {
     expect(m.text).toMatch(/cordon_packets_total\{partner="dvla",outcome="delivered",reason="",revision="[0-9a-f]{16}"\} [1-9]/);
     expect(m.text).toMatch(/cordon_stage_duration_seconds_bucket\{le="[^"]+",stage="encrypt"\}/);
     expect(m.text).toMatch(/cordon_queue_jobs\{state="waiting"\} \d+/);
+    expect(m.text).toMatch(/cordon_audit_writes_total\{outcome="written"\} [1-9]/);
     expect(m.text).toMatch(/cordon_policy_revision_info\{revision="[0-9a-f]{16}"\} 1/);
     for (const value of ['Okafor', 'QQ123456C', 'WMP-OCG-2026-00412', 'CV6 5HX']) expect(m.text).not.toContain(value);
   });
