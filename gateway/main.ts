@@ -3,7 +3,7 @@
  * in one process; any number of each can share one Redis.
  */
 import { unwatchFile, watchFile } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -238,13 +238,20 @@ export async function startGateway(config: Config, logger: Logger = createLogger
           };
         },
       });
-      const server: Server = await new Promise((resolve, reject) => {
-        const s = app.listen(config.port, '0.0.0.0', () => resolve(s));
-        s.once('error', reject);
+      // Slow clients (slowloris) are cut off: headers and whole requests have deadlines, checked often.
+      const server: Server = createServer(
+        {
+          headersTimeout: config.headersTimeoutMs,
+          requestTimeout: config.requestTimeoutMs,
+          connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
+          keepAliveTimeout: 5_000,
+        },
+        app,
+      );
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, '0.0.0.0', () => resolve());
       });
-      server.requestTimeout = 30_000;
-      server.headersTimeout = 10_000;
-      server.keepAliveTimeout = 5_000;
       closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;

@@ -25,6 +25,9 @@ export interface Config {
   rateLimitPerMinute: number;
   /** Reverse proxies in front of the gateway (0: none; X-Forwarded-For is then ignored). */
   trustProxyHops: number;
+  /** Deadlines for a client to send its headers, and its whole request (slow clients are cut off). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   /** `CORDON_PACKET_TTL_DAYS`: packets expire after this many days when it is shorter than the agreement's retention. */
   packetTtlDays?: number;
 }
@@ -50,6 +53,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new GatewayError('config_invalid', 'CORDON_JOB_LOCK_MS must be an integer of at least 1000');
   }
   const rateLimitPerMinute = intFrom(env.CORDON_RATE_LIMIT_PER_MINUTE, 12_000, 1, 10_000_000, 'CORDON_RATE_LIMIT_PER_MINUTE');
+  const headersTimeoutMs = intFrom(env.CORDON_HEADERS_TIMEOUT_MS, 10_000, 100, 120_000, 'CORDON_HEADERS_TIMEOUT_MS');
+  const requestTimeoutMs = intFrom(env.CORDON_REQUEST_TIMEOUT_MS, 30_000, headersTimeoutMs, 600_000, 'CORDON_REQUEST_TIMEOUT_MS');
   const trustProxyHops = intFrom(env.CORDON_TRUST_PROXY_HOPS, 0, 0, 10, 'CORDON_TRUST_PROXY_HOPS');
   const packetTtlDays = env.CORDON_PACKET_TTL_DAYS ? Number(env.CORDON_PACKET_TTL_DAYS) : undefined;
   if (packetTtlDays !== undefined && !(Number.isFinite(packetTtlDays) && packetTtlDays > 0 && packetTtlDays <= 3650)) {
@@ -70,6 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     jobLockMs,
     rateLimitPerMinute,
     trustProxyHops,
+    headersTimeoutMs,
+    requestTimeoutMs,
     ...(packetTtlDays !== undefined ? { packetTtlDays } : {}),
   };
 }

@@ -1,4 +1,5 @@
 /** Abuse of the API: rate limits per principal, brute-force guessing, compression bombs, proxies. */
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, fixture, startTestGateway, TOKENS, type TestGateway } from '../helpers/gateway.js';
@@ -74,6 +75,27 @@ describe('bodies', () => {
       expect(last).toBe(429); // all counted against the real address
     } finally {
       await g3?.stop();
+    }
+  });
+});
+
+describe('slow clients', () => {
+  it('a client that never finishes its headers is cut off at the deadline', async () => {
+    const g = await startTestGateway({ role: 'api', headersTimeoutMs: 500, requestTimeoutMs: 1000 });
+    try {
+      const port = Number(new URL(g.url).port);
+      const closed = await new Promise<{ ms: number; reply: string }>((resolve) => {
+        const started = Date.now();
+        let reply = '';
+        const sock = connect(port, '127.0.0.1', () => sock.write('POST /v1/dossiers HTTP/1.1\r\nHost: x\r\nX-Slow: '));
+        sock.on('data', (d) => (reply += d.toString()));
+        sock.on('close', () => resolve({ ms: Date.now() - started, reply }));
+        sock.on('error', () => undefined);
+      });
+      expect(closed.ms).toBeLessThan(10_000); // cut off, not held open for ever
+      expect(closed.reply).toMatch(/^HTTP\/1\.1 408|^$/);
+    } finally {
+      await g.stop();
     }
   });
 });
