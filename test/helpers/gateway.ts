@@ -5,7 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway, type RunningGateway } from '../../gateway/main.js';
 
@@ -26,7 +26,8 @@ export interface TestGateway extends RunningGateway {
   stop(): Promise<void>;
 }
 
-export async function startTestGateway(overrides: Partial<Config> = {}): Promise<TestGateway> {
+/** `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. */
+export async function startTestGateway(overrides: Partial<Config> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestGateway> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
   const prefix = `cordon-test-${randomBytes(4).toString('hex')}`;
   const config: Config = {
@@ -38,7 +39,7 @@ export async function startTestGateway(overrides: Partial<Config> = {}): Promise
     logLevel: 'silent',
     ...overrides,
   };
-  const gw = await startGateway(config, pino({ level: 'silent' }));
+  const gw = await startGateway(config, logger);
   const redis = new Redis(REDIS_URL);
   return {
     ...gw,
