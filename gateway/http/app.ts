@@ -131,7 +131,7 @@ function routes(r: Router, deps: HttpDeps): void {
 
   r.route('/packets')
     .get(requireRole('partner'), async (req, res) => {
-      res.json({ packets: await deps.packets.list(req.client!) });
+      res.json({ packets: await deps.packets.list(req.client!, req.query as Record<string, unknown>) });
     })
     .all(notAllowed('GET'));
 

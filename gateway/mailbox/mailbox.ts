@@ -28,6 +28,11 @@ export interface PacketRecord {
   recalls?: string;
 }
 
+const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expiresAt', 'state', 'type', 'recalls'] as const;
+
+/** What a listing needs of a packet: everything but the message and the sealed refs. */
+export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs'>;
+
 const CREATE_PACKET = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
@@ -35,6 +40,7 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[4])
 return 1
 `;
 
@@ -45,6 +51,7 @@ if not state then return 0 end
 local order = { delivered = 1, retrieved = 2, acknowledged = 3 }
 if order[ARGV[1]] <= order[state] then return 1 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[6])
 if redis.call('HGET', KEYS[1], 'type') ~= 'recall' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5]) end
 return 2
 `;
@@ -57,11 +64,12 @@ export class Mailbox {
     const fields = Object.entries(packet).flat();
     const created = (await this.redis.eval(
       CREATE_PACKET,
-      4,
+      5,
       this.keys.packet(packet.id),
       this.keys.mailbox(packet.partner),
       this.keys.deliveries(packet.dossier),
       retentionKey(this.keys),
+      this.keys.mailboxPending(packet.partner),
       JSON.stringify(fields),
       // Redis's own expiry is only a backstop: the retention sweeper erases (and audits) at expiresAt.
       String(Date.parse(packet.expiresAt) + STORE_BACKSTOP_MS),
@@ -80,21 +88,30 @@ export class Mailbox {
     return h.id ? (h as unknown as PacketRecord) : undefined;
   }
 
-  /** The partner's packets, newest first; ids whose packet has expired are pruned on the way. */
-  async list(partner: string, limit = 100): Promise<PacketRecord[]> {
-    const ids = await this.redis.zrevrange(this.keys.mailbox(partner), 0, limit - 1);
+  /**
+   * The partner's packets without their messages: newest first, or with `pending` the ones not yet
+   * retrieved, oldest first (so a partner drains a backlog of any size page by page). Ids whose packet
+   * has been erased are pruned on the way.
+   */
+  async list(partner: string, limit = 100, pending = false): Promise<PacketSummaryRecord[]> {
+    const index = pending ? this.keys.mailboxPending(partner) : this.keys.mailbox(partner);
+    const ids = pending ? await this.redis.zrange(index, '0', String(limit - 1)) : await this.redis.zrevrange(index, 0, limit - 1);
     if (!ids.length) return [];
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.packet(id));
+    for (const id of ids) pipeline.hmget(this.keys.packet(id), ...SUMMARY_FIELDS);
     const rows = (await pipeline.exec()) ?? [];
-    const out: PacketRecord[] = [];
+    const out: PacketSummaryRecord[] = [];
     const gone: string[] = [];
-    rows.forEach(([err, h], i) => {
-      const rec = h as Record<string, string> | null;
-      if (!err && rec?.id) out.push(rec as unknown as PacketRecord);
-      else gone.push(ids[i]!);
+    rows.forEach(([err, values], i) => {
+      const v = values as Array<string | null> | null;
+      if (err || !v || !v[0]) {
+        gone.push(ids[i]!);
+        return;
+      }
+      const rec = Object.fromEntries(SUMMARY_FIELDS.map((f, j) => [f, v[j]]).filter(([, x]) => x !== null && x !== undefined));
+      out.push(rec as unknown as PacketSummaryRecord);
     });
-    if (gone.length) await this.redis.zrem(this.keys.mailbox(partner), ...gone);
+    if (gone.length) await this.redis.multi().zrem(this.keys.mailbox(partner), ...gone).zrem(this.keys.mailboxPending(partner), ...gone).exec();
     return out;
   }
 
@@ -102,14 +119,16 @@ export class Mailbox {
     const delivery: Delivery = { state, packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: at };
     await this.redis.eval(
       ADVANCE,
-      2,
+      3,
       this.keys.packet(packet.id),
       this.keys.deliveries(packet.dossier),
+      this.keys.mailboxPending(packet.partner),
       state,
       state === 'retrieved' ? 'retrievedAt' : 'acknowledgedAt',
       at,
       packet.partner,
       JSON.stringify(delivery),
+      packet.id,
     );
   }
 }

@@ -21,8 +21,19 @@ export interface PacketSummary {
 export class Packets {
   constructor(private readonly mailbox: Mailbox, private readonly audit: AuditLog) {}
 
-  async list(client: Client): Promise<PacketSummary[]> {
-    const rows = await this.mailbox.list(client.partner!);
+  /**
+   * `query.state=delivered`: only what has not been retrieved yet, oldest first; otherwise the newest.
+   * `query.limit`: 1–500 (default 100).
+   */
+  async list(client: Client, query: Record<string, unknown> = {}): Promise<PacketSummary[]> {
+    const problems = Object.keys(query)
+      .filter((k) => k !== 'state' && k !== 'limit')
+      .map((k) => ({ path: k, message: 'unknown filter' }));
+    if (query.state !== undefined && query.state !== 'delivered') problems.push({ path: 'state', message: 'the only state filter is "delivered" (not yet retrieved)' });
+    const limit = query.limit === undefined ? 100 : Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) problems.push({ path: 'limit', message: 'must be an integer from 1 to 500' });
+    if (problems.length) throw new GatewayError('query_invalid', 'The packet list query is not valid', problems);
+    const rows = await this.mailbox.list(client.partner!, limit, query.state === 'delivered');
     return rows.map((p) => ({
       id: p.id,
       createdAt: p.createdAt,

@@ -93,13 +93,14 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'recall', ARGV[2])
 return 1
 `;
 
-/** KEYS: notice, mailbox, schedule. ARGV: fields, created (ms), id, store expiry (ms), schedule member, due (ms). */
+/** KEYS: notice, mailbox, schedule, pending. ARGV: fields, created (ms), id, store expiry (ms), schedule member, due (ms). */
 const CREATE_NOTICE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
 return 1
 `;
 
@@ -219,10 +220,11 @@ export class Recall {
         };
         await redis.eval(
           CREATE_NOTICE,
-          3,
+          4,
           keys.packet(noticeId),
           keys.mailbox(partner),
           retentionKey(keys),
+          keys.mailboxPending(partner),
           JSON.stringify(Object.entries(fields).flat()),
           String(now.getTime()),
           noticeId,

@@ -79,6 +79,8 @@ export class Keys {
   idempotency(clientId: string, keyHash: string) { return `${this.prefix}:idem:${clientId}:${keyHash}`; }
   packet(id: string) { return `${this.prefix}:packet:${id}`; }
   mailbox(partner: string) { return `${this.prefix}:mailbox:${partner}`; }
+  /** The partner's packets and notices not yet retrieved, oldest first. */
+  mailboxPending(partner: string) { return `${this.prefix}:mailbox:${partner}:pending`; }
   auditLog() { return `${this.prefix}:audit:log`; }
   auditHead() { return `${this.prefix}:audit:head`; }
   /** Hash of hit id → sealed hit, per dossier; expires with the dossier record. */

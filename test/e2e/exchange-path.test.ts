@@ -191,6 +191,19 @@ describe('dossier in, one encrypted packet per partner out', () => {
     expect(ack.status).toBe(404);
   });
 
+  it('a partner lists only what it has not retrieved yet with ?state=delivered; bad filters are refused', async () => {
+    const pending = await api(base, 'GET', '/v1/packets?state=delivered', TOKENS['dvla']);
+    expect(pending.status).toBe(200);
+    expect(pending.json.packets).toEqual([]); // pulled in the test above
+    const all = await api(base, 'GET', '/v1/packets?limit=1', TOKENS['dvla']);
+    expect(all.json.packets).toHaveLength(1);
+    for (const bad of ['?limit=0', '?limit=501', '?state=acknowledged', '?colour=red']) {
+      const res = await api(base, 'GET', `/v1/packets${bad}`, TOKENS['dvla']);
+      expect(res.status, bad).toBe(400);
+      expect(res.json.error.code).toBe('query_invalid');
+    }
+  });
+
   it('acknowledgement and retrieval show in the delivery status', async () => {
     const ack = await api(base, 'POST', `/v1/packets/${packets.get('dvla')!.id}/ack`, TOKENS['dvla']);
     expect(ack.status).toBe(200);

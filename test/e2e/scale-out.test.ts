@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
+import { Mailbox, type PacketSummaryRecord } from '../../gateway/mailbox/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, deleteKeys, fixture, PARTNERS, REDIS_URL, ROOT, TOKENS, waitSettled } from '../helpers/gateway.js';
 
@@ -168,7 +168,7 @@ describe('two api and two worker processes on one Redis', () => {
     // The mailboxes: exactly one packet per (dossier, partner), the one each delivery names.
     const keys = new Keys(prefix);
     const mailbox = new Mailbox(redis, keys);
-    const packets: PacketRecord[] = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
+    const packets: PacketSummaryRecord[] = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
     const ours = new Set(ids);
     const byPair = new Map<string, string[]>();
     for (const p of packets) {

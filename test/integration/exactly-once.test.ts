@@ -51,7 +51,8 @@ async function push(): Promise<string> {
 async function packetsOf(dossierId: string): Promise<PacketRecord[]> {
   const mailbox = new Mailbox(gw.redis, keys);
   const all = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
-  return all.filter((p) => p.dossier === dossierId);
+  const mine = all.filter((p) => p.dossier === dossierId);
+  return (await Promise.all(mine.map((p) => mailbox.get(p.id)))).filter((p): p is PacketRecord => p !== undefined);
 }
 
 describe('exactly one packet per (dossier, partner)', () => {
