@@ -4,6 +4,7 @@
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -17,6 +18,10 @@ import { checkRecipientKey, loadOrCreateGatewayKey, parseRecipientKey, type Reci
 import { deriveKey, loadOrCreateMasterSecret } from './crypto/seal.js';
 import { GatewayError } from './errors/index.js';
 import { Fanout } from './fanout/fanout.js';
+import { Exchange } from './exchange/exchange.js';
+import { PeerDirectory } from './exchange/peers.js';
+import { ExchangeQueue, startExchangeWorker } from './exchange/queue.js';
+import { serverTlsFromEnv } from './exchange/tls.js';
 import { policyReloads, registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
 import { createApp } from './http/app.js';
 import { HitsModule } from './hits/module.js';
@@ -160,8 +165,32 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     const onPolicyHup = () => void policyReloader.reload('SIGHUP');
     process.on('SIGHUP', onPolicyHup);
     closers.push(async () => process.off('SIGHUP', onPolicyHup));
-    const hitsModule = new HitsModule({ redis, redisUrl, keys, store, mailbox, audit, live: () => live, gatewayKey, master, logger });
+    // Cross-border exchange with peer forces' gateways (gateway/exchange): hits on a peer's dossier go back to it.
+    let dossierQueue: DossierQueue | undefined;
+    const hitsModule = new HitsModule({
+      redis, redisUrl, keys, store, mailbox, audit, live: () => live, gatewayKey, master, logger,
+      // Called only when hits arrive over HTTP, after `exchange` below exists.
+      onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
+    });
     closers.push(() => hitsModule.close());
+    let exchangeQueue: ExchangeQueue | undefined;
+    const exchangeRetry = { attempts: Number(process.env.CORDON_EXCHANGE_ATTEMPTS) || 8, backoffMs: Number(process.env.CORDON_EXCHANGE_BACKOFF_MS) || 2000 };
+    const exchange: Exchange = new Exchange({
+      redis, keys, store, audit, live: () => live, gatewayKey, master, hitStore: hitsModule.hitStore,
+      peers: new PeerDirectory(() => live, (armored, fp) => parseRecipientKey(armored, fp)),
+      stateDir: config.stateDir,
+      forceId: process.env.CORDON_FORCE_ID || undefined,
+      queue: () => {
+        if (!exchangeQueue) {
+          const conn = connectRedisForQueue(redisUrl!);
+          const q = (exchangeQueue = new ExchangeQueue(conn, config.redisPrefix, exchangeRetry));
+          closers.push(() => conn.quit(), () => q.close());
+        }
+        return exchangeQueue;
+      },
+      enqueueDossier: (id) => (dossierQueue ? dossierQueue.enqueue(id) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
+      retention,
+    });
 
     const result: RunningGateway = { config, redisUrl, close };
 
@@ -175,7 +204,10 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         master,
         packetTtlDays: config.packetTtlDays,
         // Link items (sealed) outlive the dossier, so bundles can still connect subjects later.
-        onOpened: (id, source, dossier) => hitsModule.indexer.index(id, source, dossier),
+        onOpened: async (id, source, dossier) => {
+          await hitsModule.indexer.index(id, source, dossier);
+          await exchange.prepare(id, source, dossier);
+        },
       });
       retention.start(30_000);
       closers.push(() => retention.stop());
@@ -192,6 +224,12 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       closers.push(() => conn.quit());
       closers.push(() => worker.close());
       hitsModule.startNoticeWorker();
+      const exchangeConn = connectRedisForQueue(redisUrl);
+      const exchangeWorker = startExchangeWorker(exchangeConn, config.redisPrefix, (job) => exchange.run(job), (job, err) => exchange.failed(job, err));
+      exchangeWorker.on('failed', (job, err) => logger.warn({ job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'exchange job failed'));
+      exchangeWorker.on('error', (err) => logger.warn({ err: err.message }, 'exchange worker connection problem'));
+      closers.push(() => exchangeConn.quit());
+      closers.push(() => exchangeWorker.close());
       logger.info({ concurrency: config.workerConcurrency }, 'worker started');
     }
 
@@ -199,9 +237,10 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       const queueConn = connectRedisForQueue(redisUrl);
       closers.push(() => queueConn.quit());
       const queue = new DossierQueue(queueConn, config.redisPrefix);
+      dossierQueue = queue;
       closers.push(() => queue.close());
       registerQueueGauges(() => queue.depth());
-      const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal'), retention });
+      const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal'), retention, peerDeliveries: (id) => exchange.deliveries(id) });
       const app = createApp({
         logger,
         bodyLimitBytes: config.bodyLimitBytes,
@@ -216,6 +255,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         },
         hits: hitsModule.http(),
         preview: new PolicyPreview<RecipientKey>({ live: () => live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
+        exchange: exchange,
         policies: () => live.set,
         gatewayPublicKey: gatewayKey.publicArmored,
         rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),
@@ -239,15 +279,15 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         },
       });
       // Slow clients (slowloris) are cut off: headers and whole requests have deadlines, checked often.
-      const server: Server = createServer(
-        {
-          headersTimeout: config.headersTimeoutMs,
-          requestTimeout: config.requestTimeoutMs,
-          connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
-          keepAliveTimeout: 5_000,
-        },
-        app,
-      );
+      const serverOptions = {
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: config.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
+        keepAliveTimeout: 5_000,
+      };
+      // CORDON_TLS_CERT/KEY: HTTPS, asking clients for certificates (peers' are pinned: exchange/tls.ts).
+      const tls = serverTlsFromEnv();
+      const server: Server = tls ? (createHttpsServer({ ...serverOptions, ...tls }, app) as unknown as Server) : createServer(serverOptions, app);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, '0.0.0.0', () => resolve());
@@ -255,7 +295,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
-      result.url = `http://127.0.0.1:${port}`;
+      result.url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
       logger.info({ url: result.url }, 'api listening');
     }
     return result;

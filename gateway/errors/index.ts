@@ -36,6 +36,8 @@ export const ERROR_CODES = [
   'unknown_subject_ref',
   'hit_kind_not_permitted',
   'signature_invalid',
+  // exchange between gateways
+  'envelope_invalid',
   'source_key_invalid',
   // audit, retention and recall
   'query_invalid',

@@ -38,6 +38,8 @@ export interface BundleHit {
   receivedAt: string;
   agreement: { reference: string };
   agreementExpired?: true;
+  /** The peer force whose gateway relayed this hit from one of its partners (gateway/exchange). */
+  via?: string;
 }
 
 export interface Bundle {
@@ -123,6 +125,11 @@ export class Bundles {
 }
 
 function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
+  if (hit.via !== undefined) {
+    // A peer force's partner, under that force's agreement: relayed by the peer gateway.
+    const { partner, kind, detail, matchedOn, confidence, partnerRecordRef, receivedAt, agreement, via } = hit;
+    return { partner, kind, detail, matchedOn, confidence, ...(partnerRecordRef !== undefined ? { partnerRecordRef } : {}), receivedAt, agreement, via };
+  }
   const policy = set.partners.get(hit.partner);
   // Lawfully shared when received; marked when the agreement it came under has ended since.
   const ended = !policy || policy.agreement.reference !== hit.agreement.reference || agreementState(policy.agreement, now) === 'expired';

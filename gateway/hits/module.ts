@@ -33,6 +33,8 @@ export interface HitsModuleDeps {
   gatewayKey: GatewayKey;
   master: Buffer;
   logger: Logger;
+  /** Also told of new hits (the exchange relays hits on a peer's dossier back to that peer). */
+  onNewHits?: (dossierId: string, source: string, total: number) => Promise<void>;
 }
 
 export class HitsModule {
@@ -66,6 +68,7 @@ export class HitsModule {
       sealKey: deriveKey(deps.master, 'seal'),
       idKey: deriveKey(deps.master, 'hit-id'),
       onNewHits: async (dossierId, source, total) => {
+        await deps.onNewHits?.(dossierId, source, total).catch((err: Error) => deps.logger.warn({ dossier: dossierId, err: err.message }, 'hits relay to the peer not queued'));
         if (!deps.live().set.sources.get(source)?.source.webhook) return;
         await this.notices().enqueue(dossierId, total).catch((err: Error) => deps.logger.warn({ dossier: dossierId, err: err.message }, 'hit notice not queued'));
       },

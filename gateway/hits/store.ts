@@ -32,6 +32,8 @@ export interface StoredHit {
   agreement: { reference: string };
   /** True when the hits arrived as an OpenPGP message signed with the partner's pinned key. */
   signed?: boolean;
+  /** The peer force whose gateway relayed this hit (its partner is that force's partner). */
+  via?: string;
 }
 
 /** The link items of a dossier's own data, sealed under `links:<dossier id>`. */

@@ -20,6 +20,7 @@ import { partnerToolkit } from './partners.js';
 import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
 import type { RateLimits } from './ratelimit.js';
 import { registerHitsRoutes, type HitsHttpDeps } from './routes-hits.js';
+import { registerExchangeRoutes, type ExchangeHttpDeps } from './routes-exchange.js';
 import { registerPreviewRoutes, type PreviewRouteDeps } from './routes-preview.js';
 
 export interface HttpDeps {
@@ -40,6 +41,8 @@ export interface HttpDeps {
   hits?: Omit<HitsHttpDeps, 'bodyLimitBytes'>;
   /** `POST /v1/preview` for the governance role (routes-preview.ts). */
   preview?: PreviewRouteDeps['preview'];
+  /** `POST /v1/exchange/inbound` for peer gateways (routes-exchange.ts). */
+  exchange?: ExchangeHttpDeps['exchange'];
   rateLimits?: RateLimits;
   /** Number of reverse proxies in front of the gateway whose X-Forwarded-For is believed (never `true`). */
   trustProxyHops: number;
@@ -99,6 +102,7 @@ export function createApp(deps: HttpDeps): express.Express {
   if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: jsonBody(deps.bodyLimitBytes) });
   if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
+  if (deps.exchange) registerExchangeRoutes(v1, { exchange: deps.exchange, bodyLimitBytes: deps.bodyLimitBytes });
   app.use('/v1', v1);
 
   app.use((_req, _res, next) => next(new GatewayError('not_found', 'No such route')));

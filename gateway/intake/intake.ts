@@ -27,6 +27,8 @@ export interface IntakeDeps {
   sealKey: Buffer;
   /** The retention schedule: the dossier's status record is erased (and audited) when its retention ends. */
   retention?: { schedule(member: string, due: Date): Promise<void> };
+  /** Deliveries to peer gateways (gateway/exchange), shown in the status as `peers` when there are any. */
+  peerDeliveries?: (dossierId: string) => Promise<Array<{ peer: string; state: string; reason?: string }>>;
 }
 
 export interface Accepted {
@@ -143,6 +145,7 @@ export class Intake {
     const record = await this.deps.store.get(id);
     if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
     const deliveries = await this.deps.store.deliveries(id);
+    const peers = (await this.deps.peerDeliveries?.(id)) ?? [];
     const now = Date.now();
     return {
       id: record.id,
@@ -155,6 +158,7 @@ export class Intake {
         const expired = live && d.expiresAt !== undefined && Date.parse(d.expiresAt) <= now;
         return { partner, ...d, state: expired ? 'expired' : d.state };
       }),
+      ...(peers.length ? { peers } : {}),
     };
   }
 }
@@ -165,4 +169,6 @@ export interface DossierStatus {
   receivedAt: string;
   policyRevision: string;
   deliveries: Array<{ partner: string } & Delivery>;
+  /** Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason. */
+  peers?: Array<{ peer: string; state: string; reason?: string }>;
 }

@@ -96,19 +96,23 @@ function forbiddenKeyDetails(body: unknown): ErrorDetail[] {
       details.push({ path, message: `must not be nested more than ${MAX_DEPTH} levels deep`, keyword: 'maxDepth' });
       continue;
     }
+    // Only objects and arrays can hold keys: leaves are neither pushed nor given a path.
     if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}/${i}`, depth: depth + 1 });
+      for (let i = value.length - 1; i >= 0; i--) {
+        const child: unknown = value[i];
+        if (child !== null && typeof child === 'object') stack.push({ value: child, path: `${path}/${i}`, depth: depth + 1 });
+      }
       continue;
     }
     const keys = Object.keys(value);
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
-      const childPath = `${path}/${escapePointer(key)}`;
       if (FORBIDDEN_KEYS.has(key)) {
-        details.push({ path: childPath, message: `property name "${key}" is not allowed`, keyword: 'forbiddenKey' });
+        details.push({ path: `${path}/${escapePointer(key)}`, message: `property name "${key}" is not allowed`, keyword: 'forbiddenKey' });
         continue;
       }
-      stack.push({ value: (value as Record<string, unknown>)[key], path: childPath, depth: depth + 1 });
+      const child = (value as Record<string, unknown>)[key];
+      if (child !== null && typeof child === 'object') stack.push({ value: child, path: `${path}/${escapePointer(key)}`, depth: depth + 1 });
     }
   }
   return details.reverse();

@@ -38,6 +38,7 @@ import type {
   Operation,
   PartnerPolicy,
   PeerFile,
+  PeerPolicy,
   PolicySet,
   Rule,
   SourceConfig,
@@ -62,7 +63,7 @@ const POLICY_SCHEMA_ID = 'https://cordon.example/schemas/policy.schema.json';
 
 // ---- schema ------------------------------------------------------------------------------------
 
-let validators: { gateway: ValidateFunction; partner: ValidateFunction; source: ValidateFunction; test: ValidateFunction } | undefined;
+let validators: { gateway: ValidateFunction; partner: ValidateFunction; source: ValidateFunction; peer: ValidateFunction; test: ValidateFunction } | undefined;
 
 async function getValidators() {
   if (validators) return validators;
@@ -74,7 +75,7 @@ async function getValidators() {
     if (!v) throw new Error(`policy schema has no $defs/${def}`);
     return v;
   };
-  validators = { gateway: get('gateway'), partner: get('partner'), source: get('source'), test: get('policyTest') };
+  validators = { gateway: get('gateway'), partner: get('partner'), source: get('source'), peer: get('peer'), test: get('policyTest') };
   return validators;
 }
 
@@ -750,14 +751,54 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     sources.set(d.source.id, { file: rel, source });
   }
 
-  // peers/ (optional, raw)
+  // peers/ (optional): validated like partners (a peer is redacted for like any recipient)
   const peers = new Map<string, PeerFile>();
+  const peerPolicies = new Map<string, PeerPolicy>();
   for (const name of (await listYaml(root, 'peers')) ?? []) {
     const rel = `peers/${name}`;
     const text = await readText(root, rel, files, problems);
     if (text === undefined) continue;
     const doc = parseYaml(rel, text, problems);
-    if (doc !== undefined) peers.set(fileId(name), { file: rel, data: doc });
+    if (doc === undefined) continue;
+    peers.set(fileId(name), { file: rel, data: doc });
+    if (!v.peer(doc)) {
+      schemaProblems(rel, v.peer.errors, problems);
+      continue;
+    }
+    const d = doc as {
+      peer: Omit<PeerPolicy['peer'], 'key' | 'tls'> & { key: { file: string; fingerprint: string }; tls?: { ca?: string; clientCertFingerprint?: string } };
+      agreement: PeerPolicy['agreement'];
+      fields: Record<string, unknown>;
+      rules?: unknown[];
+    };
+    if (d.peer.id !== fileId(name)) problems.add(rel, 'peer.id', `must equal the file name (${JSON.stringify(fileId(name))})`);
+    if (ids.has(d.peer.id)) problems.add(rel, 'peer.id', `${JSON.stringify(d.peer.id)} is already a partner id`);
+    checkAgreementDates(rel, d.agreement, problems);
+    const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
+    const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
+    const key: KeyRef = { file: d.peer.key.file, fingerprint: d.peer.key.fingerprint };
+    const armored = await readKey(root, realRoot, rel, 'peer.key.file', key.file, files, problems);
+    if (armored !== undefined) key.armored = armored;
+    let tls: PeerPolicy['peer']['tls'];
+    if (d.peer.tls) {
+      if (d.peer.tls.ca !== undefined && !d.peer.url.startsWith('https://')) problems.add(rel, 'peer.url', 'must be https:// when peer.tls.ca is set');
+      tls = {};
+      const fp = d.peer.tls.clientCertFingerprint?.replace(/:/g, '').toUpperCase();
+      if (fp) tls.clientCertFingerprint = fp.match(/../g)!.join(':');
+      if (d.peer.tls.ca !== undefined) {
+        tls.caFile = d.peer.tls.ca;
+        const ca = await readKey(root, realRoot, rel, 'peer.tls.ca', d.peer.tls.ca, files, problems);
+        if (ca === undefined || !/-----BEGIN CERTIFICATE-----/.test(ca)) problems.add(rel, 'peer.tls.ca', 'must be a PEM certificate file in the policy directory');
+        else tls.ca = ca;
+      }
+    }
+    peerPolicies.set(d.peer.id, {
+      file: rel,
+      peer: { id: d.peer.id, name: d.peer.name, force: d.peer.force, url: d.peer.url.replace(/\/+$/, ''), key, ...(tls ? { tls } : {}) },
+      agreement: structuredClone(d.agreement),
+      fields,
+      rules,
+    });
   }
 
   const set: PolicySet = {
@@ -768,6 +809,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     partners: new Map([...partners].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     sources: new Map([...sources].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     peers,
+    peerPolicies,
   };
   return { set, problems: problems.list };
 }

@@ -105,6 +105,25 @@ export interface PolicySet {
   sources: Map<string, SourceConfig>;
   /** Raw `peers/*.yaml` documents by file id (the exchange module validates them). */
   peers?: Map<string, PeerFile>;
+  /** The validated peer gateways (`peers/<id>.yaml`), redacted for like partners (gateway/exchange). */
+  peerPolicies?: Map<string, PeerPolicy>;
+}
+
+/** Mutual TLS with a peer gateway: its server's CA (PEM, read at load) and its client certificate's SHA-256. */
+export interface PeerTls {
+  caFile?: string;
+  ca?: string;
+  /** Upper-case hex pairs joined by ":" (as node's `fingerprint256`). */
+  clientCertFingerprint?: string;
+}
+
+/** Another force's gateway: where it is, its pinned key, the agreement and what of a dossier it may receive. */
+export interface PeerPolicy {
+  file: string;
+  peer: { id: string; name: string; force: string; url: string; key: KeyRef; tls?: PeerTls };
+  agreement: Agreement;
+  fields: Record<string, Operation>;
+  rules: Rule[];
 }
 
 /** Why a delivery to one partner does not happen. */

@@ -1,0 +1,590 @@
+/**
+ * Cross-border exchange between forces' gateways (peers).
+ *
+ * Outbound: a dossier whose source asks for `requests.peers` is decided and redacted for each peer
+ * under `policies/peers/<id>.yaml` (like any recipient, gateway.yaml included), its subject ids
+ * replaced by envelope refs, and kept sealed; a BullMQ job encrypts it to the peer gateway's pinned
+ * key, signs it with this gateway's key and POSTs it to `<peer url>/v1/exchange/inbound`, with
+ * retries and backoff, and `failed` (dead letter) once they are spent. The envelope id is derived from
+ * (dossier, peer), so every retry carries the same id and the peer never makes a second dossier.
+ *
+ * Inbound: only the pinned key of the peer the bearer credential speaks for verifies the signature;
+ * the envelope must be addressed to this force, fresh and not seen before (a replay answers with the
+ * dossier it made the first time). The dossier is validated, stored sealed with the source
+ * `peer:<id>` and fanned out to this gateway's own partners under its own policies. A dossier that
+ * came from a peer is never sent on to another peer.
+ *
+ * Hits: hits this gateway's partners report on a peer's dossier are relayed back to the originating
+ * gateway the same way (an envelope of type `hits` quoting the original envelope id); there they are
+ * mapped from the envelope refs back to the dossier's own subject ids and merged into its hits bundle,
+ * marked `via` the force they came through. Every step is audited on both sides.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { AuditLog } from '../audit/log.js';
+import { decryptAndVerify, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
+import { GatewayError, type ErrorDetail } from '../errors/index.js';
+import type { HitStore, StoredHit } from '../hits/store.js';
+import { newDossierId } from '../intake/intake.js';
+import type { Dossier } from '../intake/types.js';
+import { validateDossier, validateHits } from '../intake/validate.js';
+import type { LiveSet } from '../policy/live.js';
+import type { PeerPolicy } from '../policy/types.js';
+import { redact } from '../redact/redact.js';
+import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
+import { RECORD_TTL_SECONDS, type DossierRecord, type DossierStore } from '../store/dossiers.js';
+import type { Keys } from '../store/redis.js';
+import type { PeerDirectory } from './peers.js';
+import { PermanentExchangeError, type ExchangeJob, type ExchangeQueue } from './queue.js';
+import { postToPeer } from './tls.js';
+
+export const PEER_SOURCE_PREFIX = 'peer:';
+/** An envelope older than this (or issued further than CLOCK_SKEW_MS in the future) is refused. */
+export const FRESHNESS_MS = 10 * 60_000;
+export const CLOCK_SKEW_MS = 2 * 60_000;
+const ENVELOPE_ID = /^env_[a-z2-7]{16,64}$/;
+const MAX_PLAINTEXT_BYTES = 4 * 1024 * 1024;
+
+export type PeerDeliveryState = 'queued' | 'sent' | 'failed' | 'blocked';
+
+export interface PeerDelivery {
+  state: PeerDeliveryState;
+  envelopeId?: string;
+  reason?: string;
+  message?: string;
+  /** The dossier id the peer gateway gave it (opaque). */
+  remoteDossier?: string;
+  attempts?: number;
+  updatedAt: string;
+}
+
+export interface ExchangeDeps {
+  redis: Redis;
+  keys: Keys;
+  store: DossierStore;
+  audit: AuditLog;
+  live: () => LiveSet<RecipientKey>;
+  peers: PeerDirectory;
+  gatewayKey: GatewayKey;
+  master: Buffer;
+  hitStore: HitStore;
+  /** Where `peers/<id>.token` (the bearer token this gateway presents to that peer) lives. */
+  stateDir: string;
+  /** This gateway's force id (`CORDON_FORCE_ID`); default: the single source in the policy set. */
+  forceId?: string;
+  queue: () => ExchangeQueue;
+  /** For inbound dossiers (api role): queue the local fan-out. */
+  enqueueDossier?: (id: string) => Promise<void>;
+  retention?: { schedule(member: string, due: Date): Promise<void> };
+  fetchTimeoutMs?: number;
+}
+
+interface EnvelopeHeader {
+  type: 'dossier' | 'hits';
+  id: string;
+  from: string;
+  to: string;
+  issuedAt: string;
+  expiresAt: string;
+  inReplyTo?: string;
+}
+
+export function isPeerSource(source: string): boolean {
+  return source.startsWith(PEER_SOURCE_PREFIX);
+}
+
+export class Exchange {
+  private readonly sealKey: Buffer;
+  private readonly idKey: Buffer;
+  private readonly hitIdKey: Buffer;
+
+  constructor(private readonly deps: ExchangeDeps) {
+    this.sealKey = deriveKey(deps.master, 'seal');
+    this.idKey = deriveKey(deps.master, 'envelope-id');
+    this.hitIdKey = deriveKey(deps.master, 'hit-id');
+  }
+
+  // ---- keys ------------------------------------------------------------------------------------
+
+  private outKey(dossierId: string) {
+    return `${this.deps.keys.prefix}:exchange:out:${dossierId}`;
+  }
+  private envKey(envelopeId: string) {
+    return `${this.deps.keys.prefix}:exchange:env:${envelopeId}`;
+  }
+  private seenKey(peer: string, envelopeId: string) {
+    return `${this.deps.keys.prefix}:exchange:seen:${peer}:${envelopeId}`;
+  }
+  private originKey(dossierId: string) {
+    return `${this.deps.keys.prefix}:exchange:origin:${dossierId}`;
+  }
+
+  envelopeId(dossierId: string, peer: string): string {
+    return 'env_' + hmacId(this.idKey, 'dossier', dossierId, peer);
+  }
+
+  /** This gateway's force: `CORDON_FORCE_ID`, or the only source configured. */
+  forceId(): string {
+    if (this.deps.forceId) return this.deps.forceId;
+    const sources = [...this.deps.live().set.sources.keys()];
+    if (sources.length === 1) return sources[0]!;
+    throw new GatewayError('config_invalid', 'Set CORDON_FORCE_ID: the policy set has more than one source, so this gateway\u2019s force is ambiguous');
+  }
+
+  // ---- status ----------------------------------------------------------------------------------
+
+  async deliveries(dossierId: string): Promise<Array<{ peer: string } & PeerDelivery>> {
+    const h = await this.deps.redis.hgetall(this.outKey(dossierId));
+    return Object.entries(h)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([peer, v]) => ({ peer, ...(JSON.parse(v) as PeerDelivery) }));
+  }
+
+  private async setDelivery(dossierId: string, peer: string, d: PeerDelivery): Promise<void> {
+    await this.deps.redis.multi().hset(this.outKey(dossierId), peer, JSON.stringify(d)).expire(this.outKey(dossierId), RECORD_TTL_SECONDS).exec();
+  }
+
+  // ---- outbound --------------------------------------------------------------------------------
+
+  /**
+   * Runs in the fan-out job once the dossier is open (before it is erased): prepares one sealed
+   * envelope per requested peer and queues its delivery. Idempotent: a retried job re-queues only.
+   */
+  async prepare(dossierId: string, source: string, dossier: Dossier): Promise<void> {
+    const wanted = dossier.requests?.peers ?? [];
+    if (wanted.length === 0) return;
+    if (isPeerSource(source)) {
+      // Loop prevention: a dossier that came from a peer never goes on to another peer.
+      await this.deps.audit.append({ kind: 'decision', action: 'exchange.not_forwarded', dossier: dossierId, source, reason: 'received_from_peer', peers: wanted });
+      return;
+    }
+    const existing = await this.deps.redis.hgetall(this.outKey(dossierId));
+    for (const peer of wanted) {
+      const prior = existing[peer] ? (JSON.parse(existing[peer]) as PeerDelivery) : undefined;
+      if (prior) {
+        if (prior.state === 'queued' && prior.envelopeId) await this.deps.queue().enqueue({ type: 'dossier', envelopeId: prior.envelopeId });
+        continue;
+      }
+      await this.prepareOne(dossierId, source, dossier, peer);
+    }
+  }
+
+  private async block(dossierId: string, peer: string, reason: string, message: string, revision: string): Promise<void> {
+    await this.deps.audit.append({ kind: 'decision', action: 'exchange.blocked', dossier: dossierId, recipient: `peer:${peer}`, policyRevision: revision, reason });
+    await this.setDelivery(dossierId, peer, { state: 'blocked', reason, message, updatedAt: new Date().toISOString() });
+  }
+
+  private async prepareOne(dossierId: string, source: string, dossier: Dossier, peer: string): Promise<void> {
+    const now = new Date();
+    const view = this.deps.peers.view();
+    const revision = this.deps.live().set.revision;
+    const policy = view.policies.get(peer);
+    if (!policy) return this.block(dossierId, peer, 'no_agreement', `No peer file policies/peers/${peer}.yaml is configured`, revision);
+    try {
+      this.forceId();
+    } catch (err) {
+      return this.block(dossierId, peer, 'config_invalid', (err as Error).message, revision);
+    }
+    const decision = await view.decider.decide(peer, dossier, now);
+    if (decision.block) return this.block(dossierId, peer, decision.block.reason, decision.block.message, decision.revision);
+    const key = await view.keys.get(peer);
+    if (!key || 'invalid' in key) return this.block(dossierId, peer, 'recipient_key_invalid', key?.invalid ?? 'no key', decision.revision);
+
+    const envelopeId = this.envelopeId(dossierId, peer);
+    const random = randomBytes(8 * dossier.subjects.length).toString('hex');
+    const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
+    const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey: deriveKey(this.deps.master, `pseudonym:peer:${peer}`) });
+    const body = {
+      policy: { id: `peer:${peer}`, revision: decision.revision },
+      agreement: agreementOf(policy),
+      dossier: redacted,
+    };
+    const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
+    await this.deps.audit.append({
+      kind: 'disclosure',
+      action: 'exchange.envelope_prepared',
+      dossier: dossierId,
+      packet: envelopeId,
+      recipient: `peer:${peer}`,
+      source,
+      policyRevision: decision.revision,
+      agreement: agreementOf(policy),
+      fields: disclosed,
+      keyFingerprint: key.fingerprint,
+      justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
+    });
+    const envKey = this.envKey(envelopeId);
+    await this.deps.redis
+      .multi()
+      .hsetnx(envKey, 'sealed', seal(this.sealKey, JSON.stringify(body), envelopeId))
+      .hsetnx(envKey, 'refs', seal(this.sealKey, JSON.stringify(byRef), `${envelopeId}:refs`))
+      .hset(envKey, { dossier: dossierId, peer, source })
+      .expire(envKey, RECORD_TTL_SECONDS)
+      .exec();
+    await this.setDelivery(dossierId, peer, { state: 'queued', envelopeId, updatedAt: now.toISOString() });
+    await this.deps.queue().enqueue({ type: 'dossier', envelopeId });
+  }
+
+  /** The exchange job: encrypt, sign and POST one envelope. Throws to be retried. */
+  async run(job: ExchangeJob): Promise<void> {
+    if (job.type === 'dossier') return this.sendDossier(job.envelopeId);
+    return this.sendHits(job.dossierId, job.envelopeId);
+  }
+
+  /** Retries spent, or the peer refused: the delivery is dead-lettered with the reason. */
+  async failed(job: ExchangeJob, err: Error): Promise<void> {
+    const env = await this.deps.redis.hgetall(this.envKey(job.envelopeId));
+    const dossierId = job.type === 'dossier' ? env.dossier : job.dossierId;
+    const peer = job.type === 'dossier' ? env.peer : (await this.deps.redis.hget(this.originKey(job.dossierId), 'peer')) ?? undefined;
+    await this.deps.audit.append({ kind: 'decision', action: `exchange.${job.type}_failed`, dossier: dossierId, packet: job.envelopeId, recipient: `peer:${peer}`, reason: err.message.slice(0, 200) });
+    if (job.type === 'dossier' && dossierId && peer) {
+      await this.deps.redis.hdel(this.envKey(job.envelopeId), 'sealed');
+      await this.setDelivery(dossierId, peer, { state: 'failed', envelopeId: job.envelopeId, reason: 'dead_letter', message: err.message.slice(0, 500), updatedAt: new Date().toISOString() });
+    }
+  }
+
+  private async sendDossier(envelopeId: string): Promise<void> {
+    const env = await this.deps.redis.hgetall(this.envKey(envelopeId));
+    if (env.peer && env.dossier && (await this.deliveries(env.dossier)).find((d) => d.peer === env.peer)?.state === 'sent') return; // a duplicate job
+    if (!env.sealed || !env.peer || !env.dossier) throw new PermanentExchangeError(`envelope ${envelopeId} is no longer held`);
+    const body = JSON.parse(unseal(this.sealKey, env.sealed, envelopeId).toString('utf8')) as Record<string, unknown>;
+    const { policy, key } = await this.peerAndKey(env.peer);
+    const { header, message } = await this.seal('dossier', envelopeId, policy, key, body);
+    const prior = (await this.deliveries(env.dossier)).find((d) => d.peer === env.peer);
+    let answer: { id?: string };
+    try {
+      answer = await this.post(policy, message);
+    } catch (err) {
+      await this.setDelivery(env.dossier, env.peer, {
+        state: 'queued',
+        envelopeId,
+        reason: 'retrying',
+        message: (err as Error).message.slice(0, 500),
+        attempts: (prior?.attempts ?? 0) + 1,
+        updatedAt: new Date().toISOString(),
+      });
+      throw err;
+    }
+    await this.deps.audit.append({
+      kind: 'disclosure',
+      action: 'exchange.dossier_sent',
+      dossier: env.dossier,
+      packet: envelopeId,
+      recipient: `peer:${env.peer}`,
+      source: env.source,
+      agreement: agreementOf(policy),
+      keyFingerprint: key.fingerprint,
+      issuedAt: header.issuedAt,
+    });
+    // Sent: the sealed body goes (the refs stay, to map the peer's hits back).
+    await this.deps.redis.hdel(this.envKey(envelopeId), 'sealed');
+    await this.setDelivery(env.dossier, env.peer, {
+      state: 'sent',
+      envelopeId,
+      ...(typeof answer.id === 'string' ? { remoteDossier: answer.id } : {}),
+      attempts: (prior?.attempts ?? 0) + 1,
+      updatedAt: new Date().toISOString(),
+    });
+  }
+
+  private async peerAndKey(peer: string): Promise<{ policy: PeerPolicy; key: RecipientKey }> {
+    const view = this.deps.peers.view();
+    const policy = view.policies.get(peer);
+    if (!policy) throw new PermanentExchangeError(`peer ${peer} is no longer configured`);
+    const key = await view.keys.get(peer);
+    if (!key || 'invalid' in key) throw new PermanentExchangeError(`the pinned key of peer ${peer} cannot be used: ${key?.invalid ?? 'no key'}`);
+    return { policy, key };
+  }
+
+  private async seal(type: EnvelopeHeader['type'], id: string, policy: PeerPolicy, key: RecipientKey, body: Record<string, unknown>, extra: Partial<EnvelopeHeader> = {}) {
+    const now = new Date();
+    const header: EnvelopeHeader = {
+      type,
+      id,
+      from: this.forceId(),
+      to: policy.peer.force,
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + FRESHNESS_MS).toISOString(),
+      ...extra,
+    };
+    const message = await encryptAndSign(JSON.stringify({ envelope: { ...header, ...pick(body, ['policy', 'agreement']) }, ...omit(body, ['policy', 'agreement']) }), key, this.deps.gatewayKey, now);
+    return { header, message };
+  }
+
+  /** POSTs to the peer; 2xx → its JSON answer; a 4xx refusal (but 408/429) is permanent; else retried. */
+  private async post(policy: PeerPolicy, message: string): Promise<{ id?: string }> {
+    let token: string;
+    try {
+      token = (await readFile(path.join(this.deps.stateDir, 'peers', `${policy.peer.id}.token`), 'utf8')).trim();
+    } catch {
+      throw new Error(`no bearer token for peer ${policy.peer.id}: put it in ${path.join(this.deps.stateDir, 'peers', `${policy.peer.id}.token`)}`);
+    }
+    const res = await postToPeer(
+      policy.peer,
+      'v1/exchange/inbound',
+      { authorization: `Bearer ${token}`, 'content-type': 'application/pgp-encrypted' },
+      message,
+      this.deps.stateDir,
+      this.deps.fetchTimeoutMs ?? 15_000,
+    );
+    const ok = res.status >= 200 && res.status < 300;
+    const text = res.text;
+    let json: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      /* not JSON */
+    }
+    if (ok) return json as { id?: string };
+    const code = (json.error as { code?: string } | undefined)?.code ?? String(res.status);
+    const msg = `peer ${policy.peer.id} answered ${res.status} ${code}`;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentExchangeError(msg);
+    throw new Error(msg);
+  }
+
+  // ---- hits relay ------------------------------------------------------------------------------
+
+  /** After new hits on a dossier: if it came from a peer, queue the relay of all its hits so far. */
+  async onNewHits(dossierId: string, source: string, total: number): Promise<void> {
+    if (!isPeerSource(source)) return;
+    if (!(await this.deps.redis.exists(this.originKey(dossierId)))) return;
+    await this.deps.queue().enqueue({ type: 'hits', dossierId, envelopeId: 'env_' + hmacId(this.idKey, 'hits', dossierId, String(total)) });
+  }
+
+  private async sendHits(dossierId: string, envelopeId: string): Promise<void> {
+    const origin = await this.deps.redis.hgetall(this.originKey(dossierId));
+    if (!origin.peer || !origin.envelopeId) throw new PermanentExchangeError(`dossier ${dossierId} has no peer origin`);
+    const { policy, key } = await this.peerAndKey(origin.peer);
+    const hits = (await this.deps.hitStore.hits(dossierId)).map((h) => ({
+      id: h.id,
+      subject: h.subject,
+      partner: h.partner,
+      kind: h.kind,
+      detail: h.detail,
+      matchedOn: h.matchedOn,
+      confidence: h.confidence,
+      ...(h.partnerRecordRef !== undefined ? { partnerRecordRef: h.partnerRecordRef } : {}),
+      receivedAt: h.receivedAt,
+      agreement: h.agreement,
+    }));
+    if (hits.length === 0) return;
+    const { message } = await this.seal('hits', envelopeId, policy, key, { hits }, { inReplyTo: origin.envelopeId });
+    // Audit first: a transfer that cannot be logged does not happen (a retried relay is logged again).
+    await this.deps.audit.append({
+      kind: 'disclosure',
+      action: 'exchange.hits_relayed',
+      dossier: dossierId,
+      packet: envelopeId,
+      recipient: `peer:${origin.peer}`,
+      agreement: agreementOf(policy),
+      count: hits.length,
+      partners: [...new Set(hits.map((h) => h.partner))].sort(),
+      keyFingerprint: key.fingerprint,
+    });
+    await this.post(policy, message);
+  }
+
+  // ---- inbound ---------------------------------------------------------------------------------
+
+  /** `POST /v1/exchange/inbound` from the peer `peerId` (the credential's). Nothing is stored unless it all holds. */
+  async receive(clientId: string, peerId: string, armored: unknown, clientCert?: string): Promise<{ type: string; envelope: string; id?: string; accepted?: number; duplicates?: number; replayed: boolean }> {
+    try {
+      return await this.receiveChecked(clientId, peerId, armored, clientCert);
+    } catch (err) {
+      if (err instanceof GatewayError) {
+        await this.deps.audit
+          .append({ kind: 'rejection', action: 'exchange.rejected', actor: clientId, source: `peer:${peerId}`, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
+          .catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  private async receiveChecked(clientId: string, peerId: string, armored: unknown, clientCert?: string) {
+    const view = this.deps.peers.view();
+    const policy = view.policies.get(peerId);
+    if (!policy) throw new GatewayError('forbidden', `No peer file for "${peerId}": this gateway does not exchange with it`);
+    const pinned = policy.peer.tls?.clientCertFingerprint;
+    if (pinned !== undefined && clientCert?.toUpperCase() !== pinned) {
+      throw new GatewayError('forbidden', `Peer ${peerId} must present its pinned TLS client certificate (mutual TLS)`);
+    }
+    if (typeof armored !== 'string' || armored.length === 0) throw new GatewayError('signature_invalid', 'The body must be an armored OpenPGP message');
+    const key = await view.keys.get(peerId);
+    if (!key || 'invalid' in key) throw new GatewayError('recipient_key_invalid', `The pinned key of peer ${peerId} cannot be used (${key?.invalid ?? 'no key'}); nothing was stored`);
+    let data: string;
+    try {
+      ({ data } = await decryptAndVerify(armored, this.deps.gatewayKey.privateKey, [key.key]));
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'crypto_failed') {
+        throw new GatewayError('signature_invalid', `The envelope could not be decrypted with this gateway's key or is not signed by the pinned key of peer ${peerId}; nothing was stored`, undefined, { cause: err });
+      }
+      throw err;
+    }
+    if (Buffer.byteLength(data, 'utf8') > MAX_PLAINTEXT_BYTES) throw new GatewayError('payload_too_large', 'The decrypted envelope is larger than the gateway accepts');
+    let doc: { envelope?: Record<string, unknown>; dossier?: unknown; hits?: unknown };
+    try {
+      doc = JSON.parse(data) as typeof doc;
+    } catch {
+      throw new GatewayError('invalid_json', 'The decrypted envelope is not valid JSON');
+    }
+    const header = this.checkHeader(doc?.envelope, policy);
+    if (header.type === 'dossier') return this.receiveDossier(clientId, peerId, policy, header, doc.dossier);
+    return this.receiveHits(clientId, peerId, policy, header, doc.hits);
+  }
+
+  private checkHeader(raw: unknown, policy: PeerPolicy): EnvelopeHeader {
+    const problems: ErrorDetail[] = [];
+    const e = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+    const now = Date.now();
+    if (e.type !== 'dossier' && e.type !== 'hits') problems.push({ path: '/envelope/type', message: 'must be "dossier" or "hits"' });
+    if (typeof e.id !== 'string' || !ENVELOPE_ID.test(e.id)) problems.push({ path: '/envelope/id', message: 'must be an envelope id' });
+    if (e.from !== policy.peer.force) problems.push({ path: '/envelope/from', message: `must be "${policy.peer.force}", the force of the peer whose credential sent it` });
+    let me: string | undefined;
+    try {
+      me = this.forceId();
+    } catch {
+      /* reported below */
+    }
+    if (me === undefined || e.to !== me) problems.push({ path: '/envelope/to', message: `is addressed to another gateway (this is "${me ?? 'unconfigured'}")` });
+    const issued = typeof e.issuedAt === 'string' ? Date.parse(e.issuedAt) : NaN;
+    const expires = typeof e.expiresAt === 'string' ? Date.parse(e.expiresAt) : NaN;
+    if (!Number.isFinite(issued) || issued > now + CLOCK_SKEW_MS || issued < now - FRESHNESS_MS) problems.push({ path: '/envelope/issuedAt', message: 'is not fresh (stale, in the future, or missing)' });
+    if (!Number.isFinite(expires) || expires <= now) problems.push({ path: '/envelope/expiresAt', message: 'has passed' });
+    if (e.type === 'hits' && (typeof e.inReplyTo !== 'string' || !ENVELOPE_ID.test(e.inReplyTo))) problems.push({ path: '/envelope/inReplyTo', message: 'must name the dossier envelope the hits answer' });
+    if (problems.length) throw new GatewayError('envelope_invalid', 'The envelope is not addressed to this gateway, not fresh, or malformed; nothing was stored', problems);
+    return e as unknown as EnvelopeHeader;
+  }
+
+  private async receiveDossier(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, body: unknown) {
+    const seen = this.seenKey(peerId, header.id);
+    const prior = await this.deps.redis.get(seen);
+    if (prior) return { type: 'dossier', envelope: header.id, id: prior, replayed: true };
+    const dossier = validateDossier(body);
+    if (dossier.originator.force !== header.from) {
+      throw new GatewayError('envelope_invalid', 'The dossier was not originated by the force that sent it; nothing was stored', [
+        { path: '/dossier/originator/force', message: `must be "${header.from}"` },
+      ]);
+    }
+    if (!this.deps.enqueueDossier) throw new GatewayError('internal', 'inbound exchange needs the api role');
+    const set = this.deps.live().set;
+    const id = newDossierId();
+    // First writer wins: a concurrent or later copy of this envelope gets this dossier's id.
+    if ((await this.deps.redis.set(seen, id, 'EX', RECORD_TTL_SECONDS, 'NX')) === null) {
+      return { type: 'dossier', envelope: header.id, id: (await this.deps.redis.get(seen)) ?? '', replayed: true };
+    }
+    const record: DossierRecord = {
+      id,
+      source: `${PEER_SOURCE_PREFIX}${peerId}`,
+      client: clientId,
+      receivedAt: new Date().toISOString(),
+      state: 'accepted',
+      revision: set.revision,
+      partners: [...set.partners.keys()].sort(),
+    };
+    try {
+      await this.deps.store.create(record, seal(this.sealKey, JSON.stringify(dossier), id));
+      await this.deps.redis.multi().hset(this.originKey(id), { peer: peerId, envelopeId: header.id }).expire(this.originKey(id), RECORD_TTL_SECONDS).exec();
+      await this.deps.audit.append({
+        kind: 'collection',
+        action: 'exchange.dossier_received',
+        actor: clientId,
+        dossier: id,
+        packet: header.id,
+        source: record.source,
+        policyRevision: record.revision,
+        agreement: agreementOf(policy),
+        classification: dossier.classification,
+        subjects: dossier.subjects.length,
+        justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${id}` },
+        index: this.deps.audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
+      });
+      await this.deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(record.receivedAt) + STATUS_RETENTION_MS));
+      await this.deps.enqueueDossier(id);
+    } catch (err) {
+      await this.deps.store.discard(id).catch(() => undefined);
+      await this.deps.redis.del(seen, this.originKey(id)).catch(() => undefined);
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('store_unavailable', 'The envelope could not be stored; nothing was kept, try again', undefined, { cause: err });
+    }
+    return { type: 'dossier', envelope: header.id, id, replayed: false };
+  }
+
+  private async receiveHits(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, raw: unknown) {
+    const env = await this.deps.redis.hgetall(this.envKey(header.inReplyTo!));
+    if (!env.dossier || env.peer !== peerId || !env.refs) throw new GatewayError('not_found', 'No dossier envelope of this gateway to that peer has this id');
+    const list = Array.isArray(raw) ? (raw as Array<Record<string, unknown>>) : [];
+    // The hits' content is checked against the hits schema, like a partner's.
+    const checked = validateHits({
+      schema: 'cordon.hits/v1',
+      packet: header.inReplyTo,
+      hits: list.map((h) => pick(h ?? {}, ['subject', 'kind', 'detail', 'matchedOn', 'confidence', 'partnerRecordRef'])),
+    });
+    const refs = JSON.parse(unseal(this.sealKey, env.refs, `${header.inReplyTo}:refs`).toString('utf8')) as Record<string, string>;
+    const problems: ErrorDetail[] = [];
+    const hits: StoredHit[] = checked.hits.map((h, i) => {
+      const subject = Object.hasOwn(refs, h.subject) ? refs[h.subject]! : '';
+      if (!subject) problems.push({ path: `/hits/${i}/subject`, message: 'is not a subject ref of that envelope' });
+      const src = list[i]!;
+      const partner = typeof src.partner === 'string' && /^[a-z0-9][a-z0-9-]{0,63}$/.test(src.partner) ? src.partner : 'unknown';
+      const reference = typeof (src.agreement as { reference?: unknown })?.reference === 'string' ? String((src.agreement as { reference: string }).reference).slice(0, 100) : 'unknown';
+      const receivedAt = typeof src.receivedAt === 'string' && Number.isFinite(Date.parse(src.receivedAt)) ? src.receivedAt : new Date().toISOString();
+      return {
+        id: hmacId(this.hitIdKey, 'peer', peerId, String(src.id ?? i)),
+        subject,
+        partner,
+        packet: header.inReplyTo!,
+        kind: h.kind,
+        detail: h.detail,
+        matchedOn: h.matchedOn,
+        confidence: h.confidence,
+        ...(h.partnerRecordRef !== undefined ? { partnerRecordRef: h.partnerRecordRef } : {}),
+        receivedAt,
+        agreement: { reference },
+        via: policy.peer.force,
+      };
+    });
+    if (problems.length) throw new GatewayError('unknown_subject_ref', 'Some hits name subjects that were not in the envelope; nothing was stored', problems.slice(0, 50));
+    const seen = this.seenKey(peerId, header.id);
+    if ((await this.deps.redis.set(seen, env.dossier, 'EX', RECORD_TTL_SECONDS, 'NX')) === null) {
+      return { type: 'hits', envelope: header.id, accepted: 0, duplicates: hits.length, replayed: true };
+    }
+    const held = await this.deps.hitStore.existing(env.dossier, hits.map((h) => h.id));
+    const fresh = hits.filter((h) => !held.has(h.id));
+    try {
+      await this.deps.audit.append({
+        kind: 'combination',
+        action: 'exchange.hits_received',
+        actor: clientId,
+        dossier: env.dossier,
+        packet: header.id,
+        recipient: env.source,
+        source: `peer:${peerId}`,
+        agreement: agreementOf(policy),
+        count: fresh.length,
+        duplicates: hits.length - fresh.length,
+        kinds: [...new Set(fresh.map((h) => h.kind))].sort(),
+        partners: [...new Set(fresh.map((h) => h.partner))].sort(),
+      });
+      const { added } = fresh.length ? await this.deps.hitStore.add(env.dossier, env.source ?? '', fresh, []) : { added: 0 };
+      return { type: 'hits', envelope: header.id, accepted: added, duplicates: hits.length - added, replayed: false };
+    } catch (err) {
+      await this.deps.redis.del(seen).catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+function agreementOf(policy: PeerPolicy) {
+  return { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose };
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
+
+function omit(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+}

@@ -1,0 +1,62 @@
+/**
+ * Peers as recipients: a peer file (`policies/peers/<id>.yaml`) is decided and redacted for exactly
+ * like a partner file, so the policy engine sees the peers as the "partners" of a derived set that
+ * shares the gateway-wide constraints (neverShare, alwaysFilter) and the revision. Parsed keys and the
+ * decider are built once per loaded policy set.
+ */
+import type { RecipientKey } from '../crypto/openpgp.js';
+import { Decider } from '../policy/decide.js';
+import type { LiveSet } from '../policy/live.js';
+import type { PartnerPolicy, PeerPolicy, PolicySet } from '../policy/types.js';
+
+export interface PeerView {
+  decider: Decider;
+  policies: Map<string, PeerPolicy>;
+  /** Parsed pinned key per peer, or why it cannot be used. */
+  keys: Map<string, Promise<RecipientKey | { invalid: string }>>;
+}
+
+export function asPartner(p: PeerPolicy): PartnerPolicy {
+  return {
+    file: p.file,
+    partner: { id: p.peer.id, name: p.peer.name, kind: 'peer-force', key: p.peer.key, checks: [] },
+    agreement: p.agreement,
+    fields: p.fields,
+    rules: p.rules,
+  };
+}
+
+export class PeerDirectory {
+  private readonly views = new WeakMap<PolicySet, PeerView>();
+
+  constructor(
+    private readonly live: () => LiveSet<RecipientKey>,
+    private readonly parseKey: (armored: string, fingerprint: string) => Promise<RecipientKey>,
+  ) {}
+
+  view(): PeerView {
+    const set = this.live().set;
+    let v = this.views.get(set);
+    if (v) return v;
+    const policies = set.peerPolicies ?? new Map<string, PeerPolicy>();
+    const derived: PolicySet = { ...set, partners: new Map([...policies].map(([id, p]) => [id, asPartner(p)])) };
+    const keys = new Map<string, Promise<RecipientKey | { invalid: string }>>();
+    for (const [id, p] of policies) {
+      const { armored, fingerprint, file } = p.peer.key;
+      keys.set(
+        id,
+        armored === undefined
+          ? Promise.resolve({ invalid: `key file ${file} is missing` })
+          : this.parseKey(armored, fingerprint).catch((err: Error) => ({ invalid: err.message })),
+      );
+    }
+    v = { decider: new Decider(derived), policies, keys };
+    this.views.set(set, v);
+    return v;
+  }
+
+  /** The peer whose gateway speaks for `force`, if one is configured. */
+  byForce(force: string): PeerPolicy | undefined {
+    return [...this.view().policies.values()].find((p) => p.peer.force === force);
+  }
+}

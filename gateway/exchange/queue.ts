@@ -1,0 +1,66 @@
+/**
+ * The exchange queue: one job per envelope to send to a peer gateway (a dossier, or the hits its
+ * partners returned). Job data is ids only; what is sent stays sealed in Redis until the job encrypts
+ * it. Job ids are the envelope ids, so queueing one twice is a no-op.
+ */
+import { hostname } from 'node:os';
+import { pid } from 'node:process';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isGatewayError } from '../errors/index.js';
+
+export const EXCHANGE_QUEUE = 'exchange';
+
+export type ExchangeJob = { type: 'dossier'; envelopeId: string } | { type: 'hits'; dossierId: string; envelopeId: string };
+
+export interface ExchangeRetry {
+  attempts: number;
+  backoffMs: number;
+}
+
+export class ExchangeQueue {
+  readonly queue: Queue<ExchangeJob>;
+
+  constructor(connection: Redis, prefix: string, private readonly retry: ExchangeRetry) {
+    this.queue = new Queue<ExchangeJob>(EXCHANGE_QUEUE, { connection, prefix: `${prefix}:bull` });
+  }
+
+  async enqueue(job: ExchangeJob): Promise<void> {
+    await this.queue.add(job.type, job, {
+      jobId: job.envelopeId,
+      attempts: this.retry.attempts,
+      backoff: { type: 'exponential', delay: this.retry.backoffMs },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 30 * 24 * 3600 },
+    });
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+/** A failure marked permanent (a peer refusing the envelope) is not retried. */
+export class PermanentExchangeError extends Error {}
+
+export function startExchangeWorker(
+  connection: Redis,
+  prefix: string,
+  run: (job: ExchangeJob) => Promise<void>,
+  onFinalFailure: (job: ExchangeJob, err: Error) => Promise<void>,
+): Worker<ExchangeJob> {
+  return new Worker<ExchangeJob>(
+    EXCHANGE_QUEUE,
+    async (job: Job<ExchangeJob>) => {
+      try {
+        await run(job.data);
+      } catch (err) {
+        const permanent = err instanceof PermanentExchangeError || (isGatewayError(err) && err.code === 'recipient_key_invalid');
+        if (permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await onFinalFailure(job.data, err as Error).catch(() => undefined);
+        if (permanent) throw new UnrecoverableError((err as Error).message);
+        throw err;
+      }
+    },
+    { connection, prefix: `${prefix}:bull`, concurrency: 4, name: `${hostname()}:${pid}` },
+  );
+}

@@ -1,0 +1,366 @@
+/**
+ * Cross-border exchange between two real gateways on loopback (real Redis, real keys, real HTTP):
+ * West Midlands (A) sends a dossier to Warwickshire (B) with `requests.peers`; B's partners get packets
+ * under B's own policies; a B partner reports hits; they come back to A's bundle marked `via`
+ * warwickshire. Forged, tampered, replayed, misaddressed and stale envelopes are refused with clear
+ * errors and nothing stored; a peer's dossier is never forwarded to another peer.
+ */
+import { cp, mkdtemp, readFile, rm, unlink, writeFile, mkdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken, newToken } from '../../gateway/config/clients.js';
+import {
+  decryptAndVerify,
+  encryptAndSign,
+  loadOrCreateGatewayKey,
+  parseArmoredPrivateKey,
+  parseRecipientKey,
+  type GatewayKey,
+} from '../../gateway/crypto/openpgp.js';
+import { freePort } from '../../gateway/store/private-redis.js';
+import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+
+const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
+const FORCE = TOKENS['west-midlands-rocu']!;
+// Short retries, so a peer that is down is retried (and dead-lettered) within the test's time.
+process.env.CORDON_EXCHANGE_ATTEMPTS = '6';
+process.env.CORDON_EXCHANGE_BACKOFF_MS = '100';
+
+interface Side {
+  gw: TestGateway;
+  key: GatewayKey;
+  policyDir: string;
+  stateDir: string;
+  port: number;
+}
+
+let tmp: string;
+let A: Side;
+let B: Side;
+const tokenAtoB = newToken();
+const tokenBtoA = newToken();
+/** A peer that is down until the test starts a relay to B on its port; and one that never answers. */
+let downPort: number;
+let deadPort: number;
+
+function peerYaml(id: string, name: string, url: string, fingerprint: string, keyFile: string, force = id): string {
+  const base = `peer:\n  id: ${id}\n  name: ${name}\n  force: ${force}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${fingerprint}"\n`;
+  return base;
+}
+
+async function prepareSide(name: string): Promise<{ policyDir: string; stateDir: string; key: GatewayKey; port: number }> {
+  const policyDir = path.join(tmp, `${name}-policies`);
+  const stateDir = path.join(tmp, `${name}-state`);
+  await cp(path.join(ROOT, 'policies'), policyDir, { recursive: true });
+  await mkdir(path.join(stateDir, 'peers'), { recursive: true, mode: 0o700 });
+  const key = await loadOrCreateGatewayKey(stateDir);
+  return { policyDir, stateDir, key, port: await freePort() };
+}
+
+async function clientsFile(dir: string, extra: string): Promise<string> {
+  const file = path.join(dir, 'clients.yaml');
+  const sample = await readFile(path.join(ROOT, 'policies/clients.sample.yaml'), 'utf8');
+  await writeFile(file, sample.trimEnd() + '\n' + extra);
+  return file;
+}
+
+/** Replace `peers/<id>.yaml` of the sample copy with the real peer gateway (its URL and gateway key). */
+async function pointPeer(dir: string, remove: string[], id: string, name: string, url: string, key: GatewayKey, force = id) {
+  for (const f of remove) await unlink(path.join(dir, f)).catch(() => undefined);
+  await writeFile(path.join(dir, `keys/${id}-gateway.asc`), key.publicArmored);
+  // The peer file body (agreement, fields, rules) is the sample's, with the peer's own header.
+  const sample = await readFile(path.join(ROOT, 'policies/peers/warwickshire.yaml'), 'utf8');
+  const rest = sample.slice(sample.indexOf('\nagreement:'));
+  await writeFile(path.join(dir, `peers/${id}.yaml`), peerYaml(id, name, url, key.fingerprint, `keys/${id}-gateway.asc`, force) + rest);
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'cordon-exchange-'));
+  const a = await prepareSide('a');
+  const b = await prepareSide('b');
+  const aUrl = `http://127.0.0.1:${a.port}`;
+  const bUrl = `http://127.0.0.1:${b.port}`;
+  // A (West Midlands): the sample set, with the peer warwickshire pointing at B's real gateway.
+  await pointPeer(a.policyDir, ['peers/warwickshire.yaml'], 'warwickshire', 'Warwickshire Police', bUrl, b.key);
+  // Two more routes to B's gateway (force warwickshire): one down at first, one never up.
+  downPort = await freePort();
+  deadPort = await freePort();
+  await pointPeer(a.policyDir, [], 'staffordshire', 'Down For Now', `http://127.0.0.1:${downPort}`, b.key, 'warwickshire');
+  await pointPeer(a.policyDir, [], 'durham', 'Never Up', `http://127.0.0.1:${deadPort}`, b.key, 'warwickshire');
+  // B (Warwickshire): its own source instead of West Midlands, and the peer west-midlands (A).
+  await unlink(path.join(b.policyDir, 'sources/west-midlands.yaml'));
+  await writeFile(
+    path.join(b.policyDir, 'sources/warwickshire.yaml'),
+    `source:\n  id: warwickshire\n  name: Warwickshire Police\n  key:\n    file: keys/warwickshire.asc\n    fingerprint: "${FPS.warwickshire}"\n`,
+  );
+  await pointPeer(b.policyDir, ['peers/warwickshire.yaml'], 'west-midlands', 'West Midlands Police', aUrl, a.key);
+  // Each side's credential for the other, and the token it presents (CORDON_STATE_DIR/peers/<id>.token).
+  const aClients = await clientsFile(a.stateDir, `  - id: warwickshire-gateway\n    role: peer\n    peer: warwickshire\n    tokens: ["${hashToken(tokenBtoA)}"]\n`);
+  const bClients = await clientsFile(b.stateDir, `  - id: west-midlands-gateway\n    role: peer\n    peer: west-midlands\n    tokens: ["${hashToken(tokenAtoB)}"]\n`);
+  for (const peer of ['warwickshire', 'staffordshire', 'durham']) await writeFile(path.join(a.stateDir, `peers/${peer}.token`), tokenAtoB, { mode: 0o600 });
+  await writeFile(path.join(b.stateDir, 'peers/west-midlands.token'), tokenBtoA, { mode: 0o600 });
+  const [gwA, gwB] = await Promise.all([
+    startTestGateway({ policyDir: a.policyDir, stateDir: a.stateDir, port: a.port, clientsFile: aClients }),
+    startTestGateway({ policyDir: b.policyDir, stateDir: b.stateDir, port: b.port, clientsFile: bClients }),
+  ]);
+  A = { gw: gwA, ...a };
+  B = { gw: gwB, ...b };
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([A?.gw.stop(), B?.gw.stop()]);
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function openAs(owner: string, armored: string, signer: GatewayKey): Promise<any> {
+  const priv = await parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${owner}.sec.asc`), 'utf8'));
+  const { data } = await decryptAndVerify(armored, priv, [signer.publicKey]);
+  return JSON.parse(data);
+}
+
+/** An envelope as A's gateway would send it to B, signed by `signer` (A's key unless forged). */
+async function envelopeToB(overrides: Record<string, unknown> = {}, dossier: unknown = fixture('dossier-minimal.json'), signer: GatewayKey = A.key) {
+  const now = Date.now();
+  const env = {
+    envelope: {
+      type: 'dossier',
+      id: 'env_' + 'a'.repeat(20) + Math.random().toString(36).replace(/[^a-z]/g, '').slice(0, 6).padEnd(6, 'b'),
+      from: 'west-midlands',
+      to: 'warwickshire',
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 600_000).toISOString(),
+      ...overrides,
+    },
+    dossier,
+  };
+  const bKey = await parseRecipientKey(B.key.publicArmored, B.key.fingerprint);
+  return { env, message: await encryptAndSign(JSON.stringify(env), bKey, signer) };
+}
+
+function postToB(message: string, token = tokenAtoB) {
+  return api(B.gw.url, 'POST', '/v1/exchange/inbound', token, message, { 'content-type': 'application/pgp-encrypted' });
+}
+
+async function dossierCount(side: Side): Promise<number> {
+  const keys = await side.gw.redis.keys(`${side.gw.prefix}:dossier:dos_*`);
+  return keys.filter((k) => /:dossier:dos_[0-9a-f]+$/.test(k)).length;
+}
+
+async function auditActions(side: Side): Promise<string[]> {
+  const rows = await side.gw.redis.lrange(`${side.gw.prefix}:audit:log`, 0, -1);
+  return rows.map((r) => (JSON.parse(r) as { action: string }).action);
+}
+
+describe('cross-border exchange between two gateways', () => {
+  it('round trip: A sends with requests.peers, B fans out, a B partner reports hits, A bundle shows them via warwickshire', async () => {
+    const dossier = fixture('dossier-full.json') as any;
+    dossier.requests = { ...(dossier.requests ?? { checks: ['addresses'] }), peers: ['warwickshire'] };
+    const sent = await api(A.gw.url, 'POST', '/v1/dossiers', FORCE, dossier);
+    expect(sent.status).toBe(202);
+    const id = sent.json.id as string;
+    await waitSettled(A.gw.url, id);
+
+    const status = await until('the envelope to be sent', async () => {
+      const s = await api(A.gw.url, 'GET', `/v1/dossiers/${id}`, FORCE);
+      return s.json.peers?.[0]?.state === 'sent' ? s.json : undefined;
+    });
+    expect(status.peers).toHaveLength(1);
+    expect(status.peers[0]).toMatchObject({ peer: 'warwickshire', state: 'sent' });
+    expect(status.deliveries.map((d: any) => d.partner)).not.toContain('warwickshire');
+    const remote = status.peers[0].remoteDossier as string;
+    expect(remote).toMatch(/^dos_/);
+
+    // B's council housing gets a packet of the peer's dossier, under B's policy.
+    expect(await B.gw.redis.exists(`${B.gw.prefix}:dossier:${remote}`)).toBe(1);
+    const list = await until('a packet at B', async () => {
+      const r = await api(B.gw.url, 'GET', '/v1/packets', TOKENS['council-housing']);
+      // The peer's dossier is the only one B holds at this point.
+      return (r.json.packets as any[])[0];
+    });
+    const armored = (await api(B.gw.url, 'GET', `/v1/packets/${list.id}`, TOKENS['council-housing'])).text;
+    const packet = await openAs('council-housing', armored, B.key);
+    // Never across the border: officers' names, PNC ids, CHIS intelligence.
+    const text = JSON.stringify(packet);
+    expect(text).not.toContain('Priya');
+    expect(text).not.toContain('priya.raman');
+    expect(text).not.toMatch(/"pnc"/);
+    expect(text).not.toContain('CHIS');
+    expect(packet.dossier.requests?.peers).toBeUndefined();
+    const daniel = (packet.dossier.subjects as any[]).find((s) => s.name?.given === 'Daniel');
+    expect(daniel).toBeDefined();
+
+    const hits = await api(B.gw.url, 'POST', `/v1/packets/${list.id}/hits`, TOKENS['council-housing'], {
+      schema: 'cordon.hits/v1',
+      packet: list.id,
+      hits: [
+        {
+          subject: daniel.id,
+          kind: 'tenancy',
+          detail: { line1: '4 Mill Lane', town: 'Nuneaton', postcode: 'CV11 4AB', tenure: 'council' },
+          matchedOn: ['name', 'dateOfBirth'],
+          confidence: 'confirmed',
+          partnerRecordRef: 'NBBC-7731',
+        },
+      ],
+    });
+    expect(hits.status).toBe(202);
+
+    // The relay arrives at A and shows in the bundle of the dossier's own subject S1, marked via warwickshire.
+    const bundle = await until('the relayed hits in A bundle', async () => {
+      const r = await api(A.gw.url, 'GET', `/v1/dossiers/${id}/hits`, FORCE);
+      if (r.status !== 200) return undefined;
+      const b = await openAs('west-midlands', r.text, A.key);
+      return b.bundle.count > 0 ? b : undefined;
+    });
+    expect(bundle.subjects.S1).toHaveLength(1);
+    expect(bundle.subjects.S1[0]).toMatchObject({ kind: 'tenancy', partner: 'council-housing', via: 'warwickshire', partnerRecordRef: 'NBBC-7731' });
+    expect(bundle.subjects.S1[0].agreementExpired).toBeUndefined();
+
+    const aAudit = await auditActions(A);
+    expect(aAudit).toEqual(expect.arrayContaining(['exchange.envelope_prepared', 'exchange.dossier_sent', 'exchange.hits_received']));
+    const bAudit = await auditActions(B);
+    expect(bAudit).toEqual(expect.arrayContaining(['exchange.dossier_received', 'packet.created', 'exchange.hits_relayed']));
+  }, 60_000);
+
+  it('refuses a tampered envelope, one signed by an unpinned key, a misaddressed and a stale one; nothing stored', async () => {
+    const before = await dossierCount(B);
+    const { message } = await envelopeToB();
+    const lines = message.split('\n');
+    const mid = Math.floor(lines.length / 2);
+    lines[mid] = lines[mid]!.slice(0, 10) + (lines[mid]![10] === 'A' ? 'B' : 'A') + lines[mid]!.slice(11);
+    const tampered = await postToB(lines.join('\n'));
+    expect(tampered.status).toBe(400);
+    expect(tampered.json.error.code).toBe('signature_invalid');
+
+    const intruder = await loadOrCreateGatewayKey(path.join(tmp, 'intruder-state'));
+    const forged = await postToB((await envelopeToB({}, undefined, intruder)).message);
+    expect(forged.status).toBe(400);
+    expect(forged.json.error.code).toBe('signature_invalid');
+
+    const wrong = await postToB((await envelopeToB({ to: 'staffordshire' })).message);
+    expect(wrong.status).toBe(400);
+    expect(wrong.json.error.code).toBe('envelope_invalid');
+    expect(wrong.json.error.details.map((d: any) => d.path)).toContain('/envelope/to');
+
+    const stale = await postToB((await envelopeToB({ issuedAt: new Date(Date.now() - 3600_000).toISOString() })).message);
+    expect(stale.status).toBe(400);
+    expect(stale.json.error.code).toBe('envelope_invalid');
+
+    const notPeer = await postToB((await envelopeToB()).message, TOKENS['council-housing']);
+    expect(notPeer.status).toBe(403);
+
+    const badDossier = await postToB((await envelopeToB({}, { schema: 'cordon.dossier/v1' })).message);
+    expect(badDossier.status).toBe(400);
+    expect(badDossier.json.error.code).toBe('schema_violation');
+
+    const other = fixture('dossier-minimal.json') as any;
+    other.originator.force = 'staffordshire';
+    const notTheirs = await postToB((await envelopeToB({}, other)).message);
+    expect(notTheirs.status).toBe(400);
+    expect(notTheirs.json.error.code).toBe('envelope_invalid');
+
+    expect(await dossierCount(B)).toBe(before);
+    expect(await auditActions(B)).toContain('exchange.rejected');
+  }, 30_000);
+
+  it('a replayed envelope answers with the first dossier and never makes a second one', async () => {
+    const { message } = await envelopeToB();
+    const before = await dossierCount(B);
+    const first = await postToB(message);
+    expect(first.status).toBe(202);
+    const again = await postToB(message);
+    expect(again.status).toBe(200);
+    expect(again.json).toMatchObject({ id: first.json.id, replayed: true });
+    expect(await dossierCount(B)).toBe(before + 1);
+  }, 30_000);
+
+  it('a dossier received from a peer is never forwarded to another peer', async () => {
+    const dossier = fixture('dossier-minimal.json') as any;
+    dossier.requests = { checks: ['addresses'], peers: ['west-midlands'] };
+    const res = await postToB((await envelopeToB({}, dossier)).message);
+    expect(res.status).toBe(202);
+    const id = res.json.id as string;
+    await until('the fan-out at B', async () => ((await B.gw.redis.hget(`${B.gw.prefix}:dossier:${id}`, 'state')) === 'processed' ? true : undefined));
+    expect(await B.gw.redis.hlen(`${B.gw.prefix}:exchange:out:${id}`)).toBe(0);
+    expect(await auditActions(B)).toContain('exchange.not_forwarded');
+  }, 30_000);
+});
+
+describe('a peer that is down', () => {
+  let relay: Server | undefined;
+  afterAll(async () => {
+    if (relay) await new Promise((r) => relay!.close(r));
+  });
+
+  async function send(peer: string): Promise<string> {
+    const dossier = fixture('dossier-minimal.json') as any;
+    dossier.reference = `WMP-OCG-2026-${peer.toUpperCase()}`;
+    dossier.requests = { checks: ['vehicles'], peers: [peer] };
+    const sent = await api(A.gw.url, 'POST', '/v1/dossiers', FORCE, dossier);
+    expect(sent.status).toBe(202);
+    return sent.json.id as string;
+  }
+
+  const peerState = async (id: string) => (await api(A.gw.url, 'GET', `/v1/dossiers/${id}`, FORCE)).json.peers?.[0];
+
+  it('is retried with backoff and gets exactly one dossier when it comes back', async () => {
+    const id = await send('staffordshire');
+    const retrying = await until('a failed attempt', async () => {
+      const p = await peerState(id);
+      return p?.reason === 'retrying' ? p : undefined;
+    });
+    expect(retrying).toMatchObject({ peer: 'staffordshire', state: 'queued' });
+    const before = await dossierCount(B);
+    // The peer comes back: a relay to B's gateway on the port it was expected on.
+    relay = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        void fetch(B.gw.url + req.url, { method: req.method, headers: { authorization: String(req.headers.authorization), 'content-type': String(req.headers['content-type']) }, body: Buffer.concat(chunks) })
+          .then(async (r) => {
+            res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+            res.end(await r.text());
+          })
+          .catch(() => res.writeHead(502).end());
+      });
+    });
+    await new Promise<void>((r) => relay!.listen(downPort, '127.0.0.1', () => r()));
+    const sent = await until('the envelope to be sent', async () => {
+      const p = await peerState(id);
+      return p?.state === 'sent' ? p : undefined;
+    });
+    expect(sent.attempts).toBeGreaterThanOrEqual(2);
+    expect(await dossierCount(B)).toBe(before + 1);
+  }, 30_000);
+
+  it('is dead-lettered when the retries are spent, and says so in the status', async () => {
+    const id = await send('durham');
+    const failed = await until('the dead letter', async () => {
+      const p = await peerState(id);
+      return p?.state === 'failed' ? p : undefined;
+    }, 20_000);
+    expect(failed).toMatchObject({ peer: 'durham', state: 'failed', reason: 'dead_letter' });
+    expect(await auditActions(A)).toContain('exchange.dossier_failed');
+  }, 30_000);
+
+  it('blocks a peer that is not configured, with a reason', async () => {
+    const id = await send('cleveland');
+    const blocked = await until('the block', async () => {
+      const p = await peerState(id);
+      return p?.state === 'blocked' ? p : undefined;
+    });
+    expect(blocked).toMatchObject({ peer: 'cleveland', state: 'blocked', reason: 'no_agreement' });
+  }, 30_000);
+});
