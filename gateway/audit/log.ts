@@ -17,6 +17,7 @@ import path from 'node:path';
 import { anchorName, DEFAULT_CHECKPOINT_EVERY, readAnchorFor, statementText, writeAnchor, type CheckpointSigner, type CheckpointStatement } from './checkpoint.js';
 import { AuditIndexer, type IndexTerms } from './index-terms.js';
 import { AuditKeys, termsOf } from './keys.js';
+import { evalScript } from '../store/scripts.js';
 
 export { canonical } from './canonical.js';
 
@@ -249,7 +250,7 @@ export class AuditLog {
         const record = { ...body, hash: recordHash(body) } as AuditRecord;
         const next: ChainHead = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : head.checkpointSeq };
         const terms = termsOf(record).map(([dimension, value]) => this.keys.term(dimension, value));
-        const ok = await this.redis.eval(
+        const ok = await evalScript(this.redis, 
           APPEND,
           3 + terms.length,
           this.keys.head(),

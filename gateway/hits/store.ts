@@ -15,6 +15,7 @@ import type { HitConfidence, HitKind } from '../intake/types.js';
 import { RECORD_TTL_SECONDS } from '../store/dossiers.js';
 import type { Keys } from '../store/redis.js';
 import type { LinkItem } from './links.js';
+import { evalScript } from '../store/scripts.js';
 
 /** A hit as the gateway keeps it (sealed): mapped back to the dossier's own subject id. */
 export interface StoredHit {
@@ -113,7 +114,7 @@ export class HitStore {
     for (const hit of hits) args.push(hit.id, seal(this.sealKey, JSON.stringify(hit), hitAad(dossierId, hit.id)));
     args.push(dossierId);
     const indexKeys = [...new Set(macs)].map((m) => this.keys.linkIndex(source, m));
-    const [added, total] = (await this.redis.eval(
+    const [added, total] = (await evalScript(this.redis, 
       ADD_HITS,
       2 + indexKeys.length,
       this.keys.dossier(dossierId),
@@ -137,7 +138,7 @@ export class HitStore {
   /** Stores the dossier's own link items once; false when they were already stored or the dossier is gone. */
   async putDossierLinks(links: DossierLinks, source: string, macs: string[]): Promise<boolean> {
     const indexKeys = [...new Set(macs)].map((m) => this.keys.linkIndex(source, m));
-    const res = (await this.redis.eval(
+    const res = (await evalScript(this.redis, 
       PUT_LINKS,
       2 + indexKeys.length,
       this.keys.dossier(links.dossier),

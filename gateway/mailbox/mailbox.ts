@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../store/redis.js';
 import type { Delivery } from '../store/dossiers.js';
 import { packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
+import { evalScript } from '../store/scripts.js';
 
 export interface PacketRecord {
   id: string;
@@ -62,7 +63,7 @@ export class Mailbox {
   /** True when this call created the packet, false when it already existed. */
   async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
     const fields = Object.entries(packet).flat();
-    const created = (await this.redis.eval(
+    const created = (await evalScript(this.redis, 
       CREATE_PACKET,
       5,
       this.keys.packet(packet.id),
@@ -117,7 +118,7 @@ export class Mailbox {
 
   async advance(packet: PacketRecord, state: 'retrieved' | 'acknowledged', at: string): Promise<void> {
     const delivery: Delivery = { state, packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: at };
-    await this.redis.eval(
+    await evalScript(this.redis, 
       ADVANCE,
       3,
       this.keys.packet(packet.id),

@@ -21,6 +21,7 @@ import type { Eraser } from '../retention/erase.js';
 import { DAY_MS, packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
 import type { DossierStore } from '../store/dossiers.js';
 import type { Keys } from '../store/redis.js';
+import { evalScript } from '../store/scripts.js';
 
 export type RecallReason = 'withdrawn' | 'corrected';
 export const RECALL_REASONS: RecallReason[] = ['withdrawn', 'corrected'];
@@ -147,7 +148,7 @@ export class Recall {
       ...(request.note ? { note: 'given; sent sealed in the recall notices only' } : {}),
       ...(replayed ? { replayed: true } : {}),
     });
-    const marked = await this.deps.redis.eval(MARK, 1, this.deps.keys.dossier(dossierId), request.reason, JSON.stringify({ reason: request.reason, at: issuedAt, by: client.id }));
+    const marked = await evalScript(this.deps.redis, MARK, 1, this.deps.keys.dossier(dossierId), request.reason, JSON.stringify({ reason: request.reason, at: issuedAt, by: client.id }));
     if (marked !== 1) throw new GatewayError('not_found', 'No such dossier');
 
     const partners: RecallOutcome[] = [];
@@ -218,7 +219,7 @@ export class Recall {
           message,
           refs: seal(this.sealKey, '{}', noticeId),
         };
-        await redis.eval(
+        await evalScript(redis, 
           CREATE_NOTICE,
           4,
           keys.packet(noticeId),

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { AuditLog } from '../audit/log.js';
 import type { Keys } from '../store/redis.js';
 import { dossierDueMember, packetDueMember, retentionKey } from './schedule.js';
+import { evalScript } from '../store/scripts.js';
 
 /**
  * KEYS: packet, mailbox, deliveries, schedule. ARGV: packet id, partner, schedule member, time, reason,
@@ -66,7 +67,7 @@ export class Eraser {
       ...(type === 'recall' ? { type: 'recall' } : {}),
       state: state ?? 'already gone from the store',
     });
-    const result = (await this.redis.eval(
+    const result = (await evalScript(this.redis, 
       ERASE_PACKET,
       4,
       key,

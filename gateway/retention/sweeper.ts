@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../store/redis.js';
 import type { Eraser } from './erase.js';
 import { retentionKey, retentionLockKey } from './schedule.js';
+import { evalScript } from '../store/scripts.js';
 
 export type EraseFn = (parts: string[]) => Promise<void>;
 
@@ -88,7 +89,7 @@ export class RetentionSweeper {
         }
       }
     } finally {
-      await this.redis.eval(RELEASE, 1, lockKey, token).catch(() => undefined);
+      await evalScript(this.redis, RELEASE, 1, lockKey, token).catch(() => undefined);
     }
     return result;
   }
