@@ -26,3 +26,29 @@ export async function clientsAdd(o: { id: string; role: string; partner?: string
   await writeFile(o.clients, doc.toString(), { mode: 0o600 });
   process.stdout.write(token + '\n');
 }
+
+/**
+ * `cordon clients rotate --id ID`: adds a second token (printed, only it) while the old one still
+ * works, so the client can switch without downtime; `--finish` then drops the older token.
+ */
+export async function clientsRotate(o: { id: string; finish?: boolean; clients: string }): Promise<void> {
+  const text = await readFile(o.clients, 'utf8');
+  const file = parseClientsFile(text, o.clients);
+  const index = file.clients.findIndex((c) => c.id === o.id);
+  if (index < 0) throw new GatewayError('config_invalid', `no client "${o.id}" in ${o.clients}`);
+  const tokens = file.clients[index]!.tokens;
+  const doc = YAML.parseDocument(text);
+  let output = '';
+  if (o.finish) {
+    if (tokens.length < 2) throw new GatewayError('config_invalid', `client "${o.id}" is not being rotated (it has one token)`);
+    doc.setIn(['clients', index, 'tokens'], doc.createNode([tokens[1]]));
+  } else {
+    if (tokens.length >= 2) throw new GatewayError('config_invalid', `client "${o.id}" is already being rotated: finish it first (--finish)`);
+    const token = newToken();
+    doc.setIn(['clients', index, 'tokens'], doc.createNode([tokens[0], hashToken(token)]));
+    output = token + '\n';
+  }
+  parseClientsFile(doc.toString(), o.clients); // never write a file the gateway would refuse
+  await writeFile(o.clients, doc.toString(), { mode: 0o600 });
+  process.stdout.write(output);
+}

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { GatewayError } from '../../gateway/errors/index.js';
 import { auditExport, auditVerify } from './audit.js';
-import { clientsAdd } from './clients.js';
+import { clientsAdd, clientsRotate } from './clients.js';
 import { demo } from './demo.js';
 import { keysImport, keysList } from './keys.js';
 import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
@@ -78,6 +78,14 @@ clients
   .action(async (o: { id: string; role: string; partner?: string; source?: string; peer?: string; clients?: string; policies: string }) =>
     clientsAdd({ ...o, clients: o.clients ?? clientsDefault() }),
   );
+clients
+  .command('rotate')
+  .description("add a second token for a client (prints it, only it); the old one works until --finish")
+  .requiredOption('--id <id>')
+  .option('--finish', 'drop the older token once the client uses the new one')
+  .option('--clients <file>', 'credentials file')
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .action(async (o: { id: string; finish?: boolean; clients?: string }) => clientsRotate({ ...o, clients: o.clients ?? clientsDefault() }));
 
 program
   .command('demo')

@@ -88,6 +88,29 @@ describe('cordon clients add', () => {
     expect(status).toBe(200);
   });
 
+  it('rotate: old and new tokens both work, then --finish retires the old one, all without a restart', async () => {
+    const first = cordon('clients', 'add', '--id', 'dvla-api', '--role', 'partner', '--partner', 'dvla', '--clients', clientsFile).stdout.trim();
+    const waitStatus = async (token: string, want: number) => {
+      const deadline = Date.now() + 10_000;
+      let status = 0;
+      while (Date.now() < deadline && (status = (await api(gw.url, 'GET', '/v1/packets', token)).status) !== want) await new Promise((r) => setTimeout(r, 200));
+      return status;
+    };
+    expect(await waitStatus(first, 200)).toBe(200);
+    const rotated = cordon('clients', 'rotate', '--id', 'dvla-api', '--clients', clientsFile);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const second = rotated.stdout.trim();
+    expect(second).toMatch(/^cordon_/);
+    expect(await waitStatus(second, 200)).toBe(200);
+    expect((await api(gw.url, 'GET', '/v1/packets', first)).status).toBe(200); // still valid during rotation
+    expect(cordon('clients', 'rotate', '--id', 'dvla-api', '--clients', clientsFile).code).toBe(1); // one rotation at a time
+    const finished = cordon('clients', 'rotate', '--id', 'dvla-api', '--finish', '--clients', clientsFile);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stdout).toBe('');
+    expect(await waitStatus(first, 401)).toBe(401);
+    expect((await api(gw.url, 'GET', '/v1/packets', second)).status).toBe(200);
+  });
+
   it('refuses a duplicate id and a role without its scope, leaving the file unchanged', async () => {
     const before = await readFile(clientsFile, 'utf8');
     expect(cordon('clients', 'add', '--id', 'hmrc-api', '--role', 'partner', '--partner', 'hmrc', '--clients', clientsFile).code).toBe(1);
