@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import { row, type Row } from './report.js';
 import { ROOT } from './setup.js';
 import { now, percentile, sleep, summarise } from './stats.js';
 import type { Budget } from './inprocess.js';
+import { freePort } from '../../gateway/store/private-redis.js';
 
 const TOKEN_FILE = path.join(ROOT, 'test/fixtures/sample-tokens.json');
 /** The bench is a load test, not a test of the per-client rate limit (which still runs, and costs what it costs). */
@@ -293,16 +293,6 @@ export async function splitTarget(env: HttpEnv): Promise<E2ETarget> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * End to end: POST `count` M dossiers (`inflight` at a time) to the gateway until every partner's

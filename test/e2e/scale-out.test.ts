@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mailbox, type PacketSummaryRecord } from '../../gateway/mailbox/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, deleteKeys, fixture, PARTNERS, REDIS_URL, ROOT, TOKENS, waitSettled } from '../helpers/gateway.js';
+import { freePort } from '../../gateway/store/private-redis.js';
 
 const DOSSIERS = 30;
 const IN_FLIGHT = 4;
@@ -33,16 +33,6 @@ let prefix: string;
 let redis: Redis;
 const procs: Proc[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function start(name: string, role: 'api' | 'worker', port: number): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
