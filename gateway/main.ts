@@ -269,6 +269,8 @@ export async function startGateway(config: Config, logger: Logger = createLogger
           );
           return {
             redis: redisCheck,
+            // The gateway refuses work it cannot audit, so an unwritable trail takes it out of service.
+            audit: await audit.health(),
             // A refused reload leaves the last good set serving: reported, not taken out of service.
             policies: live.set.partners.size
               ? { ready: true, detail: policyReloader.status() ?? `revision ${live.set.revision}, ${live.set.partners.size} partners` }

@@ -333,6 +333,19 @@ export class AuditLog {
     return parseHead(await this.redis.get(this.keys.head()));
   }
 
+  /** For /readyz: appends can only succeed while the log is exactly as long as its head says. */
+  async health(): Promise<{ ready: boolean; detail: string }> {
+    try {
+      const [head, length] = await Promise.all([this.head(), this.redis.llen(this.keys.log())]);
+      if (length !== head.seq) {
+        return { ready: false, detail: `the audit log holds ${length} records but its head says ${head.seq}: every append is refused (run cordon audit verify)` };
+      }
+      return { ready: true, detail: `seq ${head.seq}` };
+    } catch (err) {
+      return { ready: false, detail: `unreadable: ${(err as Error).message}` };
+    }
+  }
+
   /** Records by list position (0-based, inclusive; -1 is the last). */
   async read(start = 0, end = -1): Promise<AuditRecord[]> {
     const rows = await this.redis.lrange(this.keys.log(), start, end);

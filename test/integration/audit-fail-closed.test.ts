@@ -75,9 +75,15 @@ describe('the chain head of the wrong type', () => {
       const res = await api(gw.url, 'GET', `/v1/packets/${packetId}`, TOKENS['dvla']);
       expect503(res);
       expect(res.json.error.message).toMatch(/does not match its chain head/);
+      const ready = await api(gw.url, 'GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.json.checks.audit).toMatchObject({ ready: false, detail: expect.stringMatching(/every append is refused/) });
     } finally {
       await gw.redis.rpush(log, last);
     }
+    const ready = await api(gw.url, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.json.checks.audit.ready).toBe(true);
   });
 });
 
