@@ -174,12 +174,12 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     });
     closers.push(() => hitsModule.close());
     let exchangeQueue: ExchangeQueue | undefined;
-    const exchangeRetry = { attempts: Number(process.env.CORDON_EXCHANGE_ATTEMPTS) || 8, backoffMs: Number(process.env.CORDON_EXCHANGE_BACKOFF_MS) || 2000 };
+    const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
     const exchange: Exchange = new Exchange({
       redis, keys, store, audit, live: () => live, gatewayKey, master, hitStore: hitsModule.hitStore,
       peers: new PeerDirectory(() => live, (armored, fp) => parseRecipientKey(armored, fp)),
       stateDir: config.stateDir,
-      forceId: process.env.CORDON_FORCE_ID || undefined,
+      forceId: config.forceId,
       queue: () => {
         if (!exchangeQueue) {
           const conn = connectRedisForQueue(redisUrl!);

@@ -28,6 +28,11 @@ export interface Config {
   /** Deadlines for a client to send its headers, and its whole request (slow clients are cut off). */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** This gateway's own force id for cross-border exchange (default: the only source configured). */
+  forceId?: string;
+  /** Retries of an envelope to a peer gateway before it is dead-lettered, and the first backoff. */
+  exchangeAttempts: number;
+  exchangeBackoffMs: number;
   /** `CORDON_PACKET_TTL_DAYS`: packets expire after this many days when it is shorter than the agreement's retention. */
   packetTtlDays?: number;
 }
@@ -55,6 +60,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const rateLimitPerMinute = intFrom(env.CORDON_RATE_LIMIT_PER_MINUTE, 12_000, 1, 10_000_000, 'CORDON_RATE_LIMIT_PER_MINUTE');
   const headersTimeoutMs = intFrom(env.CORDON_HEADERS_TIMEOUT_MS, 10_000, 100, 120_000, 'CORDON_HEADERS_TIMEOUT_MS');
   const requestTimeoutMs = intFrom(env.CORDON_REQUEST_TIMEOUT_MS, 30_000, headersTimeoutMs, 600_000, 'CORDON_REQUEST_TIMEOUT_MS');
+  const exchangeAttempts = intFrom(env.CORDON_EXCHANGE_ATTEMPTS, 8, 1, 100, 'CORDON_EXCHANGE_ATTEMPTS');
+  const exchangeBackoffMs = intFrom(env.CORDON_EXCHANGE_BACKOFF_MS, 2000, 10, 3_600_000, 'CORDON_EXCHANGE_BACKOFF_MS');
+  const forceId = env.CORDON_FORCE_ID || undefined;
+  if (forceId !== undefined && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(forceId)) {
+    throw new GatewayError('config_invalid', 'CORDON_FORCE_ID must be a lower-case id like west-midlands');
+  }
   const trustProxyHops = intFrom(env.CORDON_TRUST_PROXY_HOPS, 0, 0, 10, 'CORDON_TRUST_PROXY_HOPS');
   const packetTtlDays = env.CORDON_PACKET_TTL_DAYS ? Number(env.CORDON_PACKET_TTL_DAYS) : undefined;
   if (packetTtlDays !== undefined && !(Number.isFinite(packetTtlDays) && packetTtlDays > 0 && packetTtlDays <= 3650)) {
@@ -77,6 +88,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     trustProxyHops,
     headersTimeoutMs,
     requestTimeoutMs,
+    exchangeAttempts,
+    exchangeBackoffMs,
+    ...(forceId !== undefined ? { forceId } : {}),
     ...(packetTtlDays !== undefined ? { packetTtlDays } : {}),
   };
 }

@@ -25,8 +25,7 @@ import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGat
 const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
 const FORCE = TOKENS['west-midlands-rocu']!;
 // Short retries, so a peer that is down is retried (and dead-lettered) within the test's time.
-process.env.CORDON_EXCHANGE_ATTEMPTS = '6';
-process.env.CORDON_EXCHANGE_BACKOFF_MS = '100';
+const RETRY = { exchangeAttempts: 6, exchangeBackoffMs: 100 };
 
 interface Side {
   gw: TestGateway;
@@ -102,8 +101,8 @@ beforeAll(async () => {
   for (const peer of ['warwickshire', 'staffordshire', 'durham']) await writeFile(path.join(a.stateDir, `peers/${peer}.token`), tokenAtoB, { mode: 0o600 });
   await writeFile(path.join(b.stateDir, 'peers/west-midlands.token'), tokenBtoA, { mode: 0o600 });
   const [gwA, gwB] = await Promise.all([
-    startTestGateway({ policyDir: a.policyDir, stateDir: a.stateDir, port: a.port, clientsFile: aClients }),
-    startTestGateway({ policyDir: b.policyDir, stateDir: b.stateDir, port: b.port, clientsFile: bClients }),
+    startTestGateway({ ...RETRY, policyDir: a.policyDir, stateDir: a.stateDir, port: a.port, clientsFile: aClients }),
+    startTestGateway({ ...RETRY, policyDir: b.policyDir, stateDir: b.stateDir, port: b.port, clientsFile: bClients }),
   ]);
   A = { gw: gwA, ...a };
   B = { gw: gwB, ...b };
