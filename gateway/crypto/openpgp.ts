@@ -22,8 +22,11 @@ export const MAX_DECOMPRESSED_MESSAGE_SIZE = 16 * 1024 * 1024;
 /** How long a successful `checkRecipientKey` is trusted before the signatures are verified again. */
 export const RECIPIENT_CHECK_TTL_MS = 60_000;
 
-/** One config for every call: explicit, so a library default changing under us is visible here. */
-const CONFIG: openpgp.PartialConfig = {
+/**
+ * One config for every call: explicit, so a library default changing under us is visible here.
+ * Exported for the benchmark's bare-openpgp.js baseline, which must run with exactly these settings.
+ */
+export const CONFIG: openpgp.PartialConfig = {
   v6Keys: false,
   aeadProtect: false,
   preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,

@@ -14,6 +14,7 @@ import { makeDossiers, bytesOf, SIZES, type Size } from './dossiers.js';
 import { row, type Row } from './report.js';
 import { fanoutInProcess, packetPlaintext, pool, type Env } from './setup.js';
 import { now, paired, single, summarise } from './stats.js';
+import { CONFIG } from '../../gateway/crypto/openpgp.js';
 
 export interface Budget {
   quick: boolean;
@@ -21,19 +22,8 @@ export interface Budget {
   rounds: number;
 }
 
-/** The same settings as gateway/crypto/openpgp.ts (not exported there: the baseline copies them). */
-const OPENPGP_CONFIG: openpgp.PartialConfig = {
-  v6Keys: false,
-  aeadProtect: false,
-  preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
-  preferredHashAlgorithm: openpgp.enums.hash.sha512,
-  preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
-  maxDecompressedMessageSize: 16 * 1024 * 1024,
-  allowUnauthenticatedMessages: false,
-  allowUnauthenticatedStream: false,
-  showVersion: false,
-  showComment: false,
-};
+/** The baseline runs with the gateway's own openpgp settings. */
+const OPENPGP_CONFIG = CONFIG;
 
 interface Delivery {
   dossier: Dossier;

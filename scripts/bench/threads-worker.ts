@@ -5,19 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as openpgp from 'openpgp';
+import { CONFIG } from '../../gateway/crypto/openpgp.js';
 
-const CONFIG: openpgp.PartialConfig = {
-  v6Keys: false,
-  aeadProtect: false,
-  preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
-  preferredHashAlgorithm: openpgp.enums.hash.sha512,
-  preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
-  maxDecompressedMessageSize: 16 * 1024 * 1024,
-  allowUnauthenticatedMessages: false,
-  allowUnauthenticatedStream: false,
-  showVersion: false,
-  showComment: false,
-};
 
 let signer: openpgp.PrivateKey | undefined;
 const recipients = new Map<string, openpgp.PublicKey>();

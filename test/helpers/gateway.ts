@@ -1,5 +1,5 @@
 /** Starts a real gateway in-process (real Redis, real keys, real HTTP on a free port) for a test. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -127,4 +127,23 @@ export function withoutCiphertext(text: string): string {
   return text
     .replace(/v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, '[sealed]')
     .replace(/-----BEGIN PGP [A-Z ]+-----[\s\S]*?-----END PGP [A-Z ]+-----/g, '[pgp]');
+}
+
+/**
+ * The values of a dossier a leak scan looks for: every string of at least `minLength` characters,
+ * less the classification and schema markers, lower-case codes ("keeper", "drugs-supply") and words
+ * that also occur in the partner policy files (agreement purposes legitimately travel in the audit).
+ */
+export async function dossierValues(dossier: unknown, minLength: number): Promise<Set<string>> {
+  const values = new Set<string>();
+  const walk = (v: unknown) => {
+    if (typeof v === 'string' && v.length >= minLength) values.add(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(dossier);
+  for (const v of ['OFFICIAL-SENSITIVE', 'cordon.dossier/v1', 'west-midlands']) values.delete(v);
+  const policyText = (await Promise.all(PARTNERS.map((p) => readFile(path.join(ROOT, `policies/partners/${p}.yaml`), 'utf8')))).join('\n').toLowerCase();
+  for (const v of [...values]) if (/^[a-z-]+$/.test(v) || policyText.includes(v.toLowerCase())) values.delete(v);
+  return values;
 }
