@@ -20,11 +20,12 @@ import { GatewayError } from './errors/index.js';
 import { Fanout } from './fanout/fanout.js';
 import { Exchange } from './exchange/exchange.js';
 import { PeerDirectory } from './exchange/peers.js';
-import { ExchangeQueue, startExchangeWorker } from './exchange/queue.js';
+import { EXCHANGE_QUEUE, ExchangeQueue, startExchangeWorker } from './exchange/queue.js';
 import { serverTlsFromEnv } from './exchange/tls.js';
 import { policyReloads, registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
 import { createApp } from './http/app.js';
 import { HitsModule } from './hits/module.js';
+import { HIT_NOTICE_QUEUE } from './hits/notify.js';
 import { RateLimits } from './http/ratelimit.js';
 import { Intake } from './intake/intake.js';
 import { Mailbox } from './mailbox/mailbox.js';
@@ -36,7 +37,8 @@ import { PolicyReloader } from './policy/reloader.js';
 import { Recall } from './recall/recall.js';
 import { Eraser } from './retention/erase.js';
 import { RetentionSweeper } from './retention/sweeper.js';
-import { DossierQueue, startDossierWorker } from './queue/queue.js';
+import { readOnlyQueue, readQueues, type DashboardQueue } from './queue/dashboard.js';
+import { DOSSIER_QUEUE, DossierQueue, startDossierWorker } from './queue/queue.js';
 import { DossierStore } from './store/dossiers.js';
 import { startPrivateRedis, type PrivateRedis } from './store/private-redis.js';
 import { connectRedis, connectRedisForQueue, Keys, maxmemoryPolicy, whenReady } from './store/redis.js';
@@ -240,6 +242,13 @@ export async function startGateway(config: Config, logger: Logger = createLogger
       dossierQueue = queue;
       closers.push(() => queue.close());
       registerQueueGauges(() => queue.depth());
+      // The queue dashboard (GET /v1/queues): the dossier queue is this process's own; the exchange and
+      // hit-notice queues, used by every worker, are read through read-only handles on the same connection.
+      const dashboardQueues: DashboardQueue[] = [
+        { name: DOSSIER_QUEUE, queue: queue.queue },
+        ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
+      ];
+      closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
       const intake = new Intake({ store, audit, queue, policies: () => live.set, sealKey: deriveKey(master, 'seal'), retention, peerDeliveries: (id) => exchange.deliveries(id) });
       const app = createApp({
         logger,
@@ -256,6 +265,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         hits: hitsModule.http(),
         preview: new PolicyPreview<RecipientKey>({ live: () => live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
         exchange: exchange,
+        queues: () => readQueues(dashboardQueues),
         policies: () => live.set,
         gatewayPublicKey: gatewayKey.publicArmored,
         rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),

@@ -31,10 +31,23 @@ export class AuditIndexer {
 
   /** The `index` field of a record about (some subjects of) a dossier. */
   terms(source: string, reference?: string, subjectIds: string[] = []): IndexTerms {
-    const subjects = [...new Set(subjectIds)].map((id) => this.subject(source, id));
-    return {
-      ...(reference !== undefined ? { reference: this.reference(source, reference) } : {}),
-      ...(subjects.length ? { subjects } : {}),
+    return this.forDossier(source, reference)(subjectIds);
+  }
+
+  /**
+   * Terms for several records about one dossier (a fan-out writes one per partner): each HMAC is
+   * computed once, however many records name the same subject.
+   */
+  forDossier(source: string, reference?: string): (subjectIds: string[]) => IndexTerms {
+    const ref = reference !== undefined ? this.reference(source, reference) : undefined;
+    const memo = new Map<string, string>();
+    return (subjectIds) => {
+      const subjects = [...new Set(subjectIds)].map((id) => {
+        let term = memo.get(id);
+        if (term === undefined) memo.set(id, (term = this.subject(source, id)));
+        return term;
+      });
+      return { ...(ref !== undefined ? { reference: ref } : {}), ...(subjects.length ? { subjects } : {}) };
     };
   }
 }

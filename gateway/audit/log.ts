@@ -96,20 +96,31 @@ function formatHead(h: ChainHead): string {
 }
 
 /**
- * KEYS: head, log, time index, term indexes…  ARGV: expected head ('' for none), expected list length,
- * record, new head, seq, time (ms). 0: the head moved (retry); -1: the list does not match the head.
- * The length check runs before any write, so a list of the wrong type or a truncated one writes nothing.
+ * Appends a batch of records in one round trip (a group commit: the records this process has queued
+ * while its previous write was in flight). KEYS: head, log, time index, then every record's term
+ * indexes in order. ARGV: expected head ('' for none), expected list length, new head, record count,
+ * then per record: its JSON, seq, time (ms) and number of term keys. 0: the head moved (retry);
+ * -1: the list does not match the head. The checks run before any write, so a list of the wrong type
+ * or a truncated one writes nothing, and a batch lands whole or not at all.
  */
 const APPEND = `
 local head = redis.call('GET', KEYS[1]) or ''
 if head ~= ARGV[1] then return 0 end
 if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return -1 end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[5], ARGV[5]) end
+local k = 3
+for i = 0, tonumber(ARGV[4]) - 1 do
+  local a = 5 + 4 * i
+  redis.call('RPUSH', KEYS[2], ARGV[a])
+  redis.call('ZADD', KEYS[3], ARGV[a + 2], ARGV[a + 1])
+  for j = 1, tonumber(ARGV[a + 3]) do redis.call('ZADD', KEYS[k + j], ARGV[a + 1], ARGV[a + 1]) end
+  k = k + tonumber(ARGV[a + 3])
+end
+redis.call('SET', KEYS[1], ARGV[3])
 return 1
 `;
+
+/** At most this many records go in one group commit (bounds the script's run time and argument size). */
+const MAX_BATCH = 64;
 
 export function recordHash(record: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(canonical(record)).digest('hex');
@@ -155,11 +166,28 @@ export class AuditLog {
     return this.indexer?.terms(source, reference, subjectIds);
   }
 
+  /** `terms()` for many records about one dossier, each HMAC computed once. */
+  dossierTerms(source: string, reference?: string): (subjectIds: string[]) => IndexTerms | undefined {
+    const terms = this.indexer?.forDossier(source, reference);
+    return (subjectIds) => terms?.(subjectIds);
+  }
+
+  /**
+   * Appends one record. Appends made while this process's previous write is in flight are queued and
+   * written together in one round trip (group commit); each caller still gets its own record, and a
+   * batch that cannot be written fails every append in it.
+   */
   async append(event: AuditEvent): Promise<AuditRecord> {
     if (event.kind === 'checkpoint') throw new GatewayError('internal', 'checkpoints are written by checkpoint()');
     let record: AuditRecord;
     try {
-      record = (await this.write(async () => event))!;
+      record = await new Promise<AuditRecord>((resolve, reject) => {
+        this.queued.push({ event, resolve, reject });
+        if (!this.drainScheduled) {
+          this.drainScheduled = true;
+          this.writing = this.writing.then(() => this.drain());
+        }
+      });
       auditWrites.inc({ outcome: 'written' });
     } catch (err) {
       auditWrites.inc({ outcome: 'failed' });
@@ -169,6 +197,28 @@ export class AuditLog {
       await this.checkpoint('interval').catch((err: Error) => this.options.onBackgroundError?.(err));
     }
     return record;
+  }
+
+  /** Appends several records at once (one disclosure per partner of a fan-out): one round trip. */
+  appendAll(events: AuditEvent[]): Promise<AuditRecord[]> {
+    return Promise.all(events.map((e) => this.append(e)));
+  }
+
+  private queued: Array<{ event: AuditEvent; resolve: (r: AuditRecord) => void; reject: (e: unknown) => void }> = [];
+  private drainScheduled = false;
+
+  /** Runs on the write chain: takes what is queued now and writes it as one batch. */
+  private async drain(): Promise<void> {
+    const batch = this.queued.splice(0, MAX_BATCH);
+    if (this.queued.length) this.writing = this.writing.then(() => this.drain());
+    else this.drainScheduled = false;
+    if (!batch.length) return;
+    try {
+      const records = await this.writeNow(async () => batch.map((b) => b.event));
+      batch.forEach((b, i) => b.resolve(records[i]!));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   /**
@@ -197,9 +247,9 @@ export class AuditLog {
         throw new GatewayError('audit_unavailable', 'The audit checkpoint could not be made', undefined, { cause: err });
       }
       const routine = reason === 'interval' || reason === 'timer';
-      const record = await this.write(async (now) => {
-        if (routine && now.checkpointSeq > checkpoint.seq) return undefined; // another writer was quicker
-        return { kind: 'checkpoint', action: 'audit.checkpoint', reason, checkpoint, signature };
+      const [record] = await this.write(async (now) => {
+        if (routine && now.checkpointSeq > checkpoint.seq) return []; // another writer was quicker
+        return [{ kind: 'checkpoint', action: 'audit.checkpoint', reason, checkpoint, signature }];
       });
       if (record && this.options.stateDir) {
         const stateDir = this.options.stateDir;
@@ -223,18 +273,19 @@ export class AuditLog {
     return () => clearInterval(timer);
   }
 
-  /** This process's appends run one at a time: concurrent ones would only collide on the head and retry. */
+  /** This process's writes run one at a time: concurrent ones would only collide on the head and retry. */
   private writing: Promise<unknown> = Promise.resolve();
-  /** The head as this process last wrote it: the next append tries it first instead of reading it. */
+  /** The head as this process last wrote it: the next write tries it first instead of reading it. */
   private knownHead?: string;
 
-  private write(build: (head: ChainHead) => Promise<AuditEvent | undefined>): Promise<AuditRecord | undefined> {
+  private write(build: (head: ChainHead) => Promise<AuditEvent[]>): Promise<AuditRecord[]> {
     const run = this.writing.then(() => this.writeNow(build));
     this.writing = run.catch(() => undefined);
     return run;
   }
 
-  private async writeNow(build: (head: ChainHead) => Promise<AuditEvent | undefined>): Promise<AuditRecord | undefined> {
+  /** Chains the events `build` gives for the current head and writes them in one script call. */
+  private async writeNow(build: (head: ChainHead) => Promise<AuditEvent[]>): Promise<AuditRecord[]> {
     try {
       for (let attempt = 0; attempt < 200; attempt++) {
         // Another process may have appended since: then the script refuses (0) and the retry reads the head.
@@ -243,31 +294,28 @@ export class AuditLog {
         const raw = known ?? (await this.redis.get(this.keys.head()));
         const head = parseHead(raw);
         const atMs = Math.max(this.now().getTime(), head.atMs);
-        const event = await build(head);
-        if (!event) return undefined;
-        // A JSON round trip first: what is hashed is exactly what is stored (no Dates, no undefined).
-        const body = JSON.parse(JSON.stringify({ ...event, seq: head.seq + 1, at: new Date(atMs).toISOString(), prev: head.hash })) as Omit<AuditRecord, 'hash'>;
-        const record = { ...body, hash: recordHash(body) } as AuditRecord;
-        const next: ChainHead = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : head.checkpointSeq };
-        const terms = termsOf(record).map(([dimension, value]) => this.keys.term(dimension, value));
-        const ok = await evalScript(this.redis, 
-          APPEND,
-          3 + terms.length,
-          this.keys.head(),
-          this.keys.log(),
-          this.keys.time(),
-          ...terms,
-          raw ?? '',
-          String(head.seq),
-          JSON.stringify(record),
-          formatHead(next),
-          String(record.seq),
-          String(atMs),
-        );
+        const at = new Date(atMs).toISOString();
+        const events = await build(head);
+        if (!events.length) return [];
+        const records: AuditRecord[] = [];
+        const keys: string[] = [this.keys.head(), this.keys.log(), this.keys.time()];
+        const args: string[] = [];
+        let next = head;
+        for (const event of events) {
+          // A JSON round trip first: what is hashed is exactly what is stored (no Dates, no undefined).
+          const body = JSON.parse(JSON.stringify({ ...event, seq: next.seq + 1, at, prev: next.hash })) as Omit<AuditRecord, 'hash'>;
+          const record = { ...body, hash: recordHash(body) } as AuditRecord;
+          next = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : next.checkpointSeq };
+          const terms = termsOf(record).map(([dimension, value]) => this.keys.term(dimension, value));
+          keys.push(...terms);
+          args.push(JSON.stringify(record), String(record.seq), String(atMs), String(terms.length));
+          records.push(record);
+        }
+        const ok = await evalScript(this.redis, APPEND, keys.length, ...keys, raw ?? '', String(head.seq), formatHead(next), String(records.length), ...args);
         if (ok === 1) {
           this.knownHead = formatHead(next);
           this.lastCheckpointSeen = next.checkpointSeq;
-          return record;
+          return records;
         }
         if (ok === -1) {
           throw new GatewayError('audit_unavailable', 'The audit log does not match its chain head (truncated or altered): new work is refused until `cordon audit verify` has been run');

@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'unknown_subject_ref',
   'hit_kind_not_permitted',
   'signature_invalid',
+  'packet_is_recall_notice',
   // exchange between gateways
   'envelope_invalid',
   'source_key_invalid',

@@ -7,12 +7,13 @@
  * the sealed dossier is erased.
  */
 import { randomBytes } from 'node:crypto';
-import type { AuditLog } from '../audit/log.js';
+import type { AuditEvent, AuditLog } from '../audit/log.js';
+import type { IndexTerms } from '../audit/index-terms.js';
 import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
 import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { Dossier } from '../intake/types.js';
-import type { Mailbox } from '../mailbox/mailbox.js';
+import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
 import { redact } from '../redact/redact.js';
@@ -56,18 +57,22 @@ export class Fanout {
 
   async process(dossierId: string): Promise<void> {
     const { store, audit } = this.deps;
-    const record = await store.get(dossierId);
+    // Read together (one round trip's wait): the record says whether the rest matters.
+    const [record, sealed, deliveries] = await Promise.all([store.get(dossierId), store.getSealed(dossierId), store.deliveries(dossierId)]);
     if (!record || record.state !== 'accepted') return; // already done, or gone with its retention
-    const sealed = await store.getSealed(dossierId);
     const dossier = this.open(dossierId, sealed);
     await this.deps.onOpened?.(dossierId, record.source, dossier);
-    const deliveries = await store.deliveries(dossierId);
     const live = this.deps.live();
 
     const pending = record.partners.filter((p) => (deliveries[p]?.state ?? 'queued') === 'queued');
     const endFanout = stageSeconds.startTimer({ stage: 'fanout' });
-    const results = await Promise.allSettled(pending.map((p) => this.deliver(live, dossierId, record.source, dossier, p)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const terms = this.deps.audit.dossierTerms(record.source, dossier.reference);
+    const prepared = await Promise.allSettled(pending.map((p) => this.prepare(live, dossierId, record.source, dossier, p, terms)));
+    const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const packets = prepared.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+    // Audit first, all the packets' disclosures in one batch: a disclosure that cannot be logged does not happen.
+    if (packets.length) await this.deps.audit.appendAll(packets.map((p) => p.event));
+    await Promise.all(packets.map((p) => this.file(p)));
     if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
     endFanout();
 
@@ -85,7 +90,18 @@ export class Fanout {
     }
   }
 
-  private async deliver(live: LiveSet<RecipientKey>, dossierId: string, source: string, dossier: Dossier, partner: string): Promise<void> {
+  /**
+   * Decides, redacts, encrypts and signs one partner's packet; returns it with its disclosure record,
+   * not yet filed. A blocked delivery is recorded here and returns nothing.
+   */
+  private async prepare(
+    live: LiveSet<RecipientKey>,
+    dossierId: string,
+    source: string,
+    dossier: Dossier,
+    partner: string,
+    terms: (subjectIds: string[]) => IndexTerms | undefined,
+  ): Promise<Prepared | undefined> {
     const now = new Date();
     const policy = live.set.partners.get(partner);
     if (!policy) {
@@ -134,8 +150,7 @@ export class Fanout {
     });
     const message = await timed('encrypt', () => encryptAndSign(plaintext, key, this.deps.gatewayKey));
 
-    // Audit first: a disclosure that cannot be logged does not happen.
-    await this.deps.audit.append({
+    const event: AuditEvent = {
       kind: 'disclosure',
       action: 'packet.created',
       dossier: dossierId,
@@ -149,13 +164,13 @@ export class Fanout {
       // The dossier's purpose is dossier content: the record says where it is, never what it says.
       justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
       // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
-      index: this.deps.audit.terms(source, dossier.reference, disclosedSubjects(dossier, redacted, refs)),
-    });
+      index: terms(disclosedSubjects(dossier, redacted, refs)),
+    };
     const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
-    const delivery: Delivery = { state: 'delivered', packetId, expiresAt, updatedAt: issuedAt };
-    const endStore = stageSeconds.startTimer({ stage: 'store' });
-    const created = await this.deps.mailbox.create(
-      {
+    return {
+      event,
+      revision: decision.revision,
+      packet: {
         id: packetId,
         partner,
         dossier: dossierId,
@@ -166,13 +181,19 @@ export class Fanout {
         message,
         refs: seal(this.sealKey, JSON.stringify(byRef), packetId),
       },
-      delivery,
-    );
-    endStore();
-    if (created) packetsMetric.inc({ partner, outcome: 'delivered', reason: '', revision: decision.revision });
+    };
   }
 
-  private async block(dossierId: string, partner: string, revision: string, block: Block, policy?: PartnerPolicy): Promise<void> {
+  /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
+  private async file({ packet, revision }: Prepared): Promise<void> {
+    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt };
+    const endStore = stageSeconds.startTimer({ stage: 'store' });
+    const created = await this.deps.mailbox.create(packet, delivery);
+    endStore();
+    if (created) packetsMetric.inc({ partner: packet.partner, outcome: 'delivered', reason: '', revision });
+  }
+
+  private async block(dossierId: string, partner: string, revision: string, block: Block, policy?: PartnerPolicy): Promise<undefined> {
     await this.deps.audit.append({
       kind: 'decision',
       action: 'delivery.blocked',
@@ -189,7 +210,15 @@ export class Fanout {
       message: block.message,
       updatedAt: new Date().toISOString(),
     });
+    return undefined;
   }
+}
+
+/** A packet made and signed, with its disclosure record, waiting to be audited and filed. */
+interface Prepared {
+  event: AuditEvent;
+  revision: string;
+  packet: PacketRecord;
 }
 
 /** The dossier's own ids of the subjects that made it into the packet (whose refs it carries). */

@@ -6,7 +6,8 @@
  * a hit already held (same partner, subject and partner record ref; or, without a record ref, the same
  * content) is counted as a duplicate and not stored again, and the receipt is audited before it is
  * kept. Partners may send the same JSON as an OpenPGP message signed with their pinned key and
- * encrypted to the gateway's key.
+ * encrypted to the gateway's key. Nothing is taken on a recall notice (not a dossier packet) or on a
+ * packet whose dossier its originator has recalled (`dossier_recalled`, audited as `hits.refused`).
  */
 import { hitsReceived } from '../metrics/metrics.js';
 import type { AuditLog } from '../audit/log.js';
@@ -23,8 +24,11 @@ import type { Agreement, PartnerPolicy } from '../policy/types.js';
 import { endOfDayUtc, startOfDayUtc } from '../policy/dates.js';
 import { hitItems, matchTokens } from './links.js';
 import type { HitStore, StoredHit } from './store.js';
+import { isRecalled, type DossierStore } from '../store/dossiers.js';
 
 export interface HitsDeps {
+  /** Dossier records: hits on a recalled dossier are refused. */
+  store: Pick<DossierStore, 'get'>;
   mailbox: Mailbox;
   hitStore: HitStore;
   audit: AuditLog;
@@ -70,6 +74,7 @@ export class Hits {
     const now = new Date();
     const live = this.deps.live();
     const packet = await this.ownPacket(client, packetId, now);
+    await this.refuseRecalled(client, packet);
 
     const submission = validateHits(format === 'openpgp' ? await this.open(live, packet.partner, body) : body);
     if (submission.packet !== packet.id) {
@@ -112,21 +117,68 @@ export class Hits {
       hitItems(packet.dossier, h).flatMap((item) => matchTokens(item).map((t) => this.deps.hitStore.mac(packet.source, t.kind, t.value))),
     );
     const { added, total } = fresh.length
-      ? await this.deps.hitStore.add(packet.dossier, packet.source, fresh, macs)
+      ? await this.deps.hitStore.add(packet.dossier, packet.source, fresh, macs, { refuseRecalled: true }).catch(async (err: unknown) => {
+          // Recalled between the check above and now: the log says nothing was kept after all.
+          if (err instanceof GatewayError && err.code === 'dossier_recalled') await this.auditRefusal(client, packet, 'recalled while the hits were being stored');
+          throw err;
+        })
       : { added: 0, total: 0 };
     if (added > 0) for (const h of fresh) hitsReceived.inc({ partner: packet.partner, kind: h.kind });
     if (added > 0 && this.deps.onNewHits) await this.deps.onNewHits(packet.dossier, packet.source, total).catch(() => undefined);
     return { packet: packet.id, received: submission.hits.length, accepted: added, duplicates: submission.hits.length - added };
   }
 
-  /** The partner's own packet. Another partner's answers exactly like a missing one. */
+  /**
+   * The partner's own packet. Another partner's answers exactly like a missing one; a recall notice
+   * (it lives in the same mailbox) is not a dossier packet and takes no hits.
+   */
   private async ownPacket(client: Client, id: string, now: Date): Promise<PacketRecord> {
     const packet = PACKET_ID.test(id) ? await this.deps.mailbox.get(id) : undefined;
     if (!packet || packet.partner !== client.partner) throw new GatewayError('not_found', 'No such packet');
+    if (packet.type === 'recall') {
+      throw new GatewayError(
+        'packet_is_recall_notice',
+        `${id} is a recall notice, not a dossier packet: hits are reported against the packet they concern; nothing was stored`,
+        [{ path: '', message: 'is a recall notice', ...(packet.recalls ? { recalls: packet.recalls } : {}) }],
+      );
+    }
     if (Date.parse(packet.expiresAt) <= now.getTime()) {
       throw new GatewayError('packet_expired', `Packet ${id} expired at ${packet.expiresAt}; hits can no longer be reported against it`);
     }
     return packet;
+  }
+
+  /**
+   * A recalled dossier (withdrawn or corrected by its originator) takes no more hits: the partner was
+   * told to stop using the data. The refusal is audited (a partner still working on recalled data is
+   * what governance needs to know), and stands whether or not it could be logged.
+   */
+  private async refuseRecalled(client: Client, packet: PacketRecord): Promise<void> {
+    const record = await this.deps.store.get(packet.dossier);
+    if (!record || !isRecalled(record.state)) return;
+    await this.auditRefusal(client, packet, 'refused before reading the submission');
+    const when = record.recall?.at ? ` at ${record.recall.at}` : '';
+    throw new GatewayError(
+      'dossier_recalled',
+      `The dossier packet ${packet.id} was made from was recalled ("${record.state}") by its originator${when}: hits can no longer be reported against it; nothing was stored. See the recall notice in your mailbox.`,
+      [{ path: '', message: 'the dossier was recalled', reason: record.state, ...(record.recall?.at ? { recalledAt: record.recall.at } : {}) }],
+    );
+  }
+
+  private async auditRefusal(client: Client, packet: PacketRecord, note: string): Promise<void> {
+    await this.deps.audit
+      .append({
+        kind: 'rejection',
+        action: 'hits.refused',
+        actor: client.id,
+        partner: packet.partner,
+        packet: packet.id,
+        dossier: packet.dossier,
+        recipient: packet.source,
+        reason: 'dossier_recalled',
+        note,
+      })
+      .catch(() => undefined); // the refusal stands whether or not it could be logged
   }
 
   /** Decrypts with the gateway key and requires the partner's pinned key's signature. */

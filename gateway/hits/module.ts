@@ -60,6 +60,7 @@ export class HitsModule {
   http(): { hits: Hits; bundles: Bundles } {
     const { deps } = this;
     const hits = new Hits({
+      store: deps.store,
       mailbox: deps.mailbox,
       hitStore: this.hitStore,
       audit: deps.audit,

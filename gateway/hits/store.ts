@@ -46,14 +46,19 @@ export interface DossierLinks {
 
 /**
  * KEYS[1] dossier record, KEYS[2] hits hash, KEYS[3..] link index zsets.
- * ARGV[1] fallback expiry (ms), ARGV[2] number of hits, then id/sealed pairs, then the dossier id.
- * Returns {added, total}, or {-1, 0} when the dossier record is gone.
+ * ARGV[1] fallback expiry (ms), ARGV[2] number of hits, then id/sealed pairs, then the dossier id, then
+ * '1' to refuse a recalled dossier. Returns {added, total}, {-1, 0} when the dossier record is gone,
+ * {-2, 0} when it was recalled (and refusal was asked for): nothing is written then.
  */
 const ADD_HITS = `
 local t = redis.call('PEXPIRETIME', KEYS[1])
 if t == -2 then return {-1, 0} end
 if t == -1 then t = tonumber(ARGV[1]) end
 local n = tonumber(ARGV[2])
+if ARGV[4 + 2 * n] == '1' then
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if state == 'withdrawn' or state == 'corrected' then return {-2, 0} end
+end
 local added = 0
 for i = 0, n - 1 do
   added = added + redis.call('HSETNX', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
@@ -108,11 +113,12 @@ export class HitStore {
   /**
    * Stores the hits that are not there yet (first one wins) and files the dossier under the macs of
    * their values, in one atomic step. Returns how many were new and how many the dossier now holds.
+   * With `refuseRecalled`, a dossier recalled meanwhile gets nothing (`dossier_recalled`).
    */
-  async add(dossierId: string, source: string, hits: StoredHit[], macs: string[]): Promise<{ added: number; total: number }> {
+  async add(dossierId: string, source: string, hits: StoredHit[], macs: string[], options: { refuseRecalled?: boolean } = {}): Promise<{ added: number; total: number }> {
     const args: string[] = [String(Date.now() + RECORD_TTL_SECONDS * 1000), String(hits.length)];
     for (const hit of hits) args.push(hit.id, seal(this.sealKey, JSON.stringify(hit), hitAad(dossierId, hit.id)));
-    args.push(dossierId);
+    args.push(dossierId, options.refuseRecalled ? '1' : '0');
     const indexKeys = [...new Set(macs)].map((m) => this.keys.linkIndex(source, m));
     const [added, total] = (await evalScript(this.redis, 
       ADD_HITS,
@@ -122,6 +128,7 @@ export class HitStore {
       ...indexKeys,
       ...args,
     )) as [number, number];
+    if (added === -2) throw new GatewayError('dossier_recalled', 'The dossier this packet was made from has been recalled by its originator; nothing was stored');
     if (added < 0) throw new GatewayError('not_found', 'The dossier this packet was made from is no longer held');
     return { added, total };
   }

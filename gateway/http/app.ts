@@ -18,6 +18,7 @@ import { jsonBody, notAllowed } from './body.js';
 import { errorHandler } from './errors.js';
 import { partnerToolkit } from './partners.js';
 import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
+import { registerDashboardPage, registerDashboardRoutes, type DashboardRouteDeps } from './routes-dashboard.js';
 import type { RateLimits } from './ratelimit.js';
 import { registerHitsRoutes, type HitsHttpDeps } from './routes-hits.js';
 import { registerExchangeRoutes, type ExchangeHttpDeps } from './routes-exchange.js';
@@ -43,6 +44,8 @@ export interface HttpDeps {
   preview?: PreviewRouteDeps['preview'];
   /** `POST /v1/exchange/inbound` for peer gateways (routes-exchange.ts). */
   exchange?: ExchangeHttpDeps['exchange'];
+  /** `GET /v1/queues` (governance role) and the `/dashboard` page that polls it (routes-dashboard.ts). */
+  queues?: DashboardRouteDeps['queues'];
   rateLimits?: RateLimits;
   /** Number of reverse proxies in front of the gateway whose X-Forwarded-For is believed (never `true`). */
   trustProxyHops: number;
@@ -92,6 +95,7 @@ export function createApp(deps: HttpDeps): express.Express {
   app.get('/v1/keys/gateway', (_req, res) => {
     res.type('application/pgp-keys').send(deps.gatewayPublicKey);
   });
+  if (deps.queues) registerDashboardPage(app);
 
   const v1 = express.Router();
   const limits = deps.rateLimits;
@@ -103,6 +107,7 @@ export function createApp(deps: HttpDeps): express.Express {
   if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.exchange) registerExchangeRoutes(v1, { exchange: deps.exchange, bodyLimitBytes: deps.bodyLimitBytes });
+  if (deps.queues) registerDashboardRoutes(v1, { queues: deps.queues });
   app.use('/v1', v1);
 
   app.use((_req, _res, next) => next(new GatewayError('not_found', 'No such route')));

@@ -30,6 +30,7 @@ const STATUS: Record<ErrorCode, number> = {
   unknown_subject_ref: 422,
   hit_kind_not_permitted: 422,
   signature_invalid: 400,
+  packet_is_recall_notice: 409,
   envelope_invalid: 400,
   source_key_invalid: 409,
   query_invalid: 400,

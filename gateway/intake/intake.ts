@@ -16,6 +16,7 @@ import type { PolicySet } from '../policy/types.js';
 import { validateDossier } from './validate.js';
 import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
 import { dossiersReceived } from '../metrics/metrics.js';
+import { recallStatus, type RecallStatus } from '../recall/status.js';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -105,7 +106,7 @@ export class Intake {
     if (existing && idem) return this.replay(existing, idem.bodyHash);
 
     try {
-      await audit.append({
+      const collected = audit.append({
         kind: 'collection',
         action: 'dossier.received',
         actor: client.id,
@@ -119,7 +120,9 @@ export class Intake {
         // Keyed HMACs of the reference and subject ids, so GET /v1/audit can find this dossier.
         index: audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
       });
-      await this.deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(record.receivedAt) + STATUS_RETENTION_MS));
+      // The erasure date is written alongside the record; the job is queued only once both are kept.
+      const scheduled = this.deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(record.receivedAt) + STATUS_RETENTION_MS));
+      await Promise.all([collected, scheduled]);
       await queue.enqueue(id);
     } catch (err) {
       await store.discard(id, idem).catch(() => undefined);
@@ -159,6 +162,7 @@ export class Intake {
         return { partner, ...d, state: expired ? 'expired' : d.state };
       }),
       ...(peers.length ? { peers } : {}),
+      ...(record.recall ? { recall: await recallStatus(this.deps.store, record.partners, record.recall, deliveries) } : {}),
     };
   }
 }
@@ -171,4 +175,6 @@ export interface DossierStatus {
   deliveries: Array<{ partner: string } & Delivery>;
   /** Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason. */
   peers?: Array<{ peer: string; state: string; reason?: string }>;
+  /** Once the source has recalled the dossier: when, by whom, why, and each partner's recall notice. */
+  recall?: RecallStatus;
 }

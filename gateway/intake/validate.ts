@@ -85,8 +85,32 @@ function structuralDetails(body: Record<string, unknown>, check: ValidateFunctio
   return details;
 }
 
+/**
+ * True when a body holds a forbidden key or nests past MAX_DEPTH. The common case (neither) is settled
+ * by this walk, which builds no paths; only a body that fails is walked again to say where.
+ */
+function needsKeyScan(body: unknown): boolean {
+  const values: unknown[] = [body];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const value = values.pop() as object;
+    const depth = depths.pop()!;
+    if (depth > MAX_DEPTH) return true;
+    const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
+    if (!Array.isArray(value)) for (const key of Object.keys(value)) if (FORBIDDEN_KEYS.has(key)) return true;
+    for (const child of children) {
+      if (child !== null && typeof child === 'object') {
+        values.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
 /** Iterative walk: reports every `__proto__`/`constructor`/`prototype` key, and nesting past MAX_DEPTH. */
 function forbiddenKeyDetails(body: unknown): ErrorDetail[] {
+  if (!needsKeyScan(body)) return [];
   const details: ErrorDetail[] = [];
   const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: body, path: '', depth: 0 }];
   while (stack.length > 0) {

@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../store/redis.js';
 import type { Delivery } from '../store/dossiers.js';
-import { packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
+import { dossierDueMember, packetDueMember, retentionKey, statusDueAfterPacket, STATUS_STORE_BACKSTOP_MS, STORE_BACKSTOP_MS } from '../retention/schedule.js';
 import { evalScript } from '../store/scripts.js';
 
 export interface PacketRecord {
@@ -34,6 +34,13 @@ const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expi
 /** What a listing needs of a packet: everything but the message and the sealed refs. */
 export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs'>;
 
+/**
+ * KEYS: packet, mailbox, deliveries, schedule, pending, dossier record, hits, dossier links.
+ * ARGV: fields, store expiry, created, id, partner, delivery, schedule member, due, then the dossier's
+ * schedule member, its status due and store expiry given this packet. The dossier's status record (and
+ * its deliveries, hits and links) is made to outlive the packet: only ever lengthened (GT), never
+ * shortened, and nothing is written for a dossier record that is gone.
+ */
 const CREATE_PACKET = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
@@ -42,6 +49,10 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[4])
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  redis.call('ZADD', KEYS[4], 'GT', ARGV[10], ARGV[9])
+  for _, k in ipairs({3, 6, 7, 8}) do redis.call('PEXPIREAT', KEYS[k], ARGV[11], 'GT') end
+end
 return 1
 `;
 
@@ -63,14 +74,19 @@ export class Mailbox {
   /** True when this call created the packet, false when it already existed. */
   async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
     const fields = Object.entries(packet).flat();
+    // Hits on this packet hang on the dossier's status record: it must outlive the packet.
+    const statusDue = statusDueAfterPacket(new Date(packet.expiresAt)).getTime();
     const created = (await evalScript(this.redis, 
       CREATE_PACKET,
-      5,
+      8,
       this.keys.packet(packet.id),
       this.keys.mailbox(packet.partner),
       this.keys.deliveries(packet.dossier),
       retentionKey(this.keys),
       this.keys.mailboxPending(packet.partner),
+      this.keys.dossier(packet.dossier),
+      this.keys.hits(packet.dossier),
+      this.keys.dossierLinks(packet.dossier),
       JSON.stringify(fields),
       // Redis's own expiry is only a backstop: the retention sweeper erases (and audits) at expiresAt.
       String(Date.parse(packet.expiresAt) + STORE_BACKSTOP_MS),
@@ -80,6 +96,9 @@ export class Mailbox {
       JSON.stringify(delivery),
       packetDueMember(packet.id, packet.dossier, packet.partner),
       String(Date.parse(packet.expiresAt)),
+      dossierDueMember(packet.dossier),
+      String(statusDue),
+      String(statusDue + STATUS_STORE_BACKSTOP_MS),
     )) as number;
     return created === 1;
   }

@@ -7,6 +7,8 @@
  *      encrypted to the partner and signed by the gateway, JSON `{"recall": {id, packet, reason,
  *      issuedAt, action, note?}}`, listed in GET /v1/packets with `type: "recall"`; each is audited;
  *   4. packets not yet retrieved are erased (audited): nobody pulls withdrawn data from now on.
+ * The dossier's record keeps the recall (reason, time, client) and each partner's notice id or problem,
+ * which the source's status shows (status.ts); hits on its packets are refused from step 2 on.
  * Every step is idempotent (notice ids derive from the packet id), so a recall interrupted half-way is
  * completed by sending the same request again.
  */
@@ -236,6 +238,8 @@ export class Recall {
         outcome.notice = noticeId;
       }
     }
+    // The source's status shows, per partner, the notice (and whether it was pulled) or why there is none.
+    await this.deps.store.recordRecallNotice(dossierId, partner, { notice: outcome.notice, problem: outcome.problem });
     // Only a packet still unretrieved is erased: one the partner holds stays until its retention ends.
     outcome.erased = await this.deps.eraser.erasePacket({ id: packetId, dossier: dossierId, partner }, 'recalled', 'delivered');
     return outcome;

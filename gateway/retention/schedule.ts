@@ -2,7 +2,9 @@
  * The retention schedule: one Redis sorted set of everything that must be erased, scored by when
  * (ms since the epoch). Members name what to erase with ids only:
  *   `packet|<packet id>|<dossier id>|<partner>`   a packet or recall notice, when its agreement's retention ends
- *   `dossier|<dossier id>`                        a dossier's status record, deliveries and hits
+ *   `dossier|<dossier id>`                        a dossier's status record, deliveries and hits, when
+ *                                                 the later of its own retention and its packets' ends
+ *                                                 (`statusRecordDue`)
  * Packets are scheduled atomically with their creation (mailbox.ts); the sweeper erases what is due.
  */
 import type { Keys } from '../store/redis.js';
@@ -17,10 +19,38 @@ export const DAY_MS = 24 * 3600 * 1000;
 export const STORE_BACKSTOP_MS = 15 * 60 * 1000;
 
 /**
- * How long a dossier's status record (ids, states, times: no dossier content) is kept: just under the
- * store's own 400-day expiry, which stays as a backstop.
+ * How long a dossier's status record (ids, states, times: no dossier content) is kept at least: just
+ * under the store's own 400-day expiry, which stays as a backstop. Packets that outlive it extend it
+ * (`statusRecordDue`).
  */
 export const STATUS_RETENTION_MS = RECORD_TTL_SECONDS * 1000 - DAY_MS;
+
+/**
+ * How long a dossier's status record (and the deliveries and hits kept with it) outlives the last of its
+ * packets: the source can still fetch the final hits on a packet after the packet itself is gone.
+ */
+export const STATUS_GRACE_AFTER_PACKETS_MS = 30 * DAY_MS;
+
+/**
+ * When a dossier's status record, deliveries and hits are erased: the end of the record's own retention
+ * (`STATUS_RETENTION_MS` after receipt), or `STATUS_GRACE_AFTER_PACKETS_MS` after the last of its
+ * packets expires, whichever is later. So hits can always be fetched while a packet they hang on exists
+ * (children's services keep packets 730 days, longer than the record's own 399). Each packet extends the
+ * record as it is created (mailbox.ts, atomically with the packet, never shortening it).
+ */
+export function statusRecordDue(receivedAt: Date, packetExpiries: readonly Date[] = []): Date {
+  let due = receivedAt.getTime() + STATUS_RETENTION_MS;
+  for (const expiry of packetExpiries) due = Math.max(due, statusDueAfterPacket(expiry).getTime());
+  return new Date(due);
+}
+
+/** The earliest a dossier's status record may be erased given one packet expiring at `packetExpiresAt`. */
+export function statusDueAfterPacket(packetExpiresAt: Date): Date {
+  return new Date(packetExpiresAt.getTime() + STATUS_GRACE_AFTER_PACKETS_MS);
+}
+
+/** Redis's own expiry on the status record and its companions: a day after the sweeper's turn, as a backstop. */
+export const STATUS_STORE_BACKSTOP_MS = DAY_MS;
 
 export function retentionKey(keys: Keys): string {
   return `${keys.prefix}:retention:due`;

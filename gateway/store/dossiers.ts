@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
+import { evalScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
 export type DossierState = 'accepted' | 'processed' | 'failed' | 'withdrawn' | 'corrected';
@@ -18,6 +19,37 @@ export interface Delivery {
   updatedAt: string;
 }
 
+/** The states of a dossier its source has recalled (gateway/recall). */
+export const RECALLED_STATES: readonly DossierState[] = ['withdrawn', 'corrected'];
+
+export function isRecalled(state: DossierState): boolean {
+  return RECALLED_STATES.includes(state);
+}
+
+/** What a recall leaves on the dossier's record: codes, times and ids only (the note is never stored). */
+export interface RecallMark {
+  reason: string;
+  /** When the recall was issued (ISO 8601). */
+  at: string;
+  /** The client that recalled it. */
+  by: string;
+  /** Per partner sent a packet: the recall notice put in its mailbox, or why none could be. */
+  notices: Record<string, RecallNoticeOutcome>;
+}
+
+export interface RecallNoticeOutcome {
+  notice?: string;
+  problem?: string;
+}
+
+/** The state of a recall notice in a partner's mailbox; absent when it has been erased. */
+export interface NoticeState {
+  state: string;
+  retrievedAt?: string;
+  acknowledgedAt?: string;
+  expiresAt?: string;
+}
+
 export interface DossierRecord {
   id: string;
   source: string;
@@ -27,7 +59,18 @@ export interface DossierRecord {
   revision: string;
   partners: string[];
   failure?: string;
+  /** Set once the source has recalled the dossier. */
+  recall?: RecallMark;
 }
+
+const NOTICE_FIELD = 'notice:';
+
+/** KEYS: dossier record. ARGV: field, value. Writes only to a record that still exists (no orphan key without expiry). */
+const HSET_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
@@ -88,7 +131,30 @@ export class DossierStore {
       revision: h.revision ?? '',
       partners: JSON.parse(h.partners ?? '[]') as string[],
       ...(h.failure ? { failure: h.failure } : {}),
+      ...(h.recall ? { recall: recallMark(h) } : {}),
     };
+  }
+
+  /** Records the recall notice a partner got (or why it got none) on a recalled dossier's record. */
+  async recordRecallNotice(id: string, partner: string, outcome: RecallNoticeOutcome): Promise<void> {
+    const value = JSON.stringify({ ...(outcome.notice ? { notice: outcome.notice } : {}), ...(outcome.problem ? { problem: outcome.problem } : {}) });
+    await evalScript(this.redis, HSET_IF_EXISTS, 1, this.keys.dossier(id), NOTICE_FIELD + partner, value);
+  }
+
+  /** The current state of recall notices (they live in the partners' mailboxes), by id; erased ones are absent. */
+  async noticeStates(ids: string[]): Promise<Map<string, NoticeState>> {
+    const out = new Map<string, NoticeState>();
+    if (!ids.length) return out;
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.packet(id), 'state', 'retrievedAt', 'acknowledgedAt', 'type', 'expiresAt');
+    const rows = (await pipeline.exec()) ?? [];
+    rows.forEach(([err, values], i) => {
+      if (err) throw err;
+      const [state, retrievedAt, acknowledgedAt, type, expiresAt] = values as Array<string | null>;
+      if (!state || type !== 'recall') return;
+      out.set(ids[i]!, { state, ...(retrievedAt ? { retrievedAt } : {}), ...(acknowledgedAt ? { acknowledgedAt } : {}), ...(expiresAt ? { expiresAt } : {}) });
+    });
+    return out;
   }
 
   async getSealed(id: string): Promise<string | undefined> {
@@ -111,6 +177,27 @@ export class DossierStore {
 
   async markFailed(id: string, failure: string): Promise<void> {
     await this.redis.hset(this.keys.dossier(id), { state: 'failed', failure });
+  }
+}
+
+/** The recall mark of a stored record: `recall` (JSON `{reason, at, by}`) and one `notice:<partner>` field per partner. */
+function recallMark(h: Record<string, string>): RecallMark {
+  const parsed = parseJson(h.recall) as Partial<RecallMark> | undefined;
+  const notices: Record<string, RecallNoticeOutcome> = {};
+  for (const [field, value] of Object.entries(h)) {
+    if (!field.startsWith(NOTICE_FIELD)) continue;
+    const o = parseJson(value) as RecallNoticeOutcome | undefined;
+    if (o) notices[field.slice(NOTICE_FIELD.length)] = o;
+  }
+  return { reason: String(parsed?.reason ?? ''), at: String(parsed?.at ?? ''), by: String(parsed?.by ?? ''), notices };
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }
 

@@ -29,16 +29,16 @@ export interface TestGateway extends RunningGateway {
 /** `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. */
 export async function startTestGateway(overrides: Partial<Config> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestGateway> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
-  const prefix = `cordon-test-${randomBytes(4).toString('hex')}`;
   const config: Config = {
     ...loadConfig({ CORDON_POLICY_DIR: path.join(ROOT, 'policies') }, ROOT),
     port: 0,
     redisUrl: REDIS_URL,
     stateDir,
-    redisPrefix: prefix,
+    redisPrefix: `cordon-test-${randomBytes(4).toString('hex')}`,
     logLevel: 'silent',
     ...overrides,
   };
+  const prefix = config.redisPrefix; // a test's own prefix, when given, is the one cleaned up
   const gw = await startGateway(config, logger);
   const redis = new Redis(REDIS_URL);
   return {

@@ -87,6 +87,45 @@ describe('the audit log on Redis', () => {
     expect(anchor).toMatchObject({ prefix: keys.prefix, seq: lastCheckpoint.seq, hash: lastCheckpoint.hash });
   });
 
+  it('appends made while a write is in flight go in one round trip, each with its own record, searchable', async () => {
+    const keys = fresh();
+    const log = new AuditLog(a, keys, { indexKey });
+    let scripts = 0;
+    let records!: AuditRecord[];
+    const original = a.evalsha.bind(a);
+    a.evalsha = ((...args: Parameters<Redis['evalsha']>) => {
+      scripts++;
+      return original(...args);
+    }) as Redis['evalsha'];
+    try {
+      records = await log.appendAll(
+        Array.from({ length: 150 }, (_, i) => ({ kind: 'disclosure' as const, action: 'packet.created', packet: `pkt_${i}`, index: log.terms('west-midlands', 'REF-G', [`S${i % 3}`]) })),
+      );
+      expect(records.map((r) => r.packet)).toEqual(Array.from({ length: 150 }, (_, i) => `pkt_${i}`));
+      expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+      // 150 records in batches of at most 64: a handful of script calls (the first may load the script), not 150.
+      expect(scripts).toBeLessThanOrEqual(4);
+    } finally {
+      a.evalsha = original as Redis['evalsha'];
+    }
+    const stored = await log.read();
+    expect(stored).toEqual(records); // each caller got exactly the record that was stored
+    expect(stored.every((r, i) => r.seq === i + 1)).toBe(true);
+    expect((await verifyLive(a, log)).ok).toBe(true);
+    const query = new AuditQuery(a, log, indexKey, () => ['west-midlands']);
+    expect((await query.find({ subject: 'S1', source: 'west-midlands', limit: 100 })).records).toHaveLength(50);
+  });
+
+  it('a batch that cannot be written fails every append in it and writes nothing', async () => {
+    const keys = fresh();
+    const log = new AuditLog(a, keys);
+    await a.set(keys.auditLog(), 'not a list');
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => log.append({ kind: 'collection', action: 'dossier.received', dossier: `dos_${i}` })));
+    expect(results.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'audit_unavailable')).toBe(true);
+    expect(await a.exists(keys.auditHead())).toBe(0);
+    expect(await a.get(keys.auditLog())).toBe('not a list');
+  });
+
   it('a log that no longer matches its head refuses every append (fail closed), and writes nothing', async () => {
     const keys = fresh();
     const log = new AuditLog(a, keys);

@@ -24,6 +24,7 @@ const ROUTES: Array<{ method: string; path: string; roles: Role[] | 'any' }> = [
   { method: 'POST', path: '/v1/preview', roles: ['governance'] },
   { method: 'GET', path: '/v1/audit', roles: ['governance'] },
   { method: 'POST', path: '/v1/audit/checkpoint', roles: ['governance'] },
+  { method: 'GET', path: '/v1/queues', roles: ['governance'] },
   { method: 'POST', path: '/v1/exchange/inbound', roles: ['peer'] },
   { method: 'GET', path: '/v1/partners', roles: 'any' },
 ];

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import {
   type GatewayKey,
   type RecipientKey,
 } from '../../gateway/crypto/openpgp.js';
-import { deriveKey, hmacId, loadOrCreateMasterSecret, seal, unseal } from '../../gateway/crypto/seal.js';
+import { base32, deriveKey, hmacId, loadOrCreateMasterSecret, seal, unseal } from '../../gateway/crypto/seal.js';
 import { gpgDecryptVerify, gpgImport, onPath, sqDecryptVerify, withGnupgHome } from '../helpers/gpg.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -324,5 +325,22 @@ describe('seal', () => {
     expect(hmacId(key, 'dossier', '123')).toBe(id);
     expect(hmacId(key, 'dossier1', '23')).not.toBe(id);
     expect(hmacId(deriveKey(Buffer.alloc(32, 8), 'ids'), 'dossier', '123')).not.toBe(id);
+  });
+
+  it('hmacId is HMAC-SHA-256 over length-prefixed UTF-8 parts (stored ids never change)', () => {
+    const key = deriveKey(Buffer.alloc(32, 7), 'ids');
+    const reference = (...parts: string[]) => {
+      const mac = createHmac('sha256', key);
+      for (const part of parts) {
+        const bytes = Buffer.from(part, 'utf8');
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(bytes.length);
+        mac.update(len).update(bytes);
+      }
+      return base32(mac.digest()).slice(0, 26);
+    };
+    for (const parts of [['dossier', '123'], ['audit/subject', 'west-midlands', 'S1'], ['', 'Zoë Ó Briain — 12 Rue d’Été', ''], ['x'.repeat(5000)]]) {
+      expect(hmacId(key, ...parts)).toBe(reference(...parts));
+    }
   });
 });
