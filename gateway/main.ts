@@ -21,7 +21,7 @@ import { Fanout } from './fanout/fanout.js';
 import { Exchange } from './exchange/exchange.js';
 import { PeerDirectory } from './exchange/peers.js';
 import { EXCHANGE_QUEUE, ExchangeQueue, startExchangeWorker } from './exchange/queue.js';
-import { serverTlsFromEnv } from './exchange/tls.js';
+import { serverTlsOptions } from './exchange/tls.js';
 import { policyReloads, registerQueueGauges, registry as metricsRegistry, setPolicyRevision } from './metrics/metrics.js';
 import { createApp } from './http/app.js';
 import { HitsModule } from './hits/module.js';
@@ -177,9 +177,10 @@ export async function startGateway(config: Config, logger: Logger = createLogger
     closers.push(() => hitsModule.close());
     let exchangeQueue: ExchangeQueue | undefined;
     const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
+    const peerDirectory = new PeerDirectory(() => live, (armored, fp) => parseRecipientKey(armored, fp));
     const exchange: Exchange = new Exchange({
       redis, keys, store, audit, live: () => live, gatewayKey, master, hitStore: hitsModule.hitStore,
-      peers: new PeerDirectory(() => live, (armored, fp) => parseRecipientKey(armored, fp)),
+      peers: peerDirectory,
       stateDir: config.stateDir,
       forceId: config.forceId,
       queue: () => {
@@ -207,8 +208,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         packetTtlDays: config.packetTtlDays,
         // Link items (sealed) outlive the dossier, so bundles can still connect subjects later.
         onOpened: async (id, source, dossier) => {
-          await hitsModule.indexer.index(id, source, dossier);
-          await exchange.prepare(id, source, dossier);
+          await Promise.all([hitsModule.indexer.index(id, source, dossier), exchange.prepare(id, source, dossier)]);
         },
       });
       retention.start(30_000);
@@ -273,6 +273,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
         readiness: async () => {
           const unusable = [...live.keys].filter(([, k]) => 'invalid' in k).map(([id]) => id);
+          const unusablePeers = (await peerDirectory.unusableKeys()).map((k) => k.peer);
           const redisCheck = await redis.ping().then(
             () => ({ ready: true, detail: 'ok' }),
             (err: Error) => ({ ready: false, detail: `unreachable: ${err.message}` }),
@@ -287,6 +288,8 @@ export async function startGateway(config: Config, logger: Logger = createLogger
               : { ready: false, detail: 'no partner policies loaded' },
             // Unusable partner keys block those deliveries only; the gateway still serves the others.
             keys: unusable.length ? { ready: true, detail: `deliveries blocked for unusable partner keys: ${unusable.join(', ')}` } : { ready: true, detail: 'ok' },
+            // Likewise peers: nothing is exchanged with a peer whose pinned key is unusable; the rest is served.
+            peerKeys: unusablePeers.length ? { ready: true, detail: `exchange blocked for unusable peer keys: ${unusablePeers.join(', ')}` } : { ready: true, detail: 'ok' },
           };
         },
       });
@@ -297,8 +300,9 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
         keepAliveTimeout: 5_000,
       };
-      // CORDON_TLS_CERT/KEY: HTTPS, asking clients for certificates (peers' are pinned: exchange/tls.ts).
-      const tls = serverTlsFromEnv();
+      // CORDON_TLS_CERT/KEY (read and checked in config/env.ts): HTTPS, asking clients for certificates
+      // (peers' are pinned: exchange/tls.ts).
+      const tls = config.tls ? serverTlsOptions(config.tls) : undefined;
       const server: Server = tls ? (createHttpsServer({ ...serverOptions, ...tls }, app) as unknown as Server) : createServer(serverOptions, app);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -1,8 +1,19 @@
 /** Process configuration from the environment (the variables are part of the external contract). */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { GatewayError } from '../errors/index.js';
 
 export type Role = 'all' | 'api' | 'worker';
+
+/** The API's own certificate and private key (`CORDON_TLS_CERT`, `CORDON_TLS_KEY`): PEM, read and checked at start-up. */
+export interface ServerTls {
+  certFile: string;
+  keyFile: string;
+  cert: string;
+  key: string;
+}
 
 export interface Config {
   port: number;
@@ -35,6 +46,8 @@ export interface Config {
   exchangeBackoffMs: number;
   /** `CORDON_PACKET_TTL_DAYS`: packets expire after this many days when it is shorter than the agreement's retention. */
   packetTtlDays?: number;
+  /** `CORDON_TLS_CERT` + `CORDON_TLS_KEY`: the API listens on HTTPS and asks clients for certificates; unset: plain HTTP. */
+  tls?: ServerTls;
 }
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
@@ -71,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (packetTtlDays !== undefined && !(Number.isFinite(packetTtlDays) && packetTtlDays > 0 && packetTtlDays <= 3650)) {
     throw new GatewayError('config_invalid', 'CORDON_PACKET_TTL_DAYS must be a number of days above 0 and at most 3650 (fractions allowed)');
   }
+  const tls = serverTls(env, cwd);
   return {
     port,
     redisUrl: env.REDIS_URL || undefined,
@@ -92,7 +106,53 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     exchangeBackoffMs,
     ...(forceId !== undefined ? { forceId } : {}),
     ...(packetTtlDays !== undefined ? { packetTtlDays } : {}),
+    ...(tls !== undefined ? { tls } : {}),
   };
+}
+
+/**
+ * `CORDON_TLS_CERT` and `CORDON_TLS_KEY` (PEM files, relative to the working directory): both for HTTPS,
+ * neither for plain HTTP. The files are read and checked here (a certificate, an unencrypted private
+ * key, and that key the certificate's), so a wrong one stops start-up naming its variable.
+ */
+function serverTls(env: NodeJS.ProcessEnv, cwd: string): ServerTls | undefined {
+  const certVar = env.CORDON_TLS_CERT || undefined;
+  const keyVar = env.CORDON_TLS_KEY || undefined;
+  if (certVar === undefined && keyVar === undefined) return undefined;
+  if (certVar === undefined || keyVar === undefined) {
+    const [set, unset] = certVar === undefined ? ['CORDON_TLS_KEY', 'CORDON_TLS_CERT'] : ['CORDON_TLS_CERT', 'CORDON_TLS_KEY'];
+    throw new GatewayError('config_invalid', `${unset} must be set when ${set} is: HTTPS needs both (PEM files), plain HTTP neither`);
+  }
+  const certFile = path.resolve(cwd, certVar);
+  const keyFile = path.resolve(cwd, keyVar);
+  const cert = readSetting(certFile, 'CORDON_TLS_CERT');
+  const key = readSetting(keyFile, 'CORDON_TLS_KEY');
+  try {
+    if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate block');
+    new X509Certificate(cert);
+  } catch (err) {
+    throw new GatewayError('config_invalid', `CORDON_TLS_CERT: ${certFile} is not a PEM certificate (${(err as Error).message})`);
+  }
+  try {
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new Error('no private key block');
+    createPrivateKey(key);
+  } catch (err) {
+    throw new GatewayError('config_invalid', `CORDON_TLS_KEY: ${keyFile} is not an unencrypted PEM private key (${(err as Error).message})`);
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new GatewayError('config_invalid', `CORDON_TLS_KEY: ${keyFile} is not the private key of the certificate in CORDON_TLS_CERT (${(err as Error).message})`);
+  }
+  return { certFile, keyFile, cert, key };
+}
+
+function readSetting(file: string, name: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GatewayError('config_invalid', `${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 function intFrom(value: string | undefined, fallback: number, min: number, max: number, name: string): number {

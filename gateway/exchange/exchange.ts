@@ -17,12 +17,16 @@
  * Hits: hits this gateway's partners report on a peer's dossier are relayed back to the originating
  * gateway the same way (an envelope of type `hits` quoting the original envelope id); there they are
  * mapped from the envelope refs back to the dossier's own subject ids and merged into its hits bundle,
- * marked `via` the force they came through. Every step is audited on both sides.
+ * marked `via` the force they came through. Hits relayed onto a dossier its source has recalled are
+ * refused (`dossier_recalled`), like a partner's. Every step is audited on both sides.
+ *
+ * The exchange records of a dossier (peer deliveries, envelopes, origin) live exactly as long as its
+ * status record; the inbound replay records, REPLAY_RECORD_TTL_SECONDS.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { AuditLog } from '../audit/log.js';
 import { decryptAndVerify, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
 import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
@@ -35,7 +39,7 @@ import type { LiveSet } from '../policy/live.js';
 import type { PeerPolicy } from '../policy/types.js';
 import { redact } from '../redact/redact.js';
 import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
-import { RECORD_TTL_SECONDS, type DossierRecord, type DossierStore } from '../store/dossiers.js';
+import { IDEMPOTENCY_TTL_SECONDS, isRecalled, RECORD_TTL_SECONDS, type DossierRecord, type DossierStore } from '../store/dossiers.js';
 import type { Keys } from '../store/redis.js';
 import type { PeerDirectory } from './peers.js';
 import { PermanentExchangeError, type ExchangeJob, type ExchangeQueue } from './queue.js';
@@ -47,6 +51,43 @@ export const FRESHNESS_MS = 10 * 60_000;
 export const CLOCK_SKEW_MS = 2 * 60_000;
 const ENVELOPE_ID = /^env_[a-z2-7]{16,64}$/;
 const MAX_PLAINTEXT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * How long the inbound replay record (`exchange:seen:<peer>:<envelope id>` → the dossier it made) is
+ * kept. Freshness is checked before the record is read (checkHeader: issued within FRESHNESS_MS, at
+ * most CLOCK_SKEW_MS ahead, not expired), so an envelope captured and replayed as it is gets refused
+ * as stale after FRESHNESS_MS + CLOCK_SKEW_MS whatever this record says: for that alone, the window
+ * and a margin would do. But the sending gateway seals every retry of an envelope anew, with a fresh
+ * `issuedAt` and the same id (derived from dossier and peer, so that a retry never makes a second
+ * dossier): a retry whose first attempt was stored here but whose answer was lost passes the freshness
+ * check, and only this record makes it answer with the first dossier. So it must also outlast the
+ * sender's retries: the default schedule (CORDON_EXCHANGE_ATTEMPTS 8 from CORDON_EXCHANGE_BACKOFF_MS
+ * 2000, doubling) spends them in about 4 minutes. 7 days, like a source's Idempotency-Key record, covers
+ * any sensible schedule and the freshness window by far; the record holds two opaque ids only.
+ */
+export const REPLAY_RECORD_TTL_SECONDS = IDEMPOTENCY_TTL_SECONDS;
+
+/**
+ * KEYS[1] a dossier's status record, KEYS[2] its companions set, KEYS[3..] exchange records of that
+ * dossier (its peer deliveries, envelopes, origin). ARGV[1] the expiry (ms) to use should the status
+ * record have none. Gives every record the status record's expiry (never shortening one) and files it
+ * among the record's companions, which packets extend with it (mailbox.ts) and its erasure erases
+ * (retention/erase.ts): so they live exactly as long as the status record. For a status record that
+ * is gone, the records go too. Returns the expiry given (ms), or 0.
+ */
+const KEEP_WITH_STATUS = `
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if t == -2 then
+  for k = 3, #KEYS do redis.call('DEL', KEYS[k]) end
+  return 0
+end
+if t == -1 then t = tonumber(ARGV[1]) end
+for k = 3, #KEYS do redis.call('SADD', KEYS[2], KEYS[k]) end
+for k = 2, #KEYS do
+  if redis.call('PEXPIRETIME', KEYS[k]) < t then redis.call('PEXPIREAT', KEYS[k], t) end
+end
+return t
+`;
 
 export type PeerDeliveryState = 'queued' | 'sent' | 'failed' | 'blocked';
 
@@ -144,7 +185,18 @@ export class Exchange {
   }
 
   private async setDelivery(dossierId: string, peer: string, d: PeerDelivery): Promise<void> {
-    await this.deps.redis.multi().hset(this.outKey(dossierId), peer, JSON.stringify(d)).expire(this.outKey(dossierId), RECORD_TTL_SECONDS).exec();
+    const multi = this.deps.redis.multi().hset(this.outKey(dossierId), peer, JSON.stringify(d));
+    await this.keepWithStatus(multi, dossierId, this.outKey(dossierId)).exec();
+  }
+
+  /**
+   * Queues, in `multi` after the writes, what makes these exchange records of a dossier live exactly as
+   * long as its status record (see KEEP_WITH_STATUS); atomic with the writes, so no record is ever left
+   * without an expiry.
+   */
+  private keepWithStatus<M extends ChainableCommander>(multi: M, dossierId: string, ...records: string[]): M {
+    multi.eval(KEEP_WITH_STATUS, 2 + records.length, this.deps.keys.dossier(dossierId), this.deps.keys.dossierCompanions(dossierId), ...records, String(Date.now() + RECORD_TTL_SECONDS * 1000));
+    return multi;
   }
 
   // ---- outbound --------------------------------------------------------------------------------
@@ -217,13 +269,13 @@ export class Exchange {
       justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
     });
     const envKey = this.envKey(envelopeId);
-    await this.deps.redis
+    const multi = this.deps.redis
       .multi()
       .hsetnx(envKey, 'sealed', seal(this.sealKey, JSON.stringify(body), envelopeId))
       .hsetnx(envKey, 'refs', seal(this.sealKey, JSON.stringify(byRef), `${envelopeId}:refs`))
-      .hset(envKey, { dossier: dossierId, peer, source })
-      .expire(envKey, RECORD_TTL_SECONDS)
-      .exec();
+      .hset(envKey, { dossier: dossierId, peer, source });
+    // The refs map the peer's hits back for as long as the dossier (and its hits) are kept.
+    await this.keepWithStatus(multi, dossierId, envKey).exec();
     await this.setDelivery(dossierId, peer, { state: 'queued', envelopeId, updatedAt: now.toISOString() });
     await this.deps.queue().enqueue({ type: 'dossier', envelopeId });
   }
@@ -472,7 +524,7 @@ export class Exchange {
     const set = this.deps.live().set;
     const id = newDossierId();
     // First writer wins: a concurrent or later copy of this envelope gets this dossier's id.
-    if ((await this.deps.redis.set(seen, id, 'EX', RECORD_TTL_SECONDS, 'NX')) === null) {
+    if ((await this.deps.redis.set(seen, id, 'EX', REPLAY_RECORD_TTL_SECONDS, 'NX')) === null) {
       return { type: 'dossier', envelope: header.id, id: (await this.deps.redis.get(seen)) ?? '', replayed: true };
     }
     const record: DossierRecord = {
@@ -486,7 +538,8 @@ export class Exchange {
     };
     try {
       await this.deps.store.create(record, seal(this.sealKey, JSON.stringify(dossier), id));
-      await this.deps.redis.multi().hset(this.originKey(id), { peer: peerId, envelopeId: header.id }).expire(this.originKey(id), RECORD_TTL_SECONDS).exec();
+      // Hits on this dossier are relayed back for as long as it is kept (its packets extend it).
+      await this.keepWithStatus(this.deps.redis.multi().hset(this.originKey(id), { peer: peerId, envelopeId: header.id }), id, this.originKey(id)).exec();
       await this.deps.audit.append({
         kind: 'collection',
         action: 'exchange.dossier_received',
@@ -505,7 +558,7 @@ export class Exchange {
       await this.deps.enqueueDossier(id);
     } catch (err) {
       await this.deps.store.discard(id).catch(() => undefined);
-      await this.deps.redis.del(seen, this.originKey(id)).catch(() => undefined);
+      await this.deps.redis.del(seen, this.originKey(id), this.deps.keys.dossierCompanions(id)).catch(() => undefined);
       if (err instanceof GatewayError) throw err;
       throw new GatewayError('store_unavailable', 'The envelope could not be stored; nothing was kept, try again', undefined, { cause: err });
     }
@@ -515,6 +568,7 @@ export class Exchange {
   private async receiveHits(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, raw: unknown) {
     const env = await this.deps.redis.hgetall(this.envKey(header.inReplyTo!));
     if (!env.dossier || env.peer !== peerId || !env.refs) throw new GatewayError('not_found', 'No dossier envelope of this gateway to that peer has this id');
+    await this.refuseRecalled(clientId, peerId, policy, header, env);
     const list = Array.isArray(raw) ? (raw as Array<Record<string, unknown>>) : [];
     // The hits' content is checked against the hits schema, like a partner's.
     const checked = validateHits({
@@ -548,7 +602,7 @@ export class Exchange {
     });
     if (problems.length) throw new GatewayError('unknown_subject_ref', 'Some hits name subjects that were not in the envelope; nothing was stored', problems.slice(0, 50));
     const seen = this.seenKey(peerId, header.id);
-    if ((await this.deps.redis.set(seen, env.dossier, 'EX', RECORD_TTL_SECONDS, 'NX')) === null) {
+    if ((await this.deps.redis.set(seen, env.dossier, 'EX', REPLAY_RECORD_TTL_SECONDS, 'NX')) === null) {
       return { type: 'hits', envelope: header.id, accepted: 0, duplicates: hits.length, replayed: true };
     }
     const held = await this.deps.hitStore.existing(env.dossier, hits.map((h) => h.id));
@@ -568,12 +622,55 @@ export class Exchange {
         kinds: [...new Set(fresh.map((h) => h.kind))].sort(),
         partners: [...new Set(fresh.map((h) => h.partner))].sort(),
       });
-      const { added } = fresh.length ? await this.deps.hitStore.add(env.dossier, env.source ?? '', fresh, []) : { added: 0 };
+      const { added } = fresh.length
+        ? await this.deps.hitStore.add(env.dossier, env.source ?? '', fresh, [], { refuseRecalled: true }).catch(async (err: unknown) => {
+            // Recalled between the check above and now: the log says nothing was kept after all.
+            if (err instanceof GatewayError && err.code === 'dossier_recalled') await this.auditRefusal(clientId, peerId, policy, header, env, 'recalled while the hits were being stored');
+            throw err;
+          })
+        : { added: 0 };
       return { type: 'hits', envelope: header.id, accepted: added, duplicates: hits.length - added, replayed: false };
     } catch (err) {
       await this.deps.redis.del(seen).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A dossier its source has recalled (withdrawn or corrected) takes no more hits, relayed or not:
+   * like a partner's (hits/hits.ts), a peer's are refused with `dossier_recalled` before they are read,
+   * nothing is stored (no replay record either, so a resend is refused the same way), and the refusal is
+   * audited as `hits.refused` (and as `exchange.rejected`, like every envelope refused). The sending
+   * gateway dead-letters the relay on the 409 and audits that (`exchange.hits_failed`).
+   */
+  private async refuseRecalled(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, env: Record<string, string>): Promise<void> {
+    const record = await this.deps.store.get(env.dossier!);
+    if (!record || !isRecalled(record.state)) return;
+    await this.auditRefusal(clientId, peerId, policy, header, env, 'refused before reading the hits');
+    const when = record.recall?.at ? ` at ${record.recall.at}` : '';
+    throw new GatewayError(
+      'dossier_recalled',
+      `The dossier that envelope ${header.inReplyTo} carried was recalled ("${record.state}") by its originator${when}: hits can no longer be relayed onto it; nothing was stored`,
+      [{ path: '/envelope/inReplyTo', message: 'the dossier was recalled', reason: record.state, ...(record.recall?.at ? { recalledAt: record.recall.at } : {}) }],
+    );
+  }
+
+  private async auditRefusal(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, env: Record<string, string>, note: string): Promise<void> {
+    await this.deps.audit
+      .append({
+        kind: 'rejection',
+        action: 'hits.refused',
+        actor: clientId,
+        source: `peer:${peerId}`,
+        via: policy.peer.force,
+        packet: header.inReplyTo,
+        envelope: header.id,
+        dossier: env.dossier,
+        recipient: env.source,
+        reason: 'dossier_recalled',
+        note,
+      })
+      .catch(() => undefined); // the refusal stands whether or not it could be logged
   }
 }
 

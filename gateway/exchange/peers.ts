@@ -55,6 +55,21 @@ export class PeerDirectory {
     return v;
   }
 
+  /**
+   * The peers whose pinned key cannot be used (missing, unreadable, not the pinned one, expired or
+   * revoked when parsed), with why, sorted by id: nothing is exchanged with them until it is fixed.
+   */
+  async unusableKeys(): Promise<Array<{ peer: string; problem: string }>> {
+    const keys = [...this.view().keys];
+    const parsed = await Promise.all(keys.map(([, k]) => k));
+    return keys
+      .flatMap(([peer], i) => {
+        const k = parsed[i]!;
+        return 'invalid' in k ? [{ peer, problem: k.invalid }] : [];
+      })
+      .sort((a, b) => (a.peer < b.peer ? -1 : 1));
+  }
+
   /** The peer whose gateway speaks for `force`, if one is configured. */
   byForce(force: string): PeerPolicy | undefined {
     return [...this.view().policies.values()].find((p) => p.peer.force === force);

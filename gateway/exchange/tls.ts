@@ -3,13 +3,14 @@
  * file names one: then only that CA is trusted) and this gateway's client certificate
  * (`CORDON_STATE_DIR/tls/client.crt` + `client.key`, when present) for mutual TLS; plain HTTP only to
  * loopback (the policy schema refuses anything else). And the server side: `CORDON_TLS_CERT` and
- * `CORDON_TLS_KEY` make the API listen on HTTPS and ask every client for a certificate, which the
- * exchange route checks against the peer's pinned `tls.clientCertFingerprint`.
+ * `CORDON_TLS_KEY` (read and checked with the other settings, config/env.ts) make the API listen on
+ * HTTPS and ask every client for a certificate, which the exchange route checks against the peer's
+ * pinned `tls.clientCertFingerprint`.
  */
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import type { ServerTls } from '../config/env.js';
 import type { PeerPolicy } from '../policy/types.js';
 
 export interface PostResult {
@@ -60,12 +61,11 @@ export async function postToPeer(peer: PeerPolicy['peer'], route: string, header
   });
 }
 
-/** HTTPS server options from `CORDON_TLS_CERT` / `CORDON_TLS_KEY` (files), or undefined for plain HTTP. */
-export function serverTlsFromEnv(env: NodeJS.ProcessEnv = process.env): https.ServerOptions | undefined {
-  if (!env.CORDON_TLS_CERT || !env.CORDON_TLS_KEY) return undefined;
+/** HTTPS server options for the API's certificate and key (`CORDON_TLS_CERT` / `CORDON_TLS_KEY`, read and checked in config/env.ts). */
+export function serverTlsOptions(tls: Pick<ServerTls, 'cert' | 'key'>): https.ServerOptions {
   return {
-    cert: readFileSync(env.CORDON_TLS_CERT, 'utf8'),
-    key: readFileSync(env.CORDON_TLS_KEY, 'utf8'),
+    cert: tls.cert,
+    key: tls.key,
     // Every client is asked for a certificate; the exchange route pins peers' by fingerprint.
     requestCert: true,
     rejectUnauthorized: false,

@@ -98,10 +98,7 @@ export function createApp(deps: HttpDeps): express.Express {
   if (deps.queues) registerDashboardPage(app);
 
   const v1 = express.Router();
-  const limits = deps.rateLimits;
-  if (limits) v1.use(limits.guardAddress());
-  v1.use(authenticate(deps.clients, deps.audit, limits && ((req) => limits.authFailed(req))));
-  if (limits) v1.use(limits.perClientLimit());
+  v1.use(authenticate(deps.clients, deps.audit, deps.rateLimits));
   routes(v1, deps);
   if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: jsonBody(deps.bodyLimitBytes) });
   if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });

@@ -3,6 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AuditLog } from '../audit/log.js';
 import type { Client, ClientRegistry, ClientRole } from '../config/clients.js';
 import { GatewayError } from '../errors/index.js';
+import { rateLimited, type RateCheck, type RateLimits } from './ratelimit.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -12,16 +13,37 @@ declare module 'express-serve-static-core' {
 
 const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{1,256})$/;
 
-export function authenticate(registry: () => ClientRegistry, audit: AuditLog, onFailure?: (req: Request) => Promise<void>): RequestHandler {
-  return (req: Request, _res: Response, next: NextFunction) => {
+/**
+ * Checks the bearer token (in memory), then, with rate limits, settles both budgets in one Redis call:
+ * an address that used up its failed attempts gets 429 whatever token it shows (so a guess that
+ * happens to be right is not told apart), a failure costs the address a slot, and a valid client
+ * spends one request of its own budget.
+ */
+export function authenticate(registry: () => ClientRegistry, audit: AuditLog, limits?: RateLimits): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     const match = header ? BEARER.exec(header) : null;
     const client = match ? registry().authenticate(match[1]!) : undefined;
+    if (limits) {
+      let check: RateCheck;
+      try {
+        check = await limits.check(req.ip ?? req.socket.remoteAddress ?? 'unknown', client?.id);
+      } catch (err) {
+        next(err);
+        return;
+      }
+      if (check.outcome === 'blocked' || check.outcome === 'limited') {
+        const { error, retryAfter } = rateLimited(check.retryAfterMs);
+        res.setHeader('Retry-After', retryAfter);
+        next(error);
+        return;
+      }
+      if (check.outcome === 'ok') res.setHeader('RateLimit-Remaining', String(check.remaining));
+    }
     if (!client) {
       void audit
         .append({ kind: 'auth_failure', action: 'auth.failed', reason: header ? 'unknown_token' : 'no_token', route: `${req.method} ${req.baseUrl}${req.route?.path ?? ''}`, remote: req.ip })
         .catch(() => undefined);
-      void onFailure?.(req);
       next(new GatewayError('unauthenticated', header ? 'The bearer token is not valid' : 'A bearer token is required'));
       return;
     }

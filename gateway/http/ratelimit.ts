@@ -1,12 +1,13 @@
 /**
  * Rate limits kept in Redis, so every api process shares them: requests per client per minute, and
- * failed authentications per remote address (a brute-force guess costs a slot too). Over the limit:
- * 429 with Retry-After. If Redis cannot answer, the request is refused (503), never let through.
+ * failed authentications per remote address (a brute-force guess costs a slot too; an address over its
+ * budget is refused for a minute whatever token it shows). Both are settled by one script per request,
+ * after the token has been checked in memory. Over a limit: 429 with Retry-After. If Redis cannot
+ * answer, the request is refused (503), never let through.
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { GatewayError } from '../errors/index.js';
+import { evalScript } from '../store/scripts.js';
 
 export interface RateLimitOptions {
   redis: Redis;
@@ -17,62 +18,65 @@ export interface RateLimitOptions {
   authFailuresPerMinute: number;
 }
 
+const WINDOW_MS = 60_000;
+/** How long an address that used up its failures is refused. */
+const BLOCK_MS = 60_000;
+
+/**
+ * KEYS[1] the address's failures, KEYS[2] the client's requests this window (KEYS[1] again when the
+ * token was not valid). ARGV: failure limit, client limit, window ms, block ms, '1' when authenticated.
+ * Returns {outcome, n}: blocked (n = ms left), failed (counted), limited (n = ms left), ok (n = left).
+ */
+const CHECK = `
+local fails = tonumber(redis.call('GET', KEYS[1]) or '0')
+if fails >= tonumber(ARGV[1]) then return {'blocked', redis.call('PTTL', KEYS[1])} end
+if ARGV[5] ~= '1' then
+  fails = redis.call('INCR', KEYS[1])
+  if fails == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  if fails >= tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+  return {'failed', fails}
+end
+local used = redis.call('INCR', KEYS[2])
+if used == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if used > tonumber(ARGV[2]) then return {'limited', redis.call('PTTL', KEYS[2])} end
+return {'ok', tonumber(ARGV[2]) - used}
+`;
+
+export type RateCheck = { outcome: 'ok'; remaining: number } | { outcome: 'failed' } | { outcome: 'blocked' | 'limited'; retryAfterMs: number };
+
 export class RateLimits {
-  private readonly perClient: RateLimiterRedis;
-  private readonly authFailures: RateLimiterRedis;
+  constructor(private readonly o: RateLimitOptions) {}
 
-  constructor(o: RateLimitOptions) {
-    this.perClient = new RateLimiterRedis({ storeClient: o.redis, keyPrefix: `${o.prefix}:rl:client`, points: o.perClientPerMinute, duration: 60 });
-    this.authFailures = new RateLimiterRedis({
-      storeClient: o.redis,
-      keyPrefix: `${o.prefix}:rl:authfail`,
-      points: o.authFailuresPerMinute,
-      duration: 60,
-      blockDuration: 60,
-    });
-  }
-
-  /** Before authentication: an address that kept failing is refused without looking at its token. */
-  guardAddress(): RequestHandler {
-    return async (req: Request, res: Response, next: NextFunction) => {
-      try {
-        const state = await this.authFailures.get(addressOf(req));
-        if (state && state.remainingPoints <= 0) return next(limited(res, state.msBeforeNext));
-        next();
-      } catch (err) {
-        next(unavailable(err));
-      }
-    };
-  }
-
-  async authFailed(req: Request): Promise<void> {
-    await this.authFailures.consume(addressOf(req)).catch(() => undefined);
-  }
-
-  /** After authentication: each client has its own budget. */
-  perClientLimit(): RequestHandler {
-    return async (req: Request, res: Response, next: NextFunction) => {
-      try {
-        const r = await this.perClient.consume(req.client!.id);
-        res.setHeader('RateLimit-Remaining', String(r.remainingPoints));
-        next();
-      } catch (err) {
-        if (err instanceof RateLimiterRes) return next(limited(res, err.msBeforeNext));
-        next(unavailable(err));
-      }
-    };
+  /** Counts this request against its client (or, without a valid token, a failure against its address). */
+  async check(address: string, clientId: string | undefined): Promise<RateCheck> {
+    const failures = `${this.o.prefix}:rl:authfail:${address}`;
+    let reply: [string, number];
+    try {
+      reply = (await evalScript(
+        this.o.redis,
+        CHECK,
+        2,
+        failures,
+        clientId === undefined ? failures : `${this.o.prefix}:rl:client:${clientId}`,
+        String(this.o.authFailuresPerMinute),
+        String(this.o.perClientPerMinute),
+        String(WINDOW_MS),
+        String(BLOCK_MS),
+        clientId === undefined ? '0' : '1',
+      )) as [string, number];
+    } catch (err) {
+      throw new GatewayError('store_unavailable', 'The gateway store is unavailable; try again shortly', undefined, { cause: err });
+    }
+    const [outcome, n] = reply;
+    if (outcome === 'ok') return { outcome, remaining: n };
+    if (outcome === 'failed') return { outcome };
+    return { outcome: outcome as 'blocked' | 'limited', retryAfterMs: Math.max(0, n) };
   }
 }
 
-function addressOf(req: Request): string {
-  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
-}
-
-function limited(res: Response, msBeforeNext: number): GatewayError {
-  res.setHeader('Retry-After', String(Math.max(1, Math.ceil(msBeforeNext / 1000))));
-  return new GatewayError('rate_limited', 'Too many requests; retry after the time given in Retry-After');
-}
-
-function unavailable(err: unknown): GatewayError {
-  return new GatewayError('store_unavailable', 'The gateway store is unavailable; try again shortly', undefined, { cause: err });
+export function rateLimited(retryAfterMs: number): { error: GatewayError; retryAfter: string } {
+  return {
+    error: new GatewayError('rate_limited', 'Too many requests; retry after the time given in Retry-After'),
+    retryAfter: String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+  };
 }

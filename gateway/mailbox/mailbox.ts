@@ -35,15 +35,17 @@ const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expi
 export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs'>;
 
 /**
- * KEYS: packet, mailbox, deliveries, schedule, pending, dossier record, hits, dossier links.
- * ARGV: fields, store expiry, created, id, partner, delivery, schedule member, due, then the dossier's
- * schedule member, its status due and store expiry given this packet. The dossier's status record (and
+ * KEYS: packet, mailbox, deliveries, schedule, pending, dossier record, hits, dossier links, dossier
+ * companions (a set of further keys kept with the status record, e.g. its exchange records).
+ * ARGV: number of field/value arguments, store expiry, created, id, partner, delivery, schedule member,
+ * due, then the dossier's schedule member, its status due and store expiry given this packet, then the
+ * packet's fields and values as they are (no JSON for Redis to decode). The dossier's status record (and
  * its deliveries, hits and links) is made to outlive the packet: only ever lengthened (GT), never
  * shortened, and nothing is written for a dossier record that is gone.
  */
 const CREATE_PACKET = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12, 11 + tonumber(ARGV[1])))
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
@@ -51,7 +53,8 @@ redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[4])
 if redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('ZADD', KEYS[4], 'GT', ARGV[10], ARGV[9])
-  for _, k in ipairs({3, 6, 7, 8}) do redis.call('PEXPIREAT', KEYS[k], ARGV[11], 'GT') end
+  for _, k in ipairs({3, 6, 7, 8, 9}) do redis.call('PEXPIREAT', KEYS[k], ARGV[11], 'GT') end
+  for _, c in ipairs(redis.call('SMEMBERS', KEYS[9])) do redis.call('PEXPIREAT', c, ARGV[11], 'GT') end
 end
 return 1
 `;
@@ -73,12 +76,12 @@ export class Mailbox {
 
   /** True when this call created the packet, false when it already existed. */
   async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
-    const fields = Object.entries(packet).flat();
+    const fields = Object.entries(packet).flat().map(String);
     // Hits on this packet hang on the dossier's status record: it must outlive the packet.
     const statusDue = statusDueAfterPacket(new Date(packet.expiresAt)).getTime();
     const created = (await evalScript(this.redis, 
       CREATE_PACKET,
-      8,
+      9,
       this.keys.packet(packet.id),
       this.keys.mailbox(packet.partner),
       this.keys.deliveries(packet.dossier),
@@ -87,7 +90,8 @@ export class Mailbox {
       this.keys.dossier(packet.dossier),
       this.keys.hits(packet.dossier),
       this.keys.dossierLinks(packet.dossier),
-      JSON.stringify(fields),
+      this.keys.dossierCompanions(packet.dossier),
+      String(fields.length),
       // Redis's own expiry is only a backstop: the retention sweeper erases (and audits) at expiresAt.
       String(Date.parse(packet.expiresAt) + STORE_BACKSTOP_MS),
       String(Date.parse(packet.createdAt)),
@@ -99,6 +103,7 @@ export class Mailbox {
       dossierDueMember(packet.dossier),
       String(statusDue),
       String(statusDue + STATUS_STORE_BACKSTOP_MS),
+      ...fields,
     )) as number;
     return created === 1;
   }

@@ -1,8 +1,9 @@
 /**
  * Erasure, one thing at a time, each audited before it happens (`kind: 'erasure'`, ids and reason
  * only): a packet or recall notice (its ciphertext and sealed ref map, its mailbox entry; the delivery
- * the source sees turns `expired`), and a dossier's status record with its deliveries and hits. Every
- * step is idempotent, so an erasure interrupted half-way is simply done again.
+ * the source sees turns `expired`), and a dossier's status record with its deliveries, hits and the
+ * records kept with it (dossier companions, e.g. its exchange records). Every step is idempotent, so
+ * an erasure interrupted half-way is simply done again.
  */
 import type { Redis } from 'ioredis';
 import type { AuditLog } from '../audit/log.js';
@@ -89,17 +90,21 @@ export class Eraser {
     return true;
   }
 
-  /** Erases a dossier's status record, deliveries, sealed content (if any is left), hits and links. */
+  /**
+   * Erases a dossier's status record, deliveries, sealed content (if any is left), hits and links, and
+   * the records kept with it (its companions: the exchange's peer deliveries and relay bookkeeping).
+   */
   async eraseDossier(id: string, reason: ErasureReason): Promise<void> {
     const sealedLeft = await this.redis.hexists(this.keys.dossier(id), 'sealed');
-    const keys = [this.keys.dossier(id), this.keys.deliveries(id), this.keys.hits(id), this.keys.dossierLinks(id)];
+    const companions = await this.redis.smembers(this.keys.dossierCompanions(id));
+    const keys = [this.keys.dossier(id), this.keys.deliveries(id), this.keys.hits(id), this.keys.dossierLinks(id), this.keys.dossierCompanions(id), ...companions];
     const present = (await this.redis.exists(...keys)) > 0;
     await this.audit.append({
       kind: 'erasure',
       action: 'dossier.erased',
       dossier: id,
       reason,
-      erased: ['status', 'deliveries', 'hits', 'links', ...(sealedLeft ? ['sealed dossier'] : [])],
+      erased: ['status', 'deliveries', 'hits', 'links', ...(companions.length ? ['exchange records'] : []), ...(sealedLeft ? ['sealed dossier'] : [])],
       ...(present ? {} : { state: 'already gone from the store' }),
     });
     const results = (await this.redis.multi().del(...keys).zrem(retentionKey(this.keys), dossierDueMember(id)).exec()) ?? [];

@@ -87,6 +87,11 @@ export class Keys {
   hits(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:hits`; }
   /** The dossier's sealed link items (normalised addresses, VRMs, phones, company numbers). */
   dossierLinks(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:links`; }
+  /**
+   * Set of further keys that live exactly as long as the dossier's status record (its exchange records):
+   * packets extend them with the record (mailbox.ts) and its erasure erases them (retention/erase.ts).
+   */
+  dossierCompanions(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:companions`; }
   /** Per source: dossier ids holding a value whose keyed HMAC is `mac` (zset scored by expiry). */
   linkIndex(source: string, mac: string) { return `${this.prefix}:links:${source}:${mac}`; }
 }

@@ -2,7 +2,8 @@
  * Canary scan: a dossier whose every free-text value carries a marker goes through the whole flow —
  * packets pulled and acknowledged, hits posted and bundled, a preview, an audit search, refused
  * submissions. Afterwards the marker appears nowhere in Redis (any key type), the logs (debug level),
- * the audit trail or any error answer. "~" never occurs in base64, so ciphertext cannot hold it by chance.
+ * the audit trail, any error answer, the queue dashboard's data (GET /v1/queues) or the metrics
+ * (GET /metrics). "~" never occurs in base64, so ciphertext cannot hold it by chance.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +16,8 @@ import { api, dumpKeys, fixture, PARTNERS, ROOT, startTestGateway, TOKENS, waitS
 const MARK = '~CNRY';
 const logs: string[] = [];
 let gw: TestGateway;
-const errors: string[] = [];
+/** Answers that must not carry the marker: errors, audit search results, queue counts, metrics. */
+const answers: string[] = [];
 
 /** Appends the marker to every string the schema still accepts with it. */
 function canaryDossier(): { dossier: Record<string, unknown>; marked: number } {
@@ -57,7 +59,7 @@ afterAll(async () => {
 });
 
 describe('canary scan', () => {
-  it('the marker reaches only the packets, hits and bundle — never storage, logs, audit or errors', async () => {
+  it('the marker reaches only the packets, hits and bundle — never storage, logs, audit, errors, queues or metrics', async () => {
     const { dossier, marked } = canaryDossier();
     expect(marked).toBeGreaterThan(40); // names, addresses, summaries, notes, purpose, reference…
     const source = TOKENS['west-midlands-rocu']!;
@@ -97,13 +99,13 @@ describe('canary scan', () => {
       hits: [{ subject: `ref_unknown${MARK}`, kind: 'tenancy', detail: { line1: `1 Road${MARK}` }, matchedOn: ['name'], confidence: 'possible' }],
     });
     expect(badHits.status).toBeGreaterThanOrEqual(400);
-    errors.push(badHits.text);
+    answers.push(badHits.text);
 
     // Refused dossiers: a schema violation and SECRET, both full of markers.
     for (const bad of [{ ...dossier, unexpected: `x${MARK}` }, { ...dossier, classification: 'SECRET' }, { ...dossier, subjects: 'nope' }]) {
       const r = await api(gw.url, 'POST', '/v1/dossiers', source, bad);
       expect(r.status).toBeGreaterThanOrEqual(400);
-      errors.push(r.text);
+      answers.push(r.text);
     }
     // A preview (its answer is the partner's view and may hold markers; only storage and logs are scanned).
     const preview = await api(gw.url, 'POST', '/v1/preview', TOKENS['governance'], { dossier, partner: 'council-housing' });
@@ -111,16 +113,26 @@ describe('canary scan', () => {
     // An audit search by the marked reference.
     const search = await api(gw.url, 'GET', `/v1/audit?reference=${encodeURIComponent(String(dossier.reference))}`, TOKENS['governance']);
     expect(search.status).toBe(200);
-    errors.push(JSON.stringify(search.json.records ?? []));
+    answers.push(JSON.stringify(search.json.records ?? []));
 
     // The bundle (the force's own view; pulled to exercise the path).
     expect((await api(gw.url, 'GET', `/v1/dossiers/${res.json.id}/hits`, source)).status).toBe(200);
+
+    // The queue dashboard's data (governance) and the metrics, after all of the above: counts and codes only.
+    const queues = await api(gw.url, 'GET', '/v1/queues', TOKENS['governance']);
+    expect(queues.status).toBe(200);
+    expect(queues.json.queues.length).toBeGreaterThan(0);
+    answers.push(queues.text);
+    const metrics = await api(gw.url, 'GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/cordon_dossiers_received_total/);
+    answers.push(metrics.text);
 
     const dump = [...(await dumpKeys(gw.redis, gw.prefix))].map(([k, v]) => `${k}\t${v}`);
     expect(dump.length).toBeGreaterThan(10);
     expect(dump.filter((line) => line.includes(MARK))).toEqual([]);
     expect(logs.length).toBeGreaterThan(0);
     expect(logs.filter((line) => line.includes(MARK))).toEqual([]);
-    expect(errors.filter((text) => text.includes(MARK))).toEqual([]);
+    expect(answers.filter((text) => text.includes(MARK))).toEqual([]);
   });
 });

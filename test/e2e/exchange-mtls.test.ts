@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken, newToken } from '../../gateway/config/clients.js';
+import { loadConfig } from '../../gateway/config/env.js';
 import { loadOrCreateGatewayKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
@@ -84,15 +85,10 @@ beforeAll(async () => {
   const bClients = path.join(bState, 'clients.yaml');
   await writeFile(bClients, sample + `  - id: west-midlands-gateway\n    role: peer\n    peer: west-midlands\n    tokens: ["${hashToken(tokenAtoB)}"]\n`);
 
-  // B alone listens on HTTPS: the variables are read while it starts.
-  process.env.CORDON_TLS_CERT = path.join(certs, 'server.crt');
-  process.env.CORDON_TLS_KEY = path.join(certs, 'server.key');
-  try {
-    B = await startTestGateway({ policyDir: bDir, stateDir: bState, port: bPort, clientsFile: bClients });
-  } finally {
-    delete process.env.CORDON_TLS_CERT;
-    delete process.env.CORDON_TLS_KEY;
-  }
+  // B alone listens on HTTPS: CORDON_TLS_CERT/KEY, read and checked with the other settings.
+  const { tls } = loadConfig({ CORDON_TLS_CERT: path.join(certs, 'server.crt'), CORDON_TLS_KEY: path.join(certs, 'server.key') }, ROOT);
+  expect(tls).toBeDefined();
+  B = await startTestGateway({ policyDir: bDir, stateDir: bState, port: bPort, clientsFile: bClients, tls });
   A = await startTestGateway({ policyDir: aDir, stateDir: aState, port: aPort });
 }, 60_000);
 

@@ -9,6 +9,8 @@ import { cp, mkdtemp, readFile, rm, unlink, writeFile, mkdir } from 'node:fs/pro
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken, newToken } from '../../gateway/config/clients.js';
 import {
@@ -295,6 +297,17 @@ describe('cross-border exchange between two gateways', () => {
     expect(await B.gw.redis.hlen(`${B.gw.prefix}:exchange:out:${id}`)).toBe(0);
     expect(await auditActions(B)).toContain('exchange.not_forwarded');
   }, 30_000);
+
+  it("both gateways' audit records, exchange ones included, match schemas/audit-event.schema.json", async () => {
+    const ajv = new Ajv2020({ strict: true, allErrors: true });
+    addFormats.default(ajv);
+    const valid = ajv.compile(JSON.parse(await readFile(path.join(ROOT, 'schemas/audit-event.schema.json'), 'utf8')) as object);
+    for (const side of [A, B]) {
+      const rows = await side.gw.redis.lrange(`${side.gw.prefix}:audit:log`, 0, -1);
+      expect(rows.some((r) => r.includes('"packet":"env_'))).toBe(true);
+      for (const row of rows) expect(valid(JSON.parse(row)), `${row.slice(0, 200)} ${JSON.stringify(valid.errors)}`).toBe(true);
+    }
+  });
 });
 
 describe('a peer that is down', () => {

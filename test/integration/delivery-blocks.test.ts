@@ -1,7 +1,8 @@
 /**
  * Fail closed per delivery: an expired agreement, an agreement below the dossier's classification, a
  * missing, expired, revoked or mismatched partner key each block that one delivery with a reason code
- * and never fall back to another key; the other partners still get their packets.
+ * and never fall back to another key; the other partners still get their packets. Unusable partner and
+ * peer gateway keys show in /readyz as detail, without taking the gateway out of service.
  */
 import { copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,6 +28,13 @@ beforeAll(async () => {
   await editYaml(p('immigration-enforcement'), ['partner', 'key', 'fingerprint'], fps.revoked);
   // A valid key that is not the pinned one.
   await copyFile(path.join(ROOT, 'test/fixtures/keys/intruder.asc'), path.join(policies.dir, 'keys', 'childrens-services.asc'));
+  // Peer gateways: one pinning another key than its file holds, one whose key file is missing.
+  const peer = (id: string) => path.join(policies.dir, 'peers', `${id}.yaml`);
+  await editYaml(peer('warwickshire'), ['peer', 'key', 'fingerprint'], fps.intruder);
+  await copyFile(peer('warwickshire'), peer('staffordshire'));
+  await editYaml(peer('staffordshire'), ['peer', 'id'], 'staffordshire');
+  await editYaml(peer('staffordshire'), ['peer', 'force'], 'staffordshire');
+  await editYaml(peer('staffordshire'), ['peer', 'key', 'file'], 'keys/staffordshire-gateway.asc');
   gw = await startTestGateway({ policyDir: policies.dir });
 });
 
@@ -67,5 +75,12 @@ describe('blocked deliveries', () => {
     expect(ready.status).toBe(200); // the other partners are still served
     expect(ready.json.checks.keys.detail).toMatch(/childrens-services/);
     expect(ready.json.checks.keys.detail).toMatch(/council-housing/);
+  });
+
+  it('readiness names the peers whose gateway keys are unusable, as detail only', async () => {
+    const ready = await api(gw.url, 'GET', '/readyz');
+    expect(ready.status).toBe(200); // the partners and the other peers are still served
+    expect(ready.json.status).toBe('ready');
+    expect(ready.json.checks.peerKeys).toEqual({ ready: true, detail: 'exchange blocked for unusable peer keys: staffordshire, warwickshire' });
   });
 });

@@ -208,7 +208,7 @@ describe('after the dossier is recalled', () => {
     expect(again.hmrc.noticeState).toBe('acknowledged');
   });
 
-  it('a recall landing while hits are being stored: the store refuses them atomically (the exchange path is unchanged)', async () => {
+  it('a recall landing while hits are being stored: the store refuses them atomically', async () => {
     const keys = new Keys(gw.prefix);
     const store = new HitStore(gw.redis, keys, deriveKey(Buffer.alloc(32, 7), 'seal'), () => deriveKey(Buffer.alloc(32, 7), 'mac'));
     const hit: StoredHit = {
@@ -226,7 +226,8 @@ describe('after the dossier is recalled', () => {
     await expect(store.add(id, 'west-midlands', [hit], ['mac1'], { refuseRecalled: true })).rejects.toMatchObject({ code: 'dossier_recalled' });
     expect(await gw.redis.hexists(keys.hits(id), 'hit_race')).toBe(0);
     expect(await gw.redis.exists(keys.linkIndex('west-midlands', 'mac1'))).toBe(0);
-    // Without the flag (hits relayed by a peer gateway) the store takes them as before.
+    // Without the flag the store takes them as before (both partners' and relayed hits ask for the refusal:
+    // see exchange-relay.test.ts for the relayed path).
     expect(await store.add(id, 'west-midlands', [hit], [])).toEqual({ added: 1, total: 2 });
   });
 });
