@@ -192,7 +192,14 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         return exchangeQueue;
       },
       enqueueDossier: (id) => (dossierQueue ? dossierQueue.enqueue(id) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
+      // A peer's recall envelope recalls, here, the dossier made from its dossier envelope.
+      recall: (id, actor, reason) => recall.recallFromPeer(id, actor, reason),
       retention,
+    });
+    // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
+    const recall = new Recall({
+      redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live: () => live, gatewayKey, master,
+      onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
     });
 
     const result: RunningGateway = { config, redisUrl, close };
@@ -260,7 +267,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
         accountability: {
           audit,
           query: new AuditQuery(redis, audit, deriveKey(master, 'audit-index'), () => [...live.set.sources.keys()]),
-          recall: new Recall({ redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live: () => live, gatewayKey, master }),
+          recall,
         },
         hits: hitsModule.http(),
         preview: new PolicyPreview<RecipientKey>({ live: () => live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),

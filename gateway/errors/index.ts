@@ -39,6 +39,8 @@ export const ERROR_CODES = [
   'packet_is_recall_notice',
   // exchange between gateways
   'envelope_invalid',
+  'envelope_unknown',
+  'envelope_wrong_peer',
   'source_key_invalid',
   // audit, retention and recall
   'query_invalid',

@@ -20,8 +20,15 @@
  * marked `via` the force they came through. Hits relayed onto a dossier its source has recalled are
  * refused (`dossier_recalled`), like a partner's. Every step is audited on both sides.
  *
- * The exchange records of a dossier (peer deliveries, envelopes, origin) live exactly as long as its
- * status record; the inbound replay records, REPLAY_RECORD_TTL_SECONDS.
+ * Recall: when the source recalls a dossier (gateway/recall), every peer whose delivery may have left
+ * gets a `recall` envelope quoting the dossier envelope's id, with the reason code and when it was
+ * issued (never the note); its id is derived from (dossier, peer), so a repeated recall sends nothing
+ * twice. A delivery that has not left yet is cancelled instead. The peer finds the dossier it made from
+ * that envelope (only the peer that sent it may recall it) and recalls it there, as `peer:<id>`: its
+ * partners get recall notices, their unretrieved packets are erased. See recallPeers and receiveRecall.
+ *
+ * The exchange records of a dossier (peer deliveries, envelopes, origin, the inbound envelope → dossier
+ * map) live exactly as long as its status record; the inbound replay records, REPLAY_RECORD_TTL_SECONDS.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,6 +44,7 @@ import type { Dossier } from '../intake/types.js';
 import { validateDossier, validateHits } from '../intake/validate.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PeerPolicy } from '../policy/types.js';
+import { RECALL_REASONS, type RecallReason } from '../recall/recall.js';
 import { redact } from '../redact/redact.js';
 import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
 import { IDEMPOTENCY_TTL_SECONDS, isRecalled, RECORD_TTL_SECONDS, type DossierRecord, type DossierStore } from '../store/dossiers.js';
@@ -89,7 +97,45 @@ end
 return t
 `;
 
-export type PeerDeliveryState = 'queued' | 'sent' | 'failed' | 'blocked';
+/**
+ * KEYS[1] a dossier's peer deliveries. ARGV[1] the peer, ARGV[2] its new delivery (JSON), ARGV[3..] the
+ * states it may replace. Writes only over a delivery in one of those states (the dossier job, the recall
+ * and the dead letter move a delivery on concurrently); returns 1 when written.
+ */
+const REPLACE_DELIVERY = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local state = cjson.decode(cur).state
+for i = 3, #ARGV do
+  if state == ARGV[i] then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return 1
+  end
+end
+return 0
+`;
+
+/**
+ * `recalled`: the source recalled the dossier before it reached the peer (cancelled before sending, or
+ * the peer answered it never got it): nothing there to recall. `recall_queued` | `recall_sent` |
+ * `recall_failed`: the dossier had left (or may have: an attempt whose answer was lost) and its recall
+ * envelope is on its way, was taken by the peer, or was dead-lettered.
+ */
+export type PeerDeliveryState = 'queued' | 'sent' | 'failed' | 'blocked' | 'recalled' | 'recall_queued' | 'recall_sent' | 'recall_failed';
+
+/** The recall of a dossier as it concerns one peer: codes, times and ids only (never the note). */
+export interface PeerRecall {
+  reason: string;
+  /** When the source issued the recall. */
+  issuedAt: string;
+  /** The recall envelope (absent when the dossier was cancelled before sending). */
+  envelopeId?: string;
+  /** The state of the dossier's delivery when the recall reached it. */
+  after: 'queued' | 'sent' | 'failed';
+  attempts?: number;
+  /** When the peer took the recall. */
+  sentAt?: string;
+}
 
 export interface PeerDelivery {
   state: PeerDeliveryState;
@@ -99,8 +145,19 @@ export interface PeerDelivery {
   /** The dossier id the peer gateway gave it (opaque). */
   remoteDossier?: string;
   attempts?: number;
+  /** Once the source has recalled the dossier. */
+  recall?: PeerRecall;
   updatedAt: string;
 }
+
+/** What `exchange:env:<dossier envelope>` holds under `recall` once the source has recalled the dossier. */
+interface RecallMarkOnEnvelope {
+  reason: string;
+  issuedAt: string;
+}
+
+/** Deliveries whose dossier has left for good: a dossier job finding one of these has nothing to do. */
+const LEFT_OR_RECALLED = new Set<PeerDeliveryState>(['sent', 'recalled', 'recall_queued', 'recall_sent', 'recall_failed']);
 
 export interface ExchangeDeps {
   redis: Redis;
@@ -119,12 +176,14 @@ export interface ExchangeDeps {
   queue: () => ExchangeQueue;
   /** For inbound dossiers (api role): queue the local fan-out. */
   enqueueDossier?: (id: string) => Promise<void>;
+  /** For inbound recalls (api role): recall, here, a dossier received from a peer, as `actor` (`peer:<id>`). */
+  recall?: (dossierId: string, actor: string, reason: RecallReason) => Promise<{ state: string }>;
   retention?: { schedule(member: string, due: Date): Promise<void> };
   fetchTimeoutMs?: number;
 }
 
 interface EnvelopeHeader {
-  type: 'dossier' | 'hits';
+  type: 'dossier' | 'hits' | 'recall';
   id: string;
   from: string;
   to: string;
@@ -162,9 +221,18 @@ export class Exchange {
   private originKey(dossierId: string) {
     return `${this.deps.keys.prefix}:exchange:origin:${dossierId}`;
   }
+  /** Inbound: the dossier this gateway made from a peer's dossier envelope (kept with its status record). */
+  private inboundKey(peer: string, envelopeId: string) {
+    return `${this.deps.keys.prefix}:exchange:in:${peer}:${envelopeId}`;
+  }
 
   envelopeId(dossierId: string, peer: string): string {
     return 'env_' + hmacId(this.idKey, 'dossier', dossierId, peer);
+  }
+
+  /** The recall envelope of a dossier to a peer: one per (dossier, peer), whatever the retries or repeats. */
+  recallEnvelopeId(dossierId: string, peer: string): string {
+    return 'env_' + hmacId(this.idKey, 'recall', dossierId, peer);
   }
 
   /** This gateway's force: `CORDON_FORCE_ID`, or the only source configured. */
@@ -187,6 +255,20 @@ export class Exchange {
   private async setDelivery(dossierId: string, peer: string, d: PeerDelivery): Promise<void> {
     const multi = this.deps.redis.multi().hset(this.outKey(dossierId), peer, JSON.stringify(d));
     await this.keepWithStatus(multi, dossierId, this.outKey(dossierId)).exec();
+  }
+
+  private async delivery(dossierId: string, peer: string): Promise<PeerDelivery | undefined> {
+    const v = await this.deps.redis.hget(this.outKey(dossierId), peer);
+    return v ? (JSON.parse(v) as PeerDelivery) : undefined;
+  }
+
+  /** Writes the delivery only over one in a state of `from` (see REPLACE_DELIVERY); true when written. */
+  private async replaceDelivery(dossierId: string, peer: string, d: PeerDelivery, from: PeerDeliveryState[]): Promise<boolean> {
+    const multi = this.deps.redis.multi().eval(REPLACE_DELIVERY, 1, this.outKey(dossierId), peer, JSON.stringify(d), ...from);
+    const results = (await this.keepWithStatus(multi, dossierId, this.outKey(dossierId)).exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0]!;
+    return results[0]?.[1] === 1;
   }
 
   /**
@@ -283,24 +365,40 @@ export class Exchange {
   /** The exchange job: encrypt, sign and POST one envelope. Throws to be retried. */
   async run(job: ExchangeJob): Promise<void> {
     if (job.type === 'dossier') return this.sendDossier(job.envelopeId);
+    if (job.type === 'recall') return this.sendRecall(job.dossierId, job.peer, job.envelopeId);
     return this.sendHits(job.dossierId, job.envelopeId);
   }
 
   /** Retries spent, or the peer refused: the delivery is dead-lettered with the reason. */
   async failed(job: ExchangeJob, err: Error): Promise<void> {
+    if (job.type === 'recall') return this.recallFailed(job.dossierId, job.peer, job.envelopeId, err);
     const env = await this.deps.redis.hgetall(this.envKey(job.envelopeId));
     const dossierId = job.type === 'dossier' ? env.dossier : job.dossierId;
     const peer = job.type === 'dossier' ? env.peer : (await this.deps.redis.hget(this.originKey(job.dossierId), 'peer')) ?? undefined;
     await this.deps.audit.append({ kind: 'decision', action: `exchange.${job.type}_failed`, dossier: dossierId, packet: job.envelopeId, recipient: `peer:${peer}`, reason: err.message.slice(0, 200) });
     if (job.type === 'dossier' && dossierId && peer) {
       await this.deps.redis.hdel(this.envKey(job.envelopeId), 'sealed');
-      await this.setDelivery(dossierId, peer, { state: 'failed', envelopeId: job.envelopeId, reason: 'dead_letter', message: err.message.slice(0, 500), updatedAt: new Date().toISOString() });
+      const prior = await this.delivery(dossierId, peer);
+      await this.replaceDelivery(
+        dossierId,
+        peer,
+        { state: 'failed', envelopeId: job.envelopeId, reason: 'dead_letter', message: err.message.slice(0, 500), ...(prior?.attempts ? { attempts: prior.attempts } : {}), updatedAt: new Date().toISOString() },
+        ['queued'],
+      );
+      // Recalled while it was being tried: an attempt may have reached the peer, so it gets the recall.
+      if (await this.recallMark(job.envelopeId)) await this.settleRecalled(dossierId, peer, false);
     }
   }
 
   private async sendDossier(envelopeId: string): Promise<void> {
     const env = await this.deps.redis.hgetall(this.envKey(envelopeId));
-    if (env.peer && env.dossier && (await this.deliveries(env.dossier)).find((d) => d.peer === env.peer)?.state === 'sent') return; // a duplicate job
+    const current = env.peer && env.dossier ? await this.delivery(env.dossier, env.peer) : undefined;
+    if (current && LEFT_OR_RECALLED.has(current.state)) return; // a duplicate job
+    // Recalled before this job ran: the dossier is not sent (cancelled, or recalled if an attempt may have arrived).
+    if (env.recall && env.peer && env.dossier && current?.state === 'queued') {
+      await this.settleRecalled(env.dossier, env.peer, false);
+      return;
+    }
     if (!env.sealed || !env.peer || !env.dossier) throw new PermanentExchangeError(`envelope ${envelopeId} is no longer held`);
     const body = JSON.parse(unseal(this.sealKey, env.sealed, envelopeId).toString('utf8')) as Record<string, unknown>;
     const { policy, key } = await this.peerAndKey(env.peer);
@@ -310,14 +408,17 @@ export class Exchange {
     try {
       answer = await this.post(policy, message);
     } catch (err) {
-      await this.setDelivery(env.dossier, env.peer, {
-        state: 'queued',
-        envelopeId,
-        reason: 'retrying',
-        message: (err as Error).message.slice(0, 500),
-        attempts: (prior?.attempts ?? 0) + 1,
-        updatedAt: new Date().toISOString(),
-      });
+      await this.replaceDelivery(
+        env.dossier,
+        env.peer,
+        { state: 'queued', envelopeId, reason: 'retrying', message: (err as Error).message.slice(0, 500), attempts: (prior?.attempts ?? 0) + 1, updatedAt: new Date().toISOString() },
+        ['queued'],
+      );
+      // Recalled during the attempt: no more attempts; the attempt may have arrived, so the peer gets the recall.
+      if (await this.recallMark(envelopeId)) {
+        await this.settleRecalled(env.dossier, env.peer, false);
+        return;
+      }
       throw err;
     }
     await this.deps.audit.append({
@@ -333,13 +434,20 @@ export class Exchange {
     });
     // Sent: the sealed body goes (the refs stay, to map the peer's hits back).
     await this.deps.redis.hdel(this.envKey(envelopeId), 'sealed');
-    await this.setDelivery(env.dossier, env.peer, {
-      state: 'sent',
-      envelopeId,
-      ...(typeof answer.id === 'string' ? { remoteDossier: answer.id } : {}),
-      attempts: (prior?.attempts ?? 0) + 1,
-      updatedAt: new Date().toISOString(),
-    });
+    await this.replaceDelivery(
+      env.dossier,
+      env.peer,
+      {
+        state: 'sent',
+        envelopeId,
+        ...(typeof answer.id === 'string' ? { remoteDossier: answer.id } : {}),
+        attempts: (prior?.attempts ?? 0) + 1,
+        updatedAt: new Date().toISOString(),
+      },
+      ['queued'],
+    );
+    // Recalled while it was on its way (the mark is set before the recall reads the delivery): recall it there.
+    if (await this.recallMark(envelopeId)) await this.settleRecalled(env.dossier, env.peer, false);
   }
 
   private async peerAndKey(peer: string): Promise<{ policy: PeerPolicy; key: RecipientKey }> {
@@ -366,7 +474,11 @@ export class Exchange {
     return { header, message };
   }
 
-  /** POSTs to the peer; 2xx → its JSON answer; a 4xx refusal (but 408/429) is permanent; else retried. */
+  /**
+   * POSTs to the peer; 2xx → its JSON answer; a 4xx refusal (but 408/429, and `dossier_not_settled`: a
+   * recall that arrived while the peer's fan-out of the dossier is still running) is permanent
+   * (PeerRefusal, with the peer's error code); else retried.
+   */
   private async post(policy: PeerPolicy, message: string): Promise<{ id?: string }> {
     let token: string;
     try {
@@ -393,8 +505,144 @@ export class Exchange {
     if (ok) return json as { id?: string };
     const code = (json.error as { code?: string } | undefined)?.code ?? String(res.status);
     const msg = `peer ${policy.peer.id} answered ${res.status} ${code}`;
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentExchangeError(msg);
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429 && code !== 'dossier_not_settled') throw new PeerRefusal(msg, code);
     throw new Error(msg);
+  }
+
+  // ---- recall ----------------------------------------------------------------------------------
+
+  /**
+   * After the source's recall of a dossier (gateway/recall, once it is done and audited here): every
+   * peer delivery whose dossier has left, or may have (sent; queued or failed after an attempt whose
+   * answer may have been lost), gets a recall envelope on the exchange queue; one that has not left is
+   * cancelled (`recalled`, audited `exchange.dossier_cancelled`). Idempotent: the mark on the dossier
+   * envelope is written once, the recall envelope id is derived from (dossier, peer), and a delivery
+   * already moved on is left as it is. Returns each peer delivery's state after. A dossier that came
+   * from a peer was never sent to one.
+   */
+  async recallPeers(dossierId: string, source: string, recall: { reason: string; issuedAt: string }): Promise<Array<{ peer: string; state: PeerDeliveryState }>> {
+    if (isPeerSource(source)) return [];
+    const out: Array<{ peer: string; state: PeerDeliveryState }> = [];
+    for (const d of await this.deliveries(dossierId)) {
+      if (!d.envelopeId) {
+        out.push({ peer: d.peer, state: d.state }); // blocked: nothing was prepared, nothing left
+        continue;
+      }
+      // The mark first, then the delivery read anew: a dossier job that settles after that read finds the mark.
+      const envKey = this.envKey(d.envelopeId);
+      const mark: RecallMarkOnEnvelope = { reason: recall.reason, issuedAt: recall.issuedAt };
+      await this.keepWithStatus(this.deps.redis.multi().hsetnx(envKey, 'recall', JSON.stringify(mark)), dossierId, envKey).exec();
+      out.push({ peer: d.peer, state: await this.settleRecalled(dossierId, d.peer, true) });
+    }
+    return out;
+  }
+
+  private async recallMark(envelopeId: string): Promise<RecallMarkOnEnvelope | undefined> {
+    const v = await this.deps.redis.hget(this.envKey(envelopeId), 'recall');
+    return v ? (JSON.parse(v) as RecallMarkOnEnvelope) : undefined;
+  }
+
+  /**
+   * Moves a peer delivery of a recalled dossier on; returns its state after. `withdraw`: the caller is
+   * not the dossier job, so a dossier job not started yet is taken off the queue first, and one a
+   * worker holds is left to settle it itself (it reads the mark once its attempt is over).
+   */
+  private async settleRecalled(dossierId: string, peer: string, withdraw: boolean): Promise<PeerDeliveryState> {
+    for (let round = 0; ; round++) {
+      const d = await this.delivery(dossierId, peer);
+      if (!d?.envelopeId) return d?.state ?? 'blocked';
+      const mark = await this.recallMark(d.envelopeId);
+      if (!mark) return d.state;
+      if (round >= 5) return d.state; // moved on under us again and again: what it is now
+      const now = new Date().toISOString();
+      if (d.state === 'recall_queued') {
+        // Queued before (perhaps cut short): queue it again; the job id makes that a no-op if it is there.
+        await this.enqueueRecall(dossierId, peer, d);
+        return d.state;
+      }
+      if (d.state === 'queued' && withdraw && (await this.deps.queue().withdraw(d.envelopeId)) === 'active') return d.state;
+      if (d.state === 'queued' && !d.attempts && d.reason !== 'retrying') {
+        // Never tried: it has not left. Cancelled, and its sealed body goes.
+        await this.deps.audit.append({ kind: 'decision', action: 'exchange.dossier_cancelled', dossier: dossierId, packet: d.envelopeId, recipient: `peer:${peer}`, reason: 'recalled' });
+        const cancelled: PeerDelivery = { state: 'recalled', envelopeId: d.envelopeId, reason: 'cancelled_before_sending', recall: { reason: mark.reason, issuedAt: mark.issuedAt, after: 'queued' }, updatedAt: now };
+        if (await this.replaceDelivery(dossierId, peer, cancelled, ['queued'])) {
+          await this.deps.redis.hdel(this.envKey(d.envelopeId), 'sealed');
+          return cancelled.state;
+        }
+        continue;
+      }
+      if (d.state === 'sent' || d.state === 'failed' || d.state === 'queued') {
+        const next: PeerDelivery = {
+          state: 'recall_queued',
+          envelopeId: d.envelopeId,
+          ...(d.remoteDossier ? { remoteDossier: d.remoteDossier } : {}),
+          ...(d.attempts ? { attempts: d.attempts } : {}),
+          recall: { reason: mark.reason, issuedAt: mark.issuedAt, envelopeId: this.recallEnvelopeId(dossierId, peer), after: d.state },
+          updatedAt: now,
+        };
+        if (await this.replaceDelivery(dossierId, peer, next, [d.state])) {
+          if (d.state === 'queued') await this.deps.redis.hdel(this.envKey(d.envelopeId), 'sealed');
+          await this.enqueueRecall(dossierId, peer, next);
+          return next.state;
+        }
+        continue;
+      }
+      return d.state; // blocked, recalled, recall_sent, recall_failed: nothing more to do
+    }
+  }
+
+  private async enqueueRecall(dossierId: string, peer: string, d: PeerDelivery): Promise<void> {
+    if (!d.recall?.envelopeId) return;
+    await this.deps.queue().enqueue({ type: 'recall', dossierId, peer, envelopeId: d.recall.envelopeId });
+  }
+
+  /** The recall job: `{"envelope": {type: "recall", inReplyTo: <dossier envelope>, …}, "recall": {reason, issuedAt}}`. */
+  private async sendRecall(dossierId: string, peer: string, envelopeId: string): Promise<void> {
+    const d = await this.delivery(dossierId, peer);
+    // Taken by the peer already, or not this envelope's: a duplicate job.
+    if (!d?.envelopeId || d.state !== 'recall_queued' || d.recall?.envelopeId !== envelopeId) return;
+    const recall = d.recall;
+    const { policy, key } = await this.peerAndKey(peer);
+    const { header, message } = await this.seal('recall', envelopeId, policy, key, { recall: { reason: recall.reason, issuedAt: recall.issuedAt } }, { inReplyTo: d.envelopeId });
+    const attempts = (recall.attempts ?? 0) + 1;
+    try {
+      await this.post(policy, message);
+    } catch (err) {
+      if (err instanceof PeerRefusal && err.code === 'envelope_unknown' && recall.after !== 'sent') {
+        // The dossier was never confirmed sent and the peer does not know it: it never arrived, nothing to recall there.
+        await this.deps.audit.append({ kind: 'decision', action: 'exchange.recall_not_received', dossier: dossierId, packet: envelopeId, inReplyTo: d.envelopeId, recipient: `peer:${peer}`, reason: 'envelope_unknown' });
+        await this.replaceDelivery(dossierId, peer, { ...omitDelivery(d), state: 'recalled', reason: 'not_received', recall: { ...recall, attempts }, updatedAt: new Date().toISOString() }, ['recall_queued']);
+        return;
+      }
+      await this.replaceDelivery(
+        dossierId,
+        peer,
+        { ...omitDelivery(d), state: 'recall_queued', reason: 'retrying', message: (err as Error).message.slice(0, 500), recall: { ...recall, attempts }, updatedAt: new Date().toISOString() },
+        ['recall_queued'],
+      );
+      throw err;
+    }
+    await this.deps.audit.append({
+      kind: 'disclosure',
+      action: 'exchange.recall_sent',
+      dossier: dossierId,
+      packet: envelopeId,
+      inReplyTo: d.envelopeId,
+      recipient: `peer:${peer}`,
+      reason: recall.reason,
+      agreement: agreementOf(policy),
+      keyFingerprint: key.fingerprint,
+      issuedAt: header.issuedAt,
+    });
+    const now = new Date().toISOString();
+    await this.replaceDelivery(dossierId, peer, { ...omitDelivery(d), state: 'recall_sent', recall: { ...recall, attempts, sentAt: now }, updatedAt: now }, ['recall_queued']);
+  }
+
+  private async recallFailed(dossierId: string, peer: string, envelopeId: string, err: Error): Promise<void> {
+    await this.deps.audit.append({ kind: 'decision', action: 'exchange.recall_failed', dossier: dossierId, packet: envelopeId, recipient: `peer:${peer}`, reason: err.message.slice(0, 200) });
+    const d = await this.delivery(dossierId, peer);
+    if (d?.state !== 'recall_queued') return;
+    await this.replaceDelivery(dossierId, peer, { ...omitDelivery(d), state: 'recall_failed', reason: 'dead_letter', message: err.message.slice(0, 500), updatedAt: new Date().toISOString() }, ['recall_queued']);
   }
 
   // ---- hits relay ------------------------------------------------------------------------------
@@ -442,7 +690,12 @@ export class Exchange {
   // ---- inbound ---------------------------------------------------------------------------------
 
   /** `POST /v1/exchange/inbound` from the peer `peerId` (the credential's). Nothing is stored unless it all holds. */
-  async receive(clientId: string, peerId: string, armored: unknown, clientCert?: string): Promise<{ type: string; envelope: string; id?: string; accepted?: number; duplicates?: number; replayed: boolean }> {
+  async receive(
+    clientId: string,
+    peerId: string,
+    armored: unknown,
+    clientCert?: string,
+  ): Promise<{ type: string; envelope: string; id?: string; state?: string; accepted?: number; duplicates?: number; replayed: boolean }> {
     try {
       return await this.receiveChecked(clientId, peerId, armored, clientCert);
     } catch (err) {
@@ -476,7 +729,7 @@ export class Exchange {
       throw err;
     }
     if (Buffer.byteLength(data, 'utf8') > MAX_PLAINTEXT_BYTES) throw new GatewayError('payload_too_large', 'The decrypted envelope is larger than the gateway accepts');
-    let doc: { envelope?: Record<string, unknown>; dossier?: unknown; hits?: unknown };
+    let doc: { envelope?: Record<string, unknown>; dossier?: unknown; hits?: unknown; recall?: unknown };
     try {
       doc = JSON.parse(data) as typeof doc;
     } catch {
@@ -484,6 +737,7 @@ export class Exchange {
     }
     const header = this.checkHeader(doc?.envelope, policy);
     if (header.type === 'dossier') return this.receiveDossier(clientId, peerId, policy, header, doc.dossier);
+    if (header.type === 'recall') return this.receiveRecall(clientId, peerId, policy, header, doc as Record<string, unknown>);
     return this.receiveHits(clientId, peerId, policy, header, doc.hits);
   }
 
@@ -491,7 +745,7 @@ export class Exchange {
     const problems: ErrorDetail[] = [];
     const e = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
     const now = Date.now();
-    if (e.type !== 'dossier' && e.type !== 'hits') problems.push({ path: '/envelope/type', message: 'must be "dossier" or "hits"' });
+    if (e.type !== 'dossier' && e.type !== 'hits' && e.type !== 'recall') problems.push({ path: '/envelope/type', message: 'must be "dossier", "hits" or "recall"' });
     if (typeof e.id !== 'string' || !ENVELOPE_ID.test(e.id)) problems.push({ path: '/envelope/id', message: 'must be an envelope id' });
     if (e.from !== policy.peer.force) problems.push({ path: '/envelope/from', message: `must be "${policy.peer.force}", the force of the peer whose credential sent it` });
     let me: string | undefined;
@@ -506,6 +760,7 @@ export class Exchange {
     if (!Number.isFinite(issued) || issued > now + CLOCK_SKEW_MS || issued < now - FRESHNESS_MS) problems.push({ path: '/envelope/issuedAt', message: 'is not fresh (stale, in the future, or missing)' });
     if (!Number.isFinite(expires) || expires <= now) problems.push({ path: '/envelope/expiresAt', message: 'has passed' });
     if (e.type === 'hits' && (typeof e.inReplyTo !== 'string' || !ENVELOPE_ID.test(e.inReplyTo))) problems.push({ path: '/envelope/inReplyTo', message: 'must name the dossier envelope the hits answer' });
+    if (e.type === 'recall' && (typeof e.inReplyTo !== 'string' || !ENVELOPE_ID.test(e.inReplyTo))) problems.push({ path: '/envelope/inReplyTo', message: 'must name the dossier envelope recalled' });
     if (problems.length) throw new GatewayError('envelope_invalid', 'The envelope is not addressed to this gateway, not fresh, or malformed; nothing was stored', problems);
     return e as unknown as EnvelopeHeader;
   }
@@ -538,8 +793,9 @@ export class Exchange {
     };
     try {
       await this.deps.store.create(record, seal(this.sealKey, JSON.stringify(dossier), id));
-      // Hits on this dossier are relayed back for as long as it is kept (its packets extend it).
-      await this.keepWithStatus(this.deps.redis.multi().hset(this.originKey(id), { peer: peerId, envelopeId: header.id }), id, this.originKey(id)).exec();
+      // Hits on this dossier are relayed back, and a recall of its envelope finds it, for as long as it is kept (its packets extend it).
+      const inbound = this.inboundKey(peerId, header.id);
+      await this.keepWithStatus(this.deps.redis.multi().hset(this.originKey(id), { peer: peerId, envelopeId: header.id }).set(inbound, id), id, this.originKey(id), inbound).exec();
       await this.deps.audit.append({
         kind: 'collection',
         action: 'exchange.dossier_received',
@@ -558,11 +814,91 @@ export class Exchange {
       await this.deps.enqueueDossier(id);
     } catch (err) {
       await this.deps.store.discard(id).catch(() => undefined);
-      await this.deps.redis.del(seen, this.originKey(id), this.deps.keys.dossierCompanions(id)).catch(() => undefined);
+      await this.deps.redis.del(seen, this.originKey(id), this.inboundKey(peerId, header.id), this.deps.keys.dossierCompanions(id)).catch(() => undefined);
       if (err instanceof GatewayError) throw err;
       throw new GatewayError('store_unavailable', 'The envelope could not be stored; nothing was kept, try again', undefined, { cause: err });
     }
     return { type: 'dossier', envelope: header.id, id, replayed: false };
+  }
+
+  /**
+   * A peer recalls a dossier it sent here: the dossier made from its envelope `inReplyTo` is recalled
+   * here as `peer:<id>` (its partners get recall notices, unretrieved packets are erased: gateway/recall).
+   * Only the peer that sent that envelope may (another: `403 envelope_wrong_peer`); an envelope this
+   * gateway made no dossier from (or one erased since) is `404 envelope_unknown`; either way nothing
+   * changes. A replay answers `200` with the same dossier and does nothing again; a recall arriving
+   * while the dossier is still being fanned out is `409 dossier_not_settled` (the sender retries).
+   */
+  private async receiveRecall(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, doc: Record<string, unknown>) {
+    const request = parseRecallEnvelope(doc);
+    const inReplyTo = header.inReplyTo!;
+    const dossierId = await this.inboundDossier(peerId, inReplyTo);
+    const record = dossierId ? await this.deps.store.get(dossierId) : undefined;
+    if (!dossierId || !record || record.source !== `${PEER_SOURCE_PREFIX}${peerId}`) {
+      const others = [...this.deps.peers.view().policies.keys()].filter((p) => p !== peerId);
+      for (const other of others) {
+        if (await this.inboundDossier(other, inReplyTo)) {
+          throw new GatewayError('envelope_wrong_peer', `Envelope ${inReplyTo} was not received from peer ${peerId}: only the peer that sent a dossier can recall it; nothing was changed`, [
+            { path: '/envelope/inReplyTo', message: 'names a dossier another peer sent' },
+          ]);
+        }
+      }
+      throw new GatewayError('envelope_unknown', `No dossier received from peer ${peerId} was made from envelope ${inReplyTo} (never received, or erased since); nothing was changed`, [
+        { path: '/envelope/inReplyTo', message: 'is not a dossier envelope received from this peer' },
+      ]);
+    }
+    if (!this.deps.recall) throw new GatewayError('internal', 'inbound exchange needs the api role');
+    if (record.state === 'accepted') {
+      throw new GatewayError('dossier_not_settled', 'The dossier is still being delivered here; the recall is taken once every delivery has settled (retry in a few seconds); nothing was changed');
+    }
+    if (isRecalled(record.state) && record.state !== request.reason) {
+      throw new GatewayError('dossier_recalled', `The dossier was already recalled here as "${record.state}"; nothing was changed`, [{ path: '/recall/reason', message: `already recalled as "${record.state}"` }]);
+    }
+    const seen = this.seenKey(peerId, header.id);
+    const claimed = (await this.deps.redis.set(seen, dossierId, 'EX', REPLAY_RECORD_TTL_SECONDS, 'NX')) !== null;
+    if (!claimed && (await this.deps.redis.get(seen)) !== dossierId) {
+      throw new GatewayError('envelope_invalid', 'This envelope id was already used for another envelope; nothing was changed', [{ path: '/envelope/id', message: 'was already used' }]);
+    }
+    // Recalled already and every partner reached: the same answer, nothing done again. A recall cut
+    // short (a partner without its notice) is completed below: every step of it is idempotent.
+    if (record.state === request.reason && (await this.recallComplete(dossierId, record))) {
+      return { type: 'recall', envelope: header.id, id: dossierId, state: record.state, replayed: true };
+    }
+    try {
+      await this.deps.audit.append({
+        kind: 'alteration',
+        action: 'exchange.recall_received',
+        actor: clientId,
+        dossier: dossierId,
+        packet: header.id,
+        inReplyTo,
+        source: record.source,
+        via: policy.peer.force,
+        agreement: agreementOf(policy),
+        reason: request.reason,
+        issuedAt: request.issuedAt,
+      });
+      const result = await this.deps.recall(dossierId, record.source, request.reason);
+      return { type: 'recall', envelope: header.id, id: dossierId, state: result.state, replayed: false };
+    } catch (err) {
+      if (claimed) await this.deps.redis.del(seen).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The dossier this gateway made from `peer`'s dossier envelope `envelopeId`, checked against its origin record. */
+  private async inboundDossier(peer: string, envelopeId: string): Promise<string | undefined> {
+    // Dossiers received before the inbound map existed are found by their replay record while it lasts.
+    const id = (await this.deps.redis.get(this.inboundKey(peer, envelopeId))) ?? (await this.deps.redis.get(this.seenKey(peer, envelopeId)));
+    if (!id || !/^dos_[0-9a-f]{32}$/.test(id)) return undefined;
+    const origin = await this.deps.redis.hgetall(this.originKey(id));
+    return origin.peer === peer && origin.envelopeId === envelopeId ? id : undefined;
+  }
+
+  /** Whether a recall here reached every partner sent a packet (a notice, or why none could be sent). */
+  private async recallComplete(dossierId: string, record: DossierRecord): Promise<boolean> {
+    const deliveries = await this.deps.store.deliveries(dossierId);
+    return record.partners.every((p) => !deliveries[p]?.packetId || record.recall?.notices[p] !== undefined);
   }
 
   private async receiveHits(clientId: string, peerId: string, policy: PeerPolicy, header: EnvelopeHeader, raw: unknown) {
@@ -674,6 +1010,27 @@ export class Exchange {
   }
 }
 
+/**
+ * The body of a recall envelope: `{"recall": {"reason": "withdrawn"|"corrected", "issuedAt": <date-time>}}`
+ * and nothing else (codes and times only: a note, or anything else, is refused).
+ */
+function parseRecallEnvelope(doc: Record<string, unknown>): { reason: RecallReason; issuedAt: string } {
+  const problems: ErrorDetail[] = [];
+  for (const k of Object.keys(doc)) if (k !== 'envelope' && k !== 'recall') problems.push({ path: `/${k}`, message: 'is not allowed in a recall envelope' });
+  const r = doc.recall;
+  if (!r || typeof r !== 'object' || Array.isArray(r)) {
+    problems.push({ path: '/recall', message: 'must be an object {reason, issuedAt}' });
+    throw new GatewayError('schema_violation', 'The recall envelope is not valid; nothing was changed', problems);
+  }
+  const o = r as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'reason' && k !== 'issuedAt') problems.push({ path: `/recall/${k}`, message: 'is not allowed (a recall envelope carries a reason code and a time only)' });
+  if (!RECALL_REASONS.includes(o.reason as RecallReason)) problems.push({ path: '/recall/reason', message: `must be one of ${RECALL_REASONS.join(', ')}` });
+  const issuedAt = typeof o.issuedAt === 'string' && o.issuedAt.length <= 40 ? Date.parse(o.issuedAt) : NaN;
+  if (!Number.isFinite(issuedAt)) problems.push({ path: '/recall/issuedAt', message: 'must be a date-time' });
+  if (problems.length) throw new GatewayError('schema_violation', 'The recall envelope is not valid; nothing was changed', problems);
+  return { reason: o.reason as RecallReason, issuedAt: o.issuedAt as string };
+}
+
 function agreementOf(policy: PeerPolicy) {
   return { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose };
 }
@@ -684,4 +1041,20 @@ function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknow
 
 function omit(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+}
+
+/** A delivery without the last attempt's reason and message (a new state says its own). */
+function omitDelivery(d: PeerDelivery): PeerDelivery {
+  const { reason: _reason, message: _message, ...rest } = d;
+  return rest;
+}
+
+/** A peer's 4xx refusal of an envelope, with its error code: not retried. */
+export class PeerRefusal extends PermanentExchangeError {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
 }

@@ -1,7 +1,8 @@
 /**
- * The exchange queue: one job per envelope to send to a peer gateway (a dossier, or the hits its
- * partners returned). Job data is ids only; what is sent stays sealed in Redis until the job encrypts
- * it. Job ids are the envelope ids, so queueing one twice is a no-op.
+ * The exchange queue: one job per envelope to send to a peer gateway (a dossier, the hits its
+ * partners returned, or the recall of a dossier sent to it). Job data is ids only; what is sent stays
+ * sealed in Redis until the job encrypts it. Job ids are the envelope ids, so queueing one twice is a
+ * no-op.
  */
 import { hostname } from 'node:os';
 import { pid } from 'node:process';
@@ -11,7 +12,17 @@ import { isGatewayError } from '../errors/index.js';
 
 export const EXCHANGE_QUEUE = 'exchange';
 
-export type ExchangeJob = { type: 'dossier'; envelopeId: string } | { type: 'hits'; dossierId: string; envelopeId: string };
+export type ExchangeJob =
+  | { type: 'dossier'; envelopeId: string }
+  | { type: 'hits'; dossierId: string; envelopeId: string }
+  | { type: 'recall'; dossierId: string; peer: string; envelopeId: string };
+
+/**
+ * What became of a job taken off the queue (`withdraw`): `removed` (it had not started, and never
+ * will), `absent` (no such job) or `finished` (completed or failed: it will not run again), or `active`
+ * (a worker holds it right now: it was left alone).
+ */
+export type Withdrawal = 'removed' | 'absent' | 'finished' | 'active';
 
 export interface ExchangeRetry {
   attempts: number;
@@ -33,6 +44,17 @@ export class ExchangeQueue {
       removeOnComplete: { age: 24 * 3600, count: 10_000 },
       removeOnFail: { age: 30 * 24 * 3600 },
     });
+  }
+
+  /** Takes a job that has not started (waiting, delayed) off the queue; a job a worker holds is left alone. */
+  async withdraw(jobId: string): Promise<Withdrawal> {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return 'absent';
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') return 'finished';
+    if (state === 'active') return 'active';
+    // 0: locked by a worker meanwhile.
+    return (await this.queue.remove(jobId)) === 1 ? 'removed' : 'active';
   }
 
   close(): Promise<void> {

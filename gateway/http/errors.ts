@@ -32,6 +32,8 @@ const STATUS: Record<ErrorCode, number> = {
   signature_invalid: 400,
   packet_is_recall_notice: 409,
   envelope_invalid: 400,
+  envelope_unknown: 404,
+  envelope_wrong_peer: 403,
   source_key_invalid: 409,
   query_invalid: 400,
   dossier_not_settled: 409,

@@ -173,7 +173,11 @@ export interface DossierStatus {
   receivedAt: string;
   policyRevision: string;
   deliveries: Array<{ partner: string } & Delivery>;
-  /** Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason. */
+  /**
+   * Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason; once the
+   * dossier is recalled, recalled (it never reached the peer) | recall_queued | recall_sent | recall_failed,
+   * with `recall` (gateway/exchange).
+   */
   peers?: Array<{ peer: string; state: string; reason?: string }>;
   /** Once the source has recalled the dossier: when, by whom, why, and each partner's recall notice. */
   recall?: RecallStatus;

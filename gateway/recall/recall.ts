@@ -6,7 +6,10 @@
  *   3. every partner that was sent a packet gets a recall notice in its mailbox: an OpenPGP message
  *      encrypted to the partner and signed by the gateway, JSON `{"recall": {id, packet, reason,
  *      issuedAt, action, note?}}`, listed in GET /v1/packets with `type: "recall"`; each is audited;
- *   4. packets not yet retrieved are erased (audited): nobody pulls withdrawn data from now on.
+ *   4. packets not yet retrieved are erased (audited): nobody pulls withdrawn data from now on;
+ *   5. then (`onRecalled`) every peer gateway the dossier was sent to gets a recall envelope, and a
+ *      delivery to a peer that has not left is cancelled (gateway/exchange: recallPeers). A gateway that
+ *      received the dossier from a peer recalls it on that peer's envelope (`recallFromPeer`).
  * The dossier's record keeps the recall (reason, time, client) and each partner's notice id or problem,
  * which the source's status shows (status.ts); hits on its packets are refused from step 2 on.
  * Every step is idempotent (notice ids derive from the packet id), so a recall interrupted half-way is
@@ -51,6 +54,17 @@ export interface RecallDeps {
   gatewayKey: GatewayKey;
   master: Buffer;
   now?: () => Date;
+  /**
+   * Once the recall is done here and audited: passes it on to the peer gateways the dossier was sent to
+   * (reason code and time only, never the note); answers each peer delivery's state.
+   */
+  onRecalled?: (recall: { dossierId: string; source: string; reason: RecallReason; issuedAt: string }) => Promise<Array<{ peer: string; state: string }>>;
+}
+
+/** Who recalls: a source's client, or for a dossier received from a peer gateway, that peer (`peer:<id>`). */
+interface RecallActor {
+  id: string;
+  source?: string;
 }
 
 export interface RecallOutcome {
@@ -69,6 +83,8 @@ export interface RecallResult {
   state: RecallReason;
   recall: { reason: RecallReason; issuedAt: string };
   partners: RecallOutcome[];
+  /** The peer gateways the dossier was sent to, and where their delivery stands (gateway/exchange). */
+  peers?: Array<{ peer: string; state: string }>;
   /** True when this dossier had already been recalled for this reason and the recall was completed again. */
   replayed: boolean;
 }
@@ -123,9 +139,22 @@ export class Recall {
   }
 
   async recall(client: Client, dossierId: string, body: unknown): Promise<RecallResult> {
+    return this.run({ id: client.id, source: client.source }, dossierId, body);
+  }
+
+  /**
+   * The recall of a dossier this gateway received from a peer gateway, on that peer's recall envelope
+   * (gateway/exchange checks it is that peer's): `peerSource` is the dossier's source, `peer:<id>`, and
+   * acts as the client.
+   */
+  recallFromPeer(dossierId: string, peerSource: string, reason: RecallReason): Promise<RecallResult> {
+    return this.run({ id: peerSource, source: peerSource }, dossierId, { reason });
+  }
+
+  private async run(client: RecallActor, dossierId: string, body: unknown): Promise<RecallResult> {
     const { store, audit } = this.deps;
     const record = /^dos_[0-9a-f]{32}$/.test(dossierId) ? await store.get(dossierId) : undefined;
-    if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
+    if (!record || client.source === undefined || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
     const request = parseRecallRequest(body);
     const state = record.state as string;
     if (state === 'accepted') {
@@ -158,7 +187,8 @@ export class Recall {
       const d = deliveries[partner]!;
       partners.push(await this.notify(dossierId, record.source, partner, d.packetId!, d.expiresAt, request, issuedAt));
     }
-    return { id: dossierId, state: request.reason, recall: { reason: request.reason, issuedAt }, partners, replayed };
+    const peers = (await this.deps.onRecalled?.({ dossierId, source: record.source, reason: request.reason, issuedAt })) ?? [];
+    return { id: dossierId, state: request.reason, recall: { reason: request.reason, issuedAt }, partners, ...(peers.length ? { peers } : {}), replayed };
   }
 
   private async notify(

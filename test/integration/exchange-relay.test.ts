@@ -177,6 +177,13 @@ describe('hits relayed onto a recalled dossier', () => {
 
     const recall = await api(gw.url, 'POST', `/v1/dossiers/${id}/recall`, FORCE, { reason: 'withdrawn' });
     expect(recall.status, recall.text).toBe(200);
+    // The peer is sent the recall (reason and time only): settled before the store is compared below.
+    await until('the recall to reach the peer', async () => {
+      const s = await api(gw.url, 'GET', `/v1/dossiers/${id}`, FORCE);
+      return s.json.peers?.[0]?.state === 'recall_sent' ? true : undefined;
+    });
+    const recallEnvelope = received.find((e) => e.envelope.type === 'recall' && e.envelope.inReplyTo === dossierEnvelope);
+    expect(recallEnvelope.recall).toEqual({ reason: 'withdrawn', issuedAt: recall.json.recall.issuedAt });
 
     const auditBefore = (await auditOf()).length;
     const keysBefore = await snapshot();
