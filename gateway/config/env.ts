@@ -17,7 +17,7 @@ export interface ServerTls {
 
 export interface Config {
   port: number;
-  /** Undefined: main.ts starts a private redis-server. */
+  /** Undefined: start-up (compose/redis.ts) starts a private redis-server. */
   redisUrl?: string;
   policyDir: string;
   clientsFile: string;

@@ -1,5 +1,5 @@
 /**
- * The hits module's parts, put together for main.ts: one store, the use cases (partners' hits, the
+ * The hits module's parts, put together for compose/services.ts: one store, the use cases (partners' hits, the
  * sources' bundles), the dossier link indexer the worker runs before fan-out, and the webhook notices
  * (queued by the api role, delivered by the worker role). Keys are derived from the master secret:
  * `seal` for sealing (as everywhere), `hit-id` for deduplication ids, `link-index:<source>` per source

@@ -1,0 +1,45 @@
+/**
+ * The audit trail, wired before the services that record to it (all but the store and mailbox). At
+ * start-up its anchor is checked (a trail cut short or replaced refuses the start), the policy set in
+ * force is recorded and a signed checkpoint is written. The shutdown checkpoint is pushed here, early
+ * among the closers, so that on a clean stop it runs after the api and workers (pushed later, closed
+ * first) have stopped, and before Redis (pushed earlier) is closed: the trail ends signed.
+ */
+import type { Redis } from 'ioredis';
+import { gatewaySigner } from '../audit/checkpoint.js';
+import { AuditLog } from '../audit/log.js';
+import type { GatewayKey } from '../crypto/openpgp.js';
+import { deriveKey } from '../crypto/seal.js';
+import type { Keys } from '../store/redis.js';
+import type { Wiring } from './context.js';
+
+export interface Secrets {
+  master: Buffer;
+  gatewayKey: GatewayKey;
+}
+
+export async function startAuditTrail(
+  { config, logger, closers }: Wiring,
+  redis: Redis,
+  keys: Keys,
+  { master, gatewayKey }: Secrets,
+  policyRevision: string,
+): Promise<AuditLog> {
+  const audit = new AuditLog(redis, keys, {
+    indexKey: deriveKey(master, 'audit-index'),
+    signer: gatewaySigner(gatewayKey),
+    stateDir: config.stateDir,
+    onBackgroundError: (err) => logger.error({ err: err.message }, 'audit checkpoint or anchor failed'),
+  });
+  // A trail cut short or replaced under us: refuse to start. A wiped one: a new trail that says so.
+  const restarted = await audit.checkAnchor();
+  if (restarted) logger.error(restarted);
+  await audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision, reason: 'start-up' });
+  await audit.checkpoint('start-up');
+  // A checkpoint on a clean stop, so the trail ends signed; pushed early, it runs after the api and
+  // workers have stopped and before Redis is closed.
+  closers.push(() => audit.checkpoint('shutdown'));
+  const stopCheckpoints = audit.startCheckpointTimer(10 * 60_000);
+  closers.push(async () => stopCheckpoints());
+  return audit;
+}

@@ -1,0 +1,38 @@
+/**
+ * The client registry: who may call the API, with which token and roles. Loaded at start-up (the sample
+ * credentials file is refused in production), then kept current: a change to the file (polled every
+ * 2 s) or SIGHUP reloads it. The SIGHUP listener is registered here, before the policy reloader's
+ * (services.ts), so on SIGHUP the credentials are reloaded first, then the policies.
+ * Callers read the registry through the returned function, never a captured copy, so a reload is seen
+ * by the next request.
+ */
+import { unwatchFile, watchFile } from 'node:fs';
+import { ClientRegistry, loadClientsFile } from '../config/clients.js';
+import { GatewayError } from '../errors/index.js';
+import type { Wiring } from './context.js';
+
+export async function watchClients({ config, logger, closers }: Wiring): Promise<() => ClientRegistry> {
+  const clientsFile = await loadClientsFile(config.clientsFile);
+  if (clientsFile.sample && config.production) {
+    throw new GatewayError('config_invalid', `${config.clientsFile} is the sample credentials file: set CORDON_CLIENTS to your own in production`);
+  }
+  let registry = new ClientRegistry(clientsFile);
+  // New clients (`cordon clients add`) and rotated tokens take effect without a restart; a broken
+  // file is refused and the last good registry stays in force.
+  const reloadClients = async () => {
+    try {
+      const next = await loadClientsFile(config.clientsFile);
+      if (next.sample && config.production) throw new GatewayError('config_invalid', 'sample credentials refused in production');
+      registry = new ClientRegistry(next);
+      logger.info({ clients: next.clients.length }, 'clients file reloaded');
+    } catch (err) {
+      logger.error({ code: (err as GatewayError).code, err: (err as Error).message }, 'clients file reload refused: keeping the previous credentials');
+    }
+  };
+  watchFile(config.clientsFile, { interval: 2000 }, () => void reloadClients());
+  closers.push(async () => unwatchFile(config.clientsFile));
+  const onHup = () => void reloadClients();
+  process.on('SIGHUP', onHup);
+  closers.push(async () => process.off('SIGHUP', onHup));
+  return () => registry;
+}

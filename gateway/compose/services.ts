@@ -1,0 +1,121 @@
+/**
+ * The services both roles share, built in dependency order on one Redis connection: the dossier store
+ * and mailbox, the audit trail (audit.ts), retention, the policy reloader, then the hits module, the
+ * cross-border exchange and recall. The last three refer to one another (new hits are relayed to
+ * peers by the exchange, a peer's recall is carried out by recall, and a recall is passed on to peers
+ * by the exchange); they do so through closures that are only called once start-up is over, so each
+ * can be built before the one it names. The policy reloader's SIGHUP listener is registered after the
+ * clients file's (clients.ts). Nothing here serves HTTP or consumes a queue: the roles do (worker.ts,
+ * api.ts), and the api role hands its dossier queue back through `useDossierQueue`.
+ */
+import type { AuditLog } from '../audit/log.js';
+import { parseRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
+import { GatewayError } from '../errors/index.js';
+import { Exchange } from '../exchange/exchange.js';
+import { PeerDirectory } from '../exchange/peers.js';
+import { ExchangeQueue } from '../exchange/queue.js';
+import { HitsModule } from '../hits/module.js';
+import { Mailbox } from '../mailbox/mailbox.js';
+import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
+import type { LiveSet } from '../policy/live.js';
+import { PolicyReloader } from '../policy/reloader.js';
+import type { DossierQueue } from '../queue/queue.js';
+import { Recall } from '../recall/recall.js';
+import { Eraser } from '../retention/erase.js';
+import { RetentionSweeper } from '../retention/sweeper.js';
+import { DossierStore } from '../store/dossiers.js';
+import { connectRedisForQueue, Keys } from '../store/redis.js';
+import { startAuditTrail, type Secrets } from './audit.js';
+import type { Wiring } from './context.js';
+import type { LivePolicies } from './policies.js';
+import type { RedisConnection } from './redis.js';
+
+export interface Services extends RedisConnection, Secrets {
+  live: () => LiveSet<RecipientKey>;
+  keys: Keys;
+  store: DossierStore;
+  mailbox: Mailbox;
+  audit: AuditLog;
+  retention: RetentionSweeper;
+  policyReloader: PolicyReloader<RecipientKey>;
+  hitsModule: HitsModule;
+  peerDirectory: PeerDirectory;
+  exchange: Exchange;
+  recall: Recall;
+  /** The api role hands over its dossier queue: inbound dossiers from peers are fanned out through it. */
+  useDossierQueue(queue: DossierQueue): void;
+}
+
+export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisConnection, secrets: Secrets, policies: LivePolicies): Promise<Services> {
+  const { config, logger, closers } = wiring;
+  const { master, gatewayKey } = secrets;
+  const { live } = policies;
+  const keys = new Keys(config.redisPrefix);
+  const store = new DossierStore(redis, keys);
+  const mailbox = new Mailbox(redis, keys);
+  const audit = await startAuditTrail(wiring, redis, keys, secrets, live().set.revision);
+  // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
+  const retention = new RetentionSweeper(redis, keys, new Eraser(redis, keys, audit), {
+    onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
+  });
+  // Hot reload on a change in the policy directory or SIGHUP; a set that fails validation is refused
+  // and the last good one stays live (policy/reloader.ts).
+  const policyReloader = new PolicyReloader<RecipientKey>({
+    dir: config.policyDir,
+    current: live,
+    apply: policies.replace,
+    parseKey: (armored, fp) => parseRecipientKey(armored, fp),
+    audit,
+    logger,
+    onOutcome: (o) => {
+      if (o.status !== 'unchanged') policyReloads.inc({ outcome: o.status });
+      if (o.status === 'loaded') setPolicyRevision(o.revision);
+    },
+  });
+  policyReloader.watch();
+  closers.push(async () => policyReloader.close());
+  const onPolicyHup = () => void policyReloader.reload('SIGHUP');
+  process.on('SIGHUP', onPolicyHup);
+  closers.push(async () => process.off('SIGHUP', onPolicyHup));
+  // Cross-border exchange with peer forces' gateways (gateway/exchange): hits on a peer's dossier go back to it.
+  let dossierQueue: DossierQueue | undefined;
+  const hitsModule = new HitsModule({
+    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, master, logger,
+    // Called only when hits arrive over HTTP, after `exchange` below exists.
+    onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
+  });
+  closers.push(() => hitsModule.close());
+  let exchangeQueue: ExchangeQueue | undefined;
+  const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
+  const peerDirectory = new PeerDirectory(live, (armored, fp) => parseRecipientKey(armored, fp));
+  const exchange: Exchange = new Exchange({
+    redis, keys, store, audit, live, gatewayKey, master, hitStore: hitsModule.hitStore,
+    peers: peerDirectory,
+    stateDir: config.stateDir,
+    forceId: config.forceId,
+    // Opened on first use; its closers, pushed then, run first on shutdown.
+    queue: () => {
+      if (!exchangeQueue) {
+        const conn = connectRedisForQueue(redisUrl);
+        const q = (exchangeQueue = new ExchangeQueue(conn, config.redisPrefix, exchangeRetry));
+        closers.push(() => conn.quit(), () => q.close());
+      }
+      return exchangeQueue;
+    },
+    enqueueDossier: (id) => (dossierQueue ? dossierQueue.enqueue(id) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
+    // A peer's recall envelope recalls, here, the dossier made from its dossier envelope.
+    recall: (id, actor, reason) => recall.recallFromPeer(id, actor, reason),
+    retention,
+  });
+  // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
+  const recall = new Recall({
+    redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live, gatewayKey, master,
+    onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
+  });
+  return {
+    redis, redisUrl, master, gatewayKey, live, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
+    useDossierQueue: (queue) => {
+      dossierQueue = queue;
+    },
+  };
+}
