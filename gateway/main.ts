@@ -59,6 +59,9 @@ export async function startGateway(config: Config, logger: Logger = createLogger
   }
 }
 
+/** How long a signalled shutdown may take before the process exits anyway. */
+const SHUTDOWN_LIMIT_MS = 30_000;
+
 async function run(): Promise<void> {
   let config: Config;
   const logger = createLogger(process.env.LOG_LEVEL || 'info');
@@ -70,6 +73,13 @@ async function run(): Promise<void> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing in-flight work');
+      // Bounded: a shutdown stuck on a Redis that went away first must not hang the process. Jobs not
+      // finished by then are taken over by another worker once their locks lapse.
+      const deadline = setTimeout(() => {
+        logger.error({ afterMs: SHUTDOWN_LIMIT_MS }, 'shutdown did not finish in time: exiting');
+        process.exit(1);
+      }, SHUTDOWN_LIMIT_MS);
+      deadline.unref();
       void gw.close().then(() => process.exit(0));
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
