@@ -48,10 +48,26 @@ function isScalar(v: unknown): v is Scalar {
   return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
 }
 
+/**
+ * Fact names split at the dots. Fact names come from policies (a few dozen), and splitting on every
+ * lookup made fresh strings that each property lookup then had to intern. Cleared if it ever grows large.
+ */
+const factParts = new Map<string, readonly string[]>();
+
+function splitFact(fact: string): readonly string[] {
+  let parts = factParts.get(fact);
+  if (parts === undefined) {
+    if (factParts.size >= 1000) factParts.clear();
+    parts = fact.split('.');
+    factParts.set(fact, parts);
+  }
+  return parts;
+}
+
 /** Resolve a dotted fact name (`grading.source`) on an item's own properties; undefined when absent or not scalar(s). */
 export function resolveFact(item: unknown, fact: string): Scalar | Scalar[] | undefined {
   let cur: unknown = item;
-  for (const part of fact.split('.')) {
+  for (const part of splitFact(fact)) {
     if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
     if (!Object.hasOwn(cur, part)) return undefined;
     cur = (cur as Record<string, unknown>)[part];

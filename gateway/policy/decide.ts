@@ -8,7 +8,8 @@
  *    per dossier, subject-scope rules once per subject. One Engine per (revision, partner, scope),
  *    compiled on first use; an Engine never runs two documents at once (a per-engine promise queue),
  *    because its run status is shared and a concurrent run can skip rules: a silent leak. Outcomes
- *    (which rules fired) are cached by (revision, partner, scope, facts) in a bounded LRU map.
+ *    (which rules fired) are cached by (revision, partner, scope, facts) in a bounded LRU map, and
+ *    whole-dossier outcomes per partner by all the dossier's facts (Decider.outcome).
  * 3. The plan: base allowlist ∩ gateway constraints ∩ the fired rules' `set`s, the most restrictive
  *    operation winning per path, rules only tightening (plan.ts, restrictiveness.ts); subjects a rule
  *    excludes are null. Every subject excluded → block `no_shareable_subjects`.
@@ -19,7 +20,7 @@ import { Engine } from 'json-rules-engine';
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../intake/types.js';
 import { endOfDayUtc, startOfDayUtc } from './dates.js';
-import { dossierDate, dossierFacts, subjectFacts, type DossierFacts, type SubjectFacts } from './facts.js';
+import { dossierDate, dossierFacts, factValues, subjectFacts, subjectOwnFacts, type DossierFacts, type SubjectFacts } from './facts.js';
 import { isSubjectPath, SUBJECTS } from './paths.js';
 import { basePlan, clonePlan, normalise, tighten, toOps, type WorkingPlan } from './plan.js';
 import { describeOp } from './restrictiveness.js';
@@ -157,11 +158,58 @@ interface CompiledPartner {
   base: WorkingPlan;
   /** Combined plans by the names of the rules that fired. */
   plans: LruCache<CachedPlan>;
+  /** Whole outcomes by the digest of every fact of a dossier (see Decider.outcome). */
+  outcomes: LruCache<CachedOutcome[]>;
 }
 
 interface CachedPlan {
   ops: Record<string, Operation>;
   trace: Array<Omit<TraceEntry, 'scope' | 'subject' | 'subjectIndex'>>;
+}
+
+/** A decision without the agreement check and the subjects' ids (see Decider.outcome). Shared: never modified. */
+interface Outcome {
+  top: CachedPlan;
+  /** By subject index: the rules that exclude it, whether it lacks an id, and its plan when included. */
+  subjects: Array<{ excluding: Rule[]; noId: boolean; cached?: CachedPlan }>;
+  /** The rules that fired, in policy order. */
+  fired: string[];
+}
+
+/** An outcome and the fact values it was decided on (see Decider.outcome). */
+interface CachedOutcome {
+  values: unknown[];
+  outcome: Outcome;
+}
+
+/** Different fact values with the same digest kept at once; more are very unlikely. */
+const DIGEST_BUCKET = 4;
+
+/**
+ * A 32-bit digest of fact values (strings by length and end characters: cheap, and enough to tell most
+ * dossiers apart). Only narrows the search: a cached outcome is used only when all values are equal.
+ */
+function digest(values: unknown[]): string {
+  let h = values.length;
+  for (const v of values) {
+    let x: number;
+    if (typeof v === 'string') x = v.length === 0 ? 0 : (v.length << 16) ^ (v.charCodeAt(0) << 8) ^ v.charCodeAt(v.length - 1);
+    else if (typeof v === 'number') x = Math.round(v * 1000) | 0;
+    else x = v === true ? 1 : v === false ? 2 : 3;
+    h = Math.imul(h ^ x, 0x01000193);
+  }
+  return (h >>> 0).toString(36);
+}
+
+function sameValues(a: unknown[], b: unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A subject's own id, or undefined when it has none (it is then excluded). */
+function subjectId(s: unknown): string | undefined {
+  return s !== null && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string' ? (s as { id: string }).id : undefined;
 }
 
 export function applyGateway(plan: WorkingPlan, gateway: GatewayRules, only?: (p: string) => boolean): void {
@@ -199,21 +247,26 @@ function deepFreeze<T>(value: T): T {
 
 const OUTCOME_CACHE_SIZE = 10_000;
 const PLAN_CACHE_SIZE = 1_000;
+const DOSSIER_CACHE_SIZE = 256;
 
 export interface DeciderOptions {
   /** Maximum cached rule outcomes (default 10,000). */
   outcomeCacheSize?: number;
+  /** Maximum cached whole-dossier outcomes per partner (default 256; 0 turns that cache off). */
+  dossierCacheSize?: number;
 }
 
 export class Decider {
   private readonly compiled = new Map<string, CompiledPartner>();
   private readonly outcomes: LruCache<Promise<string[]>>;
+  private readonly dossierCacheSize: number;
 
   constructor(
     private readonly set: PolicySet,
     options: DeciderOptions = {},
   ) {
     this.outcomes = new LruCache(options.outcomeCacheSize ?? OUTCOME_CACHE_SIZE);
+    this.dossierCacheSize = options.dossierCacheSize ?? DOSSIER_CACHE_SIZE;
   }
 
   get revision(): string {
@@ -234,6 +287,7 @@ export class Decider {
       rules: new Map(policy.rules.map((r) => [r.name, r])),
       base,
       plans: new LruCache(PLAN_CACHE_SIZE),
+      outcomes: new LruCache(this.dossierCacheSize),
     };
     if (dossierRules.length > 0) c.dossierRunner = new RuleRunner(dossierRules);
     if (subjectRules.length > 0) c.subjectRunner = new RuleRunner(subjectRules);
@@ -282,6 +336,47 @@ export class Decider {
     return result;
   }
 
+  /**
+   * Everything a decision depends on but the agreement and the subjects' ids: which rules fired, the
+   * plans, the exclusions. Cached whole per partner (and so per revision: a Decider has one) by every
+   * fact of the dossier and of each subject and which subjects have an id: a warm decision then costs the
+   * facts and one lookup. Facts depend on the dossier only (ages are at its createdAt), never on `now`:
+   * the agreement, the one thing checked against `now`, is checked before, on every decision.
+   */
+  private async outcome(c: CompiledPartner, dossier: Dossier, subjects: unknown[]): Promise<Outcome> {
+    const dFacts = dossierFacts(dossier);
+    const at = dossierDate(dossier);
+    const owns = subjects.map((s) => subjectOwnFacts((s ?? {}) as Subject, at));
+    const hasId = subjects.map((s) => subjectId(s) !== undefined);
+    const values: unknown[] = [subjects.length];
+    factValues(dFacts, values);
+    owns.forEach((own, i) => {
+      values.push(hasId[i]);
+      factValues(own, values);
+    });
+    const key = digest(values);
+    const bucket = c.outcomes.get(key) ?? [];
+    const hit = bucket.find((e) => sameValues(e.values, values));
+    if (hit !== undefined) return hit.outcome;
+
+    const dossierFired = await this.fired(c, 'dossier', dFacts);
+    const top = this.planFor(c, dossierFired, undefined);
+    const perSubject = await Promise.all(
+      subjects.map((s, i) => this.fired(c, 'subject', subjectFacts(dossier, (s ?? {}) as Subject, dFacts, at, owns[i]))),
+    );
+    const outSubjects = subjects.map((_, i): Outcome['subjects'][number] => {
+      const fired = perSubject[i] ?? [];
+      const excluding = this.rulesNamed(c, fired).filter((r) => r.then.exclude === true);
+      const noId = hasId[i] !== true;
+      if (excluding.length > 0 || noId) return { excluding, noId };
+      return { excluding, noId, cached: this.planFor(c, dossierFired, fired) };
+    });
+    const firedNames = new Set([...dossierFired, ...perSubject.flat()]);
+    const outcome: Outcome = { top, subjects: outSubjects, fired: c.policy.rules.map((r) => r.name).filter((n) => firedNames.has(n)) };
+    c.outcomes.set(key, [{ values, outcome }, ...bucket].slice(0, DIGEST_BUCKET));
+    return outcome;
+  }
+
   async decide(partnerId: string, dossier: Dossier, now: Date = new Date()): Promise<Decision> {
     const c = this.partner(partnerId);
     const revision = this.set.revision;
@@ -294,43 +389,25 @@ export class Decider {
       return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [], fired: [] };
     }
 
-    const dFacts = dossierFacts(dossier);
-    const at = dossierDate(dossier);
-    const dossierFired = await this.fired(c, 'dossier', dFacts);
-    const top = this.planFor(c, dossierFired, undefined);
-    const perSubject = await Promise.all(subjects.map((s) => this.fired(c, 'subject', subjectFacts(dossier, (s ?? {}) as Subject, dFacts, at))));
-
-    const plan: Plan = { dossier: top.ops, subjects: [] };
-    // What the trace needs, built only if someone reads it (the worker never does).
-    const parts: Array<{ who: Pick<TraceEntry, 'subject' | 'subjectIndex'>; excluding: Rule[]; noId: boolean; cached?: CachedPlan }> = [];
-    subjects.forEach((s, i) => {
-      const id = s !== null && typeof s === 'object' && typeof (s as { id?: unknown }).id === 'string' ? (s as { id: string }).id : undefined;
-      const fired = perSubject[i] ?? [];
-      const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: i } : { subject: id, subjectIndex: i };
-      const excluding = this.rulesNamed(c, fired).filter((r) => r.then.exclude === true);
-      if (excluding.length > 0 || id === undefined) {
-        plan.subjects.push(null);
-        parts.push({ who, excluding, noId: id === undefined });
-        return;
-      }
-      const sp = this.planFor(c, dossierFired, fired);
-      plan.subjects.push(sp.ops);
-      parts.push({ who, excluding, noId: false, cached: sp });
-    });
+    const outcome = await this.outcome(c, dossier, subjects);
+    const { top } = outcome;
+    const plan: Plan = { dossier: top.ops, subjects: outcome.subjects.map((s) => s.cached?.ops ?? null) };
+    // Who each subject is, for the trace (built only if someone reads it: the worker never does).
+    const ids = subjects.map(subjectId);
 
     const buildTrace = (): TraceEntry[] => {
       const trace: TraceEntry[] = top.trace.map((t) => ({ ...t, scope: 'dossier' }));
-      for (const { who, excluding, noId, cached } of parts) {
+      outcome.subjects.forEach(({ excluding, noId, cached }, i) => {
+        const id = ids[i];
+        const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: i } : { subject: id, subjectIndex: i };
         for (const r of excluding) trace.push({ rule: r.name, scope: 'subject', ...who, path: SUBJECTS, op: 'exclude' });
         if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
         if (cached) for (const t of cached.trace) trace.push({ ...t, scope: 'subject', ...who });
-      }
+      });
       return trace;
     };
     let trace: TraceEntry[] | undefined;
-    const firedNames = new Set([...dossierFired, ...perSubject.flat()]);
-    const fired = c.policy.rules.map((r) => r.name).filter((n) => firedNames.has(n));
-    const decision = { partner: partnerId, revision, plan, fired } as Decision;
+    const decision = { partner: partnerId, revision, plan, fired: [...outcome.fired] } as Decision;
     Object.defineProperty(decision, 'trace', {
       enumerable: true,
       configurable: true,

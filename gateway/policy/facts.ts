@@ -94,26 +94,15 @@ export function dossierDate(dossier: Dossier): CalendarDate | undefined {
   return parseDateTimeUtc(obj(dossier).createdAt);
 }
 
-/**
- * `base` and `at` may be passed in when computing the facts of many subjects of one dossier
- * (they are the dossier's facts and dossierDate()).
- */
-export function subjectFacts(
-  dossier: Dossier,
-  subject: Subject,
-  base: DossierFacts = dossierFacts(dossier),
-  at: CalendarDate | undefined = dossierDate(dossier),
-): SubjectFacts {
+/** The subject's own facts: SubjectFacts without the dossier's. */
+export type SubjectOwnFacts = Omit<SubjectFacts, keyof DossierFacts>;
+
+/** `at` is dossierDate(): ages are at the dossier's createdAt, never at the time of deciding. */
+export function subjectOwnFacts(subject: Subject, at: CalendarDate | undefined): SubjectOwnFacts {
   const s = obj(subject);
   const age = ageOn(s.dateOfBirth, at);
   const vulnerabilities = strings(s.vulnerabilities);
   return {
-    classification: base.classification,
-    handlingCode: base.handlingCode,
-    crimeTypes: [...base.crimeTypes],
-    threatBand: base.threatBand,
-    originatorForce: base.originatorForce,
-    subjectCount: base.subjectCount,
     role: str(s.role),
     ageAtDossier: age ?? null,
     ageKnown: age !== undefined,
@@ -123,4 +112,39 @@ export function subjectFacts(
     isVulnerable: vulnerabilities.length > 0,
     nationality: str(s.nationality),
   };
+}
+
+/**
+ * `base`, `at` and `own` may be passed in when computing the facts of many subjects of one dossier
+ * (they are the dossier's facts, dossierDate() and subjectOwnFacts()).
+ */
+export function subjectFacts(
+  dossier: Dossier,
+  subject: Subject,
+  base: DossierFacts = dossierFacts(dossier),
+  at: CalendarDate | undefined = dossierDate(dossier),
+  own: SubjectOwnFacts = subjectOwnFacts(subject, at),
+): SubjectFacts {
+  return {
+    classification: base.classification,
+    handlingCode: base.handlingCode,
+    crimeTypes: [...base.crimeTypes],
+    threatBand: base.threatBand,
+    originatorForce: base.originatorForce,
+    subjectCount: base.subjectCount,
+    ...own,
+  };
+}
+
+/**
+ * Appends every value of a facts object to `out`, an array as its length then its items, so that two
+ * such lists are equal item by item (===) exactly when the facts are (for objects of one shape, as built
+ * here). Every property is included, so a fact added later is covered too. For decision cache keys.
+ */
+export function factValues(facts: DossierFacts | SubjectOwnFacts, out: unknown[]): void {
+  for (const k in facts) {
+    const v = (facts as unknown as Record<string, unknown>)[k];
+    if (Array.isArray(v)) out.push(v.length, ...v);
+    else out.push(v);
+  }
 }

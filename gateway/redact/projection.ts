@@ -12,7 +12,7 @@
 import { describeOp } from '../policy/restrictiveness.js';
 import { evaluateCondition, stableJson } from '../policy/condition.js';
 import type { CalendarDate } from '../policy/dates.js';
-import { PATH_SYNTAX } from '../policy/paths.js';
+import { ASSOCIATE_SUBJECT, PATH_SYNTAX, SUBJECTS } from '../policy/paths.js';
 import type { Condition, Operation } from '../policy/types.js';
 import {
   band,
@@ -34,14 +34,74 @@ export interface ProjectionEnv {
   pseudonymKey: Buffer;
   /** The dossier's createdAt (UTC calendar date), for age bands. */
   at: CalendarDate | undefined;
-  /** Filled while projecting: `path \0 operation` → operation label (see disclosureKey). */
-  disclosed: Map<string, string>;
+  /** Filled while projecting with the (path, operation label) pairs emitted (see DisclosureSink). */
+  disclosed: DisclosureSink;
   /**
    * The subjects in this packet: dossier subject id → packet ref. `subjects[].associates[]` items are
    * kept only when they point at one of these, with `subject` replaced by the ref. Without it, no
    * associate is ever emitted.
    */
   refs?: ReadonlyMap<string, string>;
+}
+
+/** One (path, operation label) pair emitted. */
+export interface Disclosed {
+  path: string;
+  op: string;
+}
+
+/**
+ * Where a projection records what it emits: `set(disclosureKey(path, op), pair)`, possibly more than once
+ * per pair. A Map keyed by disclosureKey keeps each pair once, in first-emitted order; redact() uses the
+ * cheaper Disclosures.
+ */
+export interface DisclosureSink {
+  set(key: string, pair: DisclosurePair): unknown;
+}
+
+/** A (path, label) pair, made by Recorder only, and the last Disclosures.list() pass that listed it. */
+export class DisclosurePair implements Disclosed {
+  mark = 0;
+  /** What the packet's disclosure list says: an associate's subject goes out as the other subject's ref. */
+  readonly shown: string;
+  constructor(
+    readonly path: string,
+    readonly op: string,
+  ) {
+    this.shown = path === ASSOCIATE_SUBJECT && op === 'keep' ? 'ref' : op;
+  }
+}
+
+/**
+ * One DisclosurePair per distinct (path, label) ever compiled, so that repeats are the same object and can be
+ * found without hashing. Bounded by the paths and labels the policies use.
+ */
+const pairs = new Map<string, DisclosurePair>();
+let listPasses = 0;
+
+/**
+ * The pairs emitted during one redaction. Recording is a push (a recorder already skips its own repeats
+ * into the same sink); repeats from different recorders of the same pair are dropped once, by list().
+ * Hashing every pair into a Map per packet was a large part of the cost of redacting a small dossier.
+ */
+export class Disclosures implements DisclosureSink {
+  private readonly recorded: DisclosurePair[] = [];
+  set(_key: string, pair: DisclosurePair): this {
+    this.recorded.push(pair);
+    return this;
+  }
+  /** Each pair once, in first-recorded order, as new objects (an associate's subject shown as `ref`). */
+  list(): Disclosed[] {
+    // Marks are written only in this synchronous loop, with a number no other pass uses.
+    const pass = ++listPasses;
+    const out: Disclosed[] = [];
+    for (const p of this.recorded) {
+      if (p.mark === pass) continue;
+      p.mark = pass;
+      out.push({ path: p.path, op: p.shown });
+    }
+    return out;
+  }
 }
 
 export const ASSOCIATES_PATH = 'subjects[].associates[]';
@@ -51,8 +111,11 @@ export function disclosureKey(path: string, op: string): string {
   return `${path}\u0000${op}`;
 }
 
-/** Builds the projected object, or undefined when nothing at all is emitted. */
-export type Projection = (input: unknown, env: ProjectionEnv) => Record<string, unknown> | undefined;
+/**
+ * Builds the projected object, or undefined when nothing at all is emitted. With `into`, the fields are
+ * added to that object instead (which is returned), after whatever it already holds.
+ */
+export type Projection = (input: unknown, env: ProjectionEnv, into?: Record<string, unknown>) => Record<string, unknown> | undefined;
 
 type Fn = (value: unknown, env: ProjectionEnv) => unknown;
 
@@ -69,12 +132,27 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** A recorder for one (path, operation) pair, its key computed once at compile time. */
-function recorder(path: string, op: string): (env: ProjectionEnv) => void {
-  const key = disclosureKey(path, op);
-  return (env) => {
-    if (!env.disclosed.has(key)) env.disclosed.set(key, op);
-  };
+/** Records one (path, operation) pair; its key and pair are found once, at compile time. */
+export class Recorder {
+  private readonly key: string;
+  private readonly pair: DisclosurePair;
+  /** The sink of the previous call: only paths and labels, never values. */
+  private last: DisclosureSink | undefined;
+  constructor(path: string, op: string) {
+    this.key = disclosureKey(path, op);
+    let pair = pairs.get(this.key);
+    if (pair === undefined) {
+      pair = new DisclosurePair(path, op);
+      pairs.set(this.key, pair);
+    }
+    this.pair = pair;
+  }
+  record(env: ProjectionEnv): void {
+    // Most calls record into the same sink as the previous one (array items, the same packet).
+    if (env.disclosed === this.last) return;
+    env.disclosed.set(this.key, this.pair);
+    this.last = env.disclosed;
+  }
 }
 
 /** A scalar transformation for a leaf operation, or undefined when the operation is not a leaf one. */
@@ -123,19 +201,74 @@ function scalarTransform(op: Operation): ((v: unknown, env: ProjectionEnv) => Sc
   }
 }
 
-function objectFn(children: Map<string, Node>): (obj: unknown, env: ProjectionEnv) => Record<string, unknown> | undefined {
-  const compiled = [...children.values()].map((c) => [c.name, compileNode(c)] as const);
-  return (obj, env) => {
-    if (!isPlainObject(obj)) return undefined;
-    let out: Record<string, unknown> | undefined;
-    for (const [name, fn] of compiled) {
-      if (!Object.hasOwn(obj, name)) continue;
-      const r = fn(obj[name], env);
+interface Child {
+  name: string;
+  fn: Fn;
+  /** Set for a scalar `keep` leaf, the commonest child: done in childOutput, without calling `fn`. */
+  keep?: Recorder;
+}
+
+/** `muted`: a child that is run (its checks and records unchanged) but never written (see compileProjection). */
+function compileChildren(children: Map<string, Node>, muted?: string): Child[] {
+  return [...children.values()].map((c): Child => {
+    const fn = compileNode(c);
+    if (c.name === muted) return { name: c.name, fn: (v, env) => void fn(v, env) };
+    const keep = c.op?.op === 'keep' && !c.array && c.path !== ASSOCIATES_PATH ? new Recorder(c.path, 'keep') : undefined;
+    return keep === undefined ? { name: c.name, fn } : { name: c.name, fn, keep };
+  });
+}
+
+/** What a child emits for the value of its own property, or undefined. */
+function childOutput(c: Child, v: unknown, env: ProjectionEnv): unknown {
+  if (c.keep === undefined) return c.fn(v, env);
+  if (!isScalar(v)) return undefined;
+  c.keep.record(env);
+  return v;
+}
+
+function objectFn(children: Map<string, Node>): Projection {
+  return buildObject(compileChildren(children));
+}
+
+function buildObject(compiled: Child[]): Projection {
+  return (obj, env, into) => {
+    if (!isPlainObject(obj)) return into;
+    let out = into;
+    for (const c of compiled) {
+      if (!Object.hasOwn(obj, c.name)) continue;
+      const r = childOutput(c, obj[c.name], env);
       if (r === undefined) continue;
       out ??= {};
-      out[name] = r;
+      out[c.name] = r;
     }
     return out;
+  };
+}
+
+/**
+ * The top-level fields of a projection one by one, each computed and recorded as the projection does it,
+ * in the same order, but not put in an object: for a caller that orders them itself (redact keeps the
+ * dossier's own key order) and would otherwise build the object twice.
+ */
+export interface Fields {
+  /** Field name → position in values(). */
+  readonly index: ReadonlyMap<string, number>;
+  /** Each field's output by position; undefined when nothing is emitted. */
+  values(input: unknown, env: ProjectionEnv): unknown[];
+}
+
+function fieldsOf(compiled: Child[]): Fields {
+  return {
+    index: new Map(compiled.map((c, i) => [c.name, i])),
+    values(obj, env) {
+      const out: unknown[] = new Array(compiled.length);
+      if (!isPlainObject(obj)) return out;
+      for (let i = 0; i < compiled.length; i++) {
+        const c = compiled[i] as Child;
+        if (Object.hasOwn(obj, c.name)) out[i] = childOutput(c, obj[c.name], env);
+      }
+      return out;
+    },
   };
 }
 
@@ -187,23 +320,23 @@ function compileNodeInner(node: Node): Fn {
     case 'replace': {
       if (typeof op.with !== 'string') throw new Error(`invalid replace operation at ${node.path}`);
       const text = op.with;
-      const record = recorder(node.path, 'replace');
+      const rec = new Recorder(node.path, 'replace');
       return (value, env) => {
         if (value === undefined || value === null) return undefined;
-        record(env);
+        rec.record(env);
         return text;
       };
     }
 
     case 'count': {
       const where = op.where;
-      const record = recorder(node.path, 'count');
+      const rec = new Recorder(node.path, 'count');
       return (value, env) => {
         if (!Array.isArray(value)) return undefined;
         let n = 0;
         for (const item of value) if (where === undefined || evaluateCondition(where, item)) n++;
         if (n === 0) return undefined;
-        record(env);
+        rec.record(env);
         return n;
       };
     }
@@ -213,7 +346,7 @@ function compileNodeInner(node: Node): Fn {
       if (where === undefined || where === null || typeof where !== 'object') throw new Error(`filter without a condition at ${node.path}`);
       if (node.children.size === 0) return () => undefined;
       const build = objectFn(node.children);
-      const record = recorder(node.path, 'filter');
+      const rec = new Recorder(node.path, 'filter');
       return (value, env) => {
         if (!Array.isArray(value)) return undefined;
         const out: unknown[] = [];
@@ -223,7 +356,7 @@ function compileNodeInner(node: Node): Fn {
           if (r !== undefined) out.push(r);
         }
         if (out.length === 0) return undefined;
-        record(env);
+        rec.record(env);
         return out;
       };
     }
@@ -238,7 +371,15 @@ function compileNodeInner(node: Node): Fn {
   const transform = scalarTransform(op);
   if (transform === undefined) throw new Error(`unknown operation ${stableJson(op)} at ${node.path}`);
   if (node.children.size > 0) throw new Error(`${node.path}: ${describeOp(op)} applies to a leaf, but paths below it are listed`);
-  const record = recorder(node.path, describeOp(op));
+  const rec = new Recorder(node.path, describeOp(op));
+  if (op.op === 'keep' && !node.array) {
+    // As objectFn does it inline, for a keep leaf reached otherwise (an address's chosen field).
+    return (value, env) => {
+      if (!isScalar(value)) return undefined;
+      rec.record(env);
+      return value;
+    };
+  }
   if (node.array) {
     return (value, env) => {
       if (!Array.isArray(value)) return undefined;
@@ -248,13 +389,13 @@ function compileNodeInner(node: Node): Fn {
         if (r !== undefined) out.push(r);
       }
       if (out.length === 0) return undefined;
-      record(env);
+      rec.record(env);
       return out;
     };
   }
   return (value, env) => {
     const r = transform(value, env);
-    if (r !== undefined) record(env);
+    if (r !== undefined) rec.record(env);
     return r;
   };
 }
@@ -274,13 +415,13 @@ function compileAddress(node: Node, field: 'town' | 'postcode', condition: Condi
     transform = (v) => (isScalar(v) ? v : undefined);
     label = `generalise:${field}`;
   }
-  const record = recorder(`${node.path}.${field}`, label);
+  const rec = new Recorder(`${node.path}.${field}`, label);
   const one = (item: unknown, env: ProjectionEnv): Record<string, unknown> | undefined => {
     if (!isPlainObject(item) || !Object.hasOwn(item, field)) return undefined;
     if (condition !== undefined && !evaluateCondition(condition, item)) return undefined;
     const v = transform(item[field], env);
     if (v === undefined) return undefined;
-    if (child?.op === undefined) record(env);
+    if (child?.op === undefined) rec.record(env);
     return { [field]: v };
   };
   if (!node.array) return one;
@@ -328,8 +469,13 @@ function buildTrie(ops: Record<string, Operation>, root: string | undefined): No
   return top;
 }
 
-const byIdentity = new WeakMap<object, Map<string, Projection>>();
-const byKey = new Map<string, Projection>();
+interface Compiled {
+  project: Projection;
+  fields: Fields;
+}
+
+const byIdentity = new WeakMap<object, Map<string, Compiled>>();
+const byKey = new Map<string, Compiled>();
 const MAX_CACHED = 1000;
 
 /**
@@ -339,31 +485,41 @@ const MAX_CACHED = 1000;
  * Cached by the ops object and by its content: compiled once per distinct operation set.
  */
 export function compileProjection(ops: Record<string, Operation>, root?: string): Projection {
+  return compiled(ops, root).project;
+}
+
+/** The same projection (root: the dossier), as its top-level fields (see Fields). */
+export function compileFields(ops: Record<string, Operation>): Fields {
+  return compiled(ops, undefined).fields;
+}
+
+function compiled(ops: Record<string, Operation>, root: string | undefined): Compiled {
   const rootKey = root ?? '';
   const hit = byIdentity.get(ops)?.get(rootKey);
   if (hit !== undefined) return hit;
   const key = `${rootKey}\u0000${stableJson(ops)}`;
-  let projection = byKey.get(key);
-  if (projection === undefined) {
+  let c = byKey.get(key);
+  if (c === undefined) {
     let effective = ops;
     if (root === 'subjects[]' && Object.hasOwn(ops, 'subjects[].id')) {
       effective = { ...ops };
       delete effective['subjects[].id'];
     }
     const top = buildTrie(effective, root);
-    const build = objectFn(top.children);
-    projection = (input, env) => build(input, env);
+    // The caller puts the packet ref in a subject's `id` (see redact.ts): never written over.
+    const children = compileChildren(top.children, root === SUBJECTS ? 'id' : undefined);
+    c = { project: buildObject(children), fields: fieldsOf(children) };
     if (byKey.size >= MAX_CACHED) {
       const oldest = byKey.keys().next().value;
       if (oldest !== undefined) byKey.delete(oldest);
     }
-    byKey.set(key, projection);
+    byKey.set(key, c);
   }
   let perRoot = byIdentity.get(ops);
   if (perRoot === undefined) {
     perRoot = new Map();
     byIdentity.set(ops, perRoot);
   }
-  perRoot.set(rootKey, projection);
-  return projection;
+  perRoot.set(rootKey, c);
+  return c;
 }

@@ -11,10 +11,10 @@
  */
 import { GatewayError } from '../errors/index.js';
 import type { Dossier } from '../intake/types.js';
-import { parseDateTimeUtc } from '../policy/dates.js';
+import { parseDateTimeUtc, type CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT, isSubjectPath, SUBJECT_ID, SUBJECTS } from '../policy/paths.js';
 import type { Operation, Plan } from '../policy/types.js';
-import { compileProjection, disclosureKey, type ProjectionEnv } from './projection.js';
+import { compileFields, compileProjection, Disclosures, Recorder, type ProjectionEnv } from './projection.js';
 import { MIN_PSEUDONYM_KEY_BYTES } from './values.js';
 
 export interface RedactContext {
@@ -38,14 +38,39 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** Frozen dossier parts of plans already checked (the Decider's plans are frozen and shared). */
+const checkedDossierOps = new WeakSet<object>();
+
 function checkPlan(plan: Plan): void {
   if (!isPlainObject(plan) || !isPlainObject(plan.dossier) || !Array.isArray(plan.subjects)) {
     throw new GatewayError('internal', 'redact: malformed plan');
   }
+  if (checkedDossierOps.has(plan.dossier)) return;
   for (const path of Object.keys(plan.dossier)) {
     if (isSubjectPath(path)) throw new GatewayError('internal', `redact: subject path ${path} in the dossier part of a plan`);
   }
+  // A frozen object's keys cannot change, so the check holds for good.
+  if (Object.isFrozen(plan.dossier)) checkedDossierOps.add(plan.dossier);
 }
+
+/** The projection environment of one redaction. */
+class Env implements ProjectionEnv {
+  readonly disclosed = new Disclosures();
+  private date: CalendarDate | undefined | null = null;
+  constructor(
+    readonly pseudonymKey: Buffer,
+    private readonly createdAt: unknown,
+    readonly refs: ReadonlyMap<string, string>,
+  ) {}
+  /** createdAt's UTC date, parsed on first use: only age bands need it. */
+  get at(): CalendarDate | undefined {
+    if (this.date === null) this.date = parseDateTimeUtc(this.createdAt);
+    return this.date;
+  }
+}
+
+const schemaKept = new Recorder('schema', 'keep');
+const subjectRef = new Recorder(SUBJECT_ID, 'ref');
 
 function checkSubjectOps(ops: Record<string, Operation>): void {
   const assoc = ops[ASSOCIATE_SUBJECT];
@@ -64,23 +89,26 @@ export function redact(dossier: Dossier, plan: Plan, ctx: RedactContext): Redact
 
   // The subjects in this packet (the only ones associates may point at): dossier id → packet ref.
   const included = new Map<string, string>();
-  subjectsIn.forEach((s, i) => {
-    if (plan.subjects[i] == null || !isPlainObject(s) || typeof s.id !== 'string') return;
+  for (let i = 0; i < subjectsIn.length; i++) {
+    const s: unknown = subjectsIn[i];
+    if (plan.subjects[i] == null || !isPlainObject(s) || typeof s.id !== 'string') continue;
     const ref = ctx.refs.get(s.id);
     if (typeof ref !== 'string' || ref.length === 0) {
       throw new GatewayError('internal', `redact: no packet ref for included subject #${i}`);
     }
     included.set(s.id, ref);
-  });
+  }
 
-  const env: ProjectionEnv = { pseudonymKey: ctx.pseudonymKey, at: parseDateTimeUtc(input.createdAt), disclosed: new Map(), refs: included };
+  const env = new Env(ctx.pseudonymKey, input.createdAt, included);
   const result: Record<string, unknown> = {};
   if (typeof input.schema === 'string') {
     result.schema = input.schema;
-    env.disclosed.set(disclosureKey('schema', 'keep'), 'keep');
+    schemaKept.record(env);
   }
 
-  const top = compileProjection(plan.dossier)(input, env);
+  // The dossier-level fields, in plan order; put in the dossier's own order below.
+  const top = compileFields(plan.dossier);
+  const topValues = top.values(input, env);
 
   const subjectsOut: Record<string, unknown>[] = [];
   for (let i = 0; i < subjectsIn.length; i++) {
@@ -89,25 +117,21 @@ export function redact(dossier: Dossier, plan: Plan, ctx: RedactContext): Redact
     if (ops == null || !isPlainObject(s) || typeof s.id !== 'string') continue;
     checkSubjectOps(ops);
     const out: Record<string, unknown> = { id: included.get(s.id) as string };
-    const body = compileProjection(ops, SUBJECTS)(s, env);
-    if (body !== undefined) for (const k in body) if (k !== 'id') out[k] = body[k];
+    compileProjection(ops, SUBJECTS)(s, env, out); // the subject's fields, after its ref
     subjectsOut.push(out);
   }
-  if (subjectsOut.length > 0) env.disclosed.set(disclosureKey(SUBJECT_ID, 'ref'), 'ref');
+  if (subjectsOut.length > 0) subjectRef.record(env);
 
   // The dossier's own top-level order, schema first.
   for (const k in input) {
     if (k === 'subjects') {
       if (subjectsOut.length > 0) result.subjects = subjectsOut;
-    } else if (k !== 'schema' && top !== undefined && Object.hasOwn(top, k)) {
-      result[k] = top[k];
+    } else if (k !== 'schema') {
+      const i = top.index.get(k);
+      const v = i === undefined ? undefined : topValues[i];
+      if (v !== undefined) result[k] = v;
     }
   }
 
-  const disclosed: Disclosure[] = [];
-  for (const [key, op] of env.disclosed) {
-    const path = key.slice(0, key.indexOf('\u0000'));
-    disclosed.push({ path, op: path === ASSOCIATE_SUBJECT && op === 'keep' ? 'ref' : op });
-  }
-  return { dossier: result, disclosed };
+  return { dossier: result, disclosed: env.disclosed.list() };
 }
