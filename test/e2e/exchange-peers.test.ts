@@ -5,7 +5,7 @@
  * warwickshire. Forged, tampered, replayed, misaddressed and stale envelopes are refused with clear
  * errors and nothing stored; a peer's dossier is never forwarded to another peer.
  */
-import { cp, mkdtemp, readFile, rm, unlink, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,14 +14,13 @@ import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken, newToken } from '../../gateway/config/clients.js';
 import {
-  decryptAndVerify,
   encryptAndSign,
   loadOrCreateGatewayKey,
-  parseArmoredPrivateKey,
   parseRecipientKey,
   type GatewayKey,
 } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
+import { clientsFile, openAs, pointPeer, prepareSide, until } from '../helpers/peers.js';
 import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
@@ -46,41 +45,10 @@ const tokenBtoA = newToken();
 let downPort: number;
 let deadPort: number;
 
-function peerYaml(id: string, name: string, url: string, fingerprint: string, keyFile: string, force = id): string {
-  const base = `peer:\n  id: ${id}\n  name: ${name}\n  force: ${force}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${fingerprint}"\n`;
-  return base;
-}
-
-async function prepareSide(name: string): Promise<{ policyDir: string; stateDir: string; key: GatewayKey; port: number }> {
-  const policyDir = path.join(tmp, `${name}-policies`);
-  const stateDir = path.join(tmp, `${name}-state`);
-  await cp(path.join(ROOT, 'policies'), policyDir, { recursive: true });
-  await mkdir(path.join(stateDir, 'peers'), { recursive: true, mode: 0o700 });
-  const key = await loadOrCreateGatewayKey(stateDir);
-  return { policyDir, stateDir, key, port: await freePort() };
-}
-
-async function clientsFile(dir: string, extra: string): Promise<string> {
-  const file = path.join(dir, 'clients.yaml');
-  const sample = await readFile(path.join(ROOT, 'policies/clients.sample.yaml'), 'utf8');
-  await writeFile(file, sample.trimEnd() + '\n' + extra);
-  return file;
-}
-
-/** Replace `peers/<id>.yaml` of the sample copy with the real peer gateway (its URL and gateway key). */
-async function pointPeer(dir: string, remove: string[], id: string, name: string, url: string, key: GatewayKey, force = id) {
-  for (const f of remove) await unlink(path.join(dir, f)).catch(() => undefined);
-  await writeFile(path.join(dir, `keys/${id}-gateway.asc`), key.publicArmored);
-  // The peer file body (agreement, fields, rules) is the sample's, with the peer's own header.
-  const sample = await readFile(path.join(ROOT, 'policies/peers/warwickshire.yaml'), 'utf8');
-  const rest = sample.slice(sample.indexOf('\nagreement:'));
-  await writeFile(path.join(dir, `peers/${id}.yaml`), peerYaml(id, name, url, key.fingerprint, `keys/${id}-gateway.asc`, force) + rest);
-}
-
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'cordon-exchange-'));
-  const a = await prepareSide('a');
-  const b = await prepareSide('b');
+  const a = await prepareSide(tmp, 'a');
+  const b = await prepareSide(tmp, 'b');
   const aUrl = `http://127.0.0.1:${a.port}`;
   const bUrl = `http://127.0.0.1:${b.port}`;
   // A (West Midlands): the sample set, with the peer warwickshire pointing at B's real gateway.
@@ -114,22 +82,6 @@ afterAll(async () => {
   await Promise.all([A?.gw.stop(), B?.gw.stop()]);
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function openAs(owner: string, armored: string, signer: GatewayKey): Promise<any> {
-  const priv = await parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${owner}.sec.asc`), 'utf8'));
-  const { data } = await decryptAndVerify(armored, priv, [signer.publicKey]);
-  return JSON.parse(data);
-}
 
 /** An envelope as A's gateway would send it to B, signed by `signer` (A's key unless forged). */
 async function envelopeToB(overrides: Record<string, unknown> = {}, dossier: unknown = fixture('dossier-minimal.json'), signer: GatewayKey = A.key) {

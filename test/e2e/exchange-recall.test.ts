@@ -7,7 +7,7 @@
  * carrying anything but a reason and a time is refused and changes nothing; a replay does nothing twice;
  * a delivery to a peer that has not left when the dossier is recalled is cancelled instead.
  */
-import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -16,9 +16,10 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../gateway/audit/log.js';
 import { hashToken, newToken } from '../../gateway/config/clients.js';
-import { decryptAndVerify, encryptAndSign, loadOrCreateGatewayKey, parseArmoredPrivateKey, parseRecipientKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
+import { encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { connectRedisForQueue } from '../../gateway/store/redis.js';
+import { clientsFile, openAs, pointPeer, prepareSide, until } from '../helpers/peers.js';
 import { api, dumpKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
@@ -43,37 +44,10 @@ const tokenAtoB = newToken();
 const tokenBtoA = newToken();
 const tokenStaffsToB = newToken();
 
-function peerYaml(id: string, name: string, url: string, fingerprint: string, keyFile: string): string {
-  return `peer:\n  id: ${id}\n  name: ${name}\n  force: ${id}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${fingerprint}"\n`;
-}
-
-async function prepareSide(name: string): Promise<{ policyDir: string; stateDir: string; key: GatewayKey; port: number }> {
-  const policyDir = path.join(tmp, `${name}-policies`);
-  const stateDir = path.join(tmp, `${name}-state`);
-  await cp(path.join(ROOT, 'policies'), policyDir, { recursive: true });
-  await mkdir(path.join(stateDir, 'peers'), { recursive: true, mode: 0o700 });
-  const key = await loadOrCreateGatewayKey(stateDir);
-  return { policyDir, stateDir, key, port: await freePort() };
-}
-
-async function clientsFile(dir: string, extra: string): Promise<string> {
-  const file = path.join(dir, 'clients.yaml');
-  const sample = await readFile(path.join(ROOT, 'policies/clients.sample.yaml'), 'utf8');
-  await writeFile(file, sample.trimEnd() + '\n' + extra);
-  return file;
-}
-
-async function pointPeer(dir: string, remove: string[], id: string, name: string, url: string, key: GatewayKey) {
-  for (const f of remove) await unlink(path.join(dir, f)).catch(() => undefined);
-  await writeFile(path.join(dir, `keys/${id}-gateway.asc`), key.publicArmored);
-  const sample = await readFile(path.join(ROOT, 'policies/peers/warwickshire.yaml'), 'utf8');
-  await writeFile(path.join(dir, `peers/${id}.yaml`), peerYaml(id, name, url, key.fingerprint, `keys/${id}-gateway.asc`) + sample.slice(sample.indexOf('\nagreement:')));
-}
-
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'cordon-recall-exchange-'));
-  const a = await prepareSide('a');
-  const b = await prepareSide('b');
+  const a = await prepareSide(tmp, 'a');
+  const b = await prepareSide(tmp, 'b');
   staffs = await loadOrCreateGatewayKey(path.join(tmp, 'staffs-state'));
   await pointPeer(a.policyDir, ['peers/warwickshire.yaml'], 'warwickshire', 'Warwickshire Police', `http://127.0.0.1:${b.port}`, b.key);
   await unlink(path.join(b.policyDir, 'sources/west-midlands.yaml'));
@@ -103,22 +77,6 @@ afterAll(async () => {
   await Promise.all([A?.gw.stop(), B?.gw.stop()]);
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function openAs(owner: string, armored: string, signer: GatewayKey): Promise<any> {
-  const priv = await parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${owner}.sec.asc`), 'utf8'));
-  const { data } = await decryptAndVerify(armored, priv, [signer.publicKey]);
-  return JSON.parse(data);
-}
 
 /** An envelope to B as the gateway of `from` sends it (signed with `signer`), `body` beside the header. */
 async function toB(envelope: Record<string, unknown>, body: Record<string, unknown>, signer: GatewayKey = A.key, from = 'west-midlands') {

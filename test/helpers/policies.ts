@@ -1,9 +1,25 @@
-/** Temporary copies of the sample policy directory, edited for one test. */
+/** Temporary copies of the sample policy directory, edited for one test, and a plain agreement for unit tests. */
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import type { Agreement } from '../../gateway/policy/types.js';
 import { ROOT } from './gateway.js';
+
+/** An agreement in force on the unit tests' date (2026-11-21), for policies built in code. */
+export const TEST_AGREEMENT: Readonly<Agreement> = {
+  reference: 'ISA-T',
+  parties: ['a', 'b'],
+  purpose: 'p',
+  legalBasis: 'l',
+  dataItems: ['x'],
+  owner: 'o',
+  inForceFrom: '2025-01-01',
+  reviewBy: '2027-01-31',
+  retentionDays: 30,
+  highestClassification: 'OFFICIAL-SENSITIVE',
+  handlingCodes: ['P', 'C'],
+};
 
 export async function copyPolicies(): Promise<{ dir: string; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cordon-policies-'));

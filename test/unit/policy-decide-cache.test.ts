@@ -14,24 +14,13 @@ import type { Dossier, Subject } from '../../gateway/intake/types.js';
 import type { Agreement, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import fc from 'fast-check';
+import { TEST_AGREEMENT } from '../helpers/policies.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');
 const dossier = (): Dossier => structuredClone(full) as unknown as Dossier;
 
-const agreement: Agreement = {
-  reference: 'ISA-T',
-  parties: ['a', 'b'],
-  purpose: 'p',
-  legalBasis: 'l',
-  dataItems: ['x'],
-  owner: 'o',
-  inForceFrom: '2025-01-01',
-  reviewBy: '2027-01-31',
-  retentionDays: 30,
-  highestClassification: 'OFFICIAL-SENSITIVE',
-  handlingCodes: ['P', 'C'],
-};
+const agreement: Agreement = TEST_AGREEMENT;
 
 const fields: Record<string, Operation> = {
   reference: { op: 'keep' },

@@ -7,25 +7,14 @@ import { GatewayError } from '../../gateway/errors/index.js';
 import type { Dossier } from '../../gateway/intake/types.js';
 import type { Agreement, Condition, GatewayRules, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import { TEST_AGREEMENT } from '../helpers/policies.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');
 const dossier = (): Dossier => structuredClone(full) as unknown as Dossier;
 const key = Buffer.alloc(32, 5);
 
-const agreement: Agreement = {
-  reference: 'ISA-T',
-  parties: ['a', 'b'],
-  purpose: 'p',
-  legalBasis: 'l',
-  dataItems: ['x'],
-  owner: 'o',
-  inForceFrom: '2025-01-01',
-  reviewBy: '2027-01-31',
-  retentionDays: 30,
-  highestClassification: 'OFFICIAL-SENSITIVE',
-  handlingCodes: ['P', 'C'],
-};
+const agreement: Agreement = TEST_AGREEMENT;
 
 const notChis: Condition = { all: [{ fact: 'sourceType', operator: 'notEqual', value: 'CHIS' }] };
 const GATEWAY: GatewayRules = {

@@ -12,21 +12,10 @@ import type { Agreement, Condition, Operation, PartnerPolicy, PolicySet, Rule } 
 import { coverage, type PolicyTestResult } from '../../gateway/policy/testing.js';
 import { redact } from '../../gateway/redact/redact.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import { TEST_AGREEMENT } from '../helpers/policies.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
-const agreement: Agreement = {
-  reference: 'ISA-T',
-  parties: ['a', 'b'],
-  purpose: 'p',
-  legalBasis: 'l',
-  dataItems: ['x'],
-  owner: 'o',
-  inForceFrom: '2025-01-01',
-  reviewBy: '2027-01-31',
-  retentionDays: 30,
-  highestClassification: 'OFFICIAL-SENSITIVE',
-  handlingCodes: ['P', 'C'],
-};
+const agreement: Agreement = TEST_AGREEMENT;
 
 function makeSet(fields: Record<string, Operation>, rules: Rule[]): PolicySet {
   const p: PartnerPolicy = {
