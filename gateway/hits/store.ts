@@ -158,10 +158,6 @@ export class HitStore {
     return res === 1;
   }
 
-  async hasDossierLinks(dossierId: string): Promise<boolean> {
-    return (await this.redis.exists(this.keys.dossierLinks(dossierId))) === 1;
-  }
-
   async dossierLinks(dossierId: string): Promise<DossierLinks | undefined> {
     const sealed = await this.redis.get(this.keys.dossierLinks(dossierId));
     if (!sealed) return undefined;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashToken, newToken } from '../../gateway/config/clients.js';
+import { newToken } from '../../gateway/config/clients.js';
 import {
   encryptAndSign,
   loadOrCreateGatewayKey,
@@ -20,8 +20,8 @@ import {
   type GatewayKey,
 } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
-import { clientsFile, openAs, pointPeer, prepareSide, until } from '../helpers/peers.js';
-import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { clientsFile, openAs, peerClient, pointPeer, prepareSide } from '../helpers/peers.js';
+import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
 
 const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
 const FORCE = TOKENS['west-midlands-rocu']!;
@@ -66,8 +66,8 @@ beforeAll(async () => {
   );
   await pointPeer(b.policyDir, ['peers/warwickshire.yaml'], 'west-midlands', 'West Midlands Police', aUrl, a.key);
   // Each side's credential for the other, and the token it presents (CORDON_STATE_DIR/peers/<id>.token).
-  const aClients = await clientsFile(a.stateDir, `  - id: warwickshire-gateway\n    role: peer\n    peer: warwickshire\n    tokens: ["${hashToken(tokenBtoA)}"]\n`);
-  const bClients = await clientsFile(b.stateDir, `  - id: west-midlands-gateway\n    role: peer\n    peer: west-midlands\n    tokens: ["${hashToken(tokenAtoB)}"]\n`);
+  const aClients = await clientsFile(a.stateDir, peerClient('warwickshire-gateway', 'warwickshire', tokenBtoA));
+  const bClients = await clientsFile(b.stateDir, peerClient('west-midlands-gateway', 'west-midlands', tokenAtoB));
   for (const peer of ['warwickshire', 'staffordshire', 'durham']) await writeFile(path.join(a.stateDir, `peers/${peer}.token`), tokenAtoB, { mode: 0o600 });
   await writeFile(path.join(b.stateDir, 'peers/west-midlands.token'), tokenBtoA, { mode: 0o600 });
   const [gwA, gwB] = await Promise.all([

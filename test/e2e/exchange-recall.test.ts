@@ -15,12 +15,12 @@ import addFormats from 'ajv-formats';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../gateway/audit/log.js';
-import { hashToken, newToken } from '../../gateway/config/clients.js';
+import { newToken } from '../../gateway/config/clients.js';
 import { encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { connectRedisForQueue } from '../../gateway/store/redis.js';
-import { clientsFile, openAs, pointPeer, prepareSide, until } from '../helpers/peers.js';
-import { api, dumpKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { clientsFile, openAs, peerClient, pointPeer, prepareSide } from '../helpers/peers.js';
+import { api, dumpKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
 
 const FPS = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/keys/fingerprints.json'), 'utf8')) as Record<string, string>;
 const FORCE = TOKENS['west-midlands-rocu']!;
@@ -57,11 +57,11 @@ beforeAll(async () => {
   );
   await pointPeer(b.policyDir, ['peers/warwickshire.yaml'], 'west-midlands', 'West Midlands Police', `http://127.0.0.1:${a.port}`, a.key);
   await pointPeer(b.policyDir, [], 'staffordshire', 'Staffordshire Police', `http://127.0.0.1:${await freePort()}`, staffs);
-  const aClients = await clientsFile(a.stateDir, `  - id: warwickshire-gateway\n    role: peer\n    peer: warwickshire\n    tokens: ["${hashToken(tokenBtoA)}"]\n`);
+  const aClients = await clientsFile(a.stateDir, peerClient('warwickshire-gateway', 'warwickshire', tokenBtoA));
   const bClients = await clientsFile(
     b.stateDir,
-    `  - id: west-midlands-gateway\n    role: peer\n    peer: west-midlands\n    tokens: ["${hashToken(tokenAtoB)}"]\n` +
-      `  - id: staffordshire-gateway\n    role: peer\n    peer: staffordshire\n    tokens: ["${hashToken(tokenStaffsToB)}"]\n`,
+    peerClient('west-midlands-gateway', 'west-midlands', tokenAtoB) +
+      peerClient('staffordshire-gateway', 'staffordshire', tokenStaffsToB),
   );
   await writeFile(path.join(a.stateDir, 'peers/warwickshire.token'), tokenAtoB, { mode: 0o600 });
   await writeFile(path.join(b.stateDir, 'peers/west-midlands.token'), tokenBtoA, { mode: 0o600 });

@@ -147,3 +147,14 @@ export async function dossierValues(dossier: unknown, minLength: number): Promis
   for (const v of [...values]) if (/^[a-z-]+$/.test(v) || policyText.includes(v.toLowerCase())) values.delete(v);
   return values;
 }
+
+/** Polls `fn` until it gives a value, or throws naming `what` at the deadline. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,10 +1,11 @@
 /**
  * Two (or more) real gateways exchanging with each other, for the cross-border tests: a copy of the
  * sample policies and a state directory per side, peer files pointing at the other side's gateway key
- * and URL, clients files with the peers' credentials, and the small waits and decryptions the tests share.
+ * and URL, clients files with the peers' credentials, and the decryption the tests share.
  */
 import { cp, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { hashToken } from '../../gateway/config/clients.js';
 import { decryptAndVerify, loadOrCreateGatewayKey, parseArmoredPrivateKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { ROOT } from './gateway.js';
@@ -34,6 +35,11 @@ export async function clientsFile(dir: string, extra: string): Promise<string> {
   return file;
 }
 
+/** A clients-file entry for a peer gateway's credential (for `clientsFile`'s `extra`). */
+export function peerClient(id: string, peer: string, token: string): string {
+  return `  - id: ${id}\n    role: peer\n    peer: ${peer}\n    tokens: ["${hashToken(token)}"]\n`;
+}
+
 /**
  * Writes `peers/<id>.yaml` pointing at a real peer gateway (its URL and gateway key), removing the
  * sample files in `remove`. The body (agreement, fields, rules) is the sample warwickshire peer's.
@@ -45,17 +51,6 @@ export async function pointPeer(dir: string, remove: string[], id: string, name:
   const sample = await readFile(path.join(ROOT, 'policies/peers/warwickshire.yaml'), 'utf8');
   const header = `peer:\n  id: ${id}\n  name: ${name}\n  force: ${force}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${key.fingerprint}"\n`;
   await writeFile(path.join(dir, `peers/${id}.yaml`), header + sample.slice(sample.indexOf('\nagreement:')));
-}
-
-/** Polls `fn` until it gives a value, or throws naming `what` at the deadline. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** Decrypts a message as `owner` (a test fixture key) and checks it is signed by `signer`; parses the JSON. */

@@ -26,7 +26,7 @@ import { RetentionSweeper } from '../../gateway/retention/sweeper.js';
 import { RECORD_TTL_SECONDS } from '../../gateway/store/dossiers.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { Keys } from '../../gateway/store/redis.js';
-import { api, dumpKeys, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { api, dumpKeys, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 const PEER = 'warwickshire';
@@ -78,16 +78,6 @@ function hitsEnvelope(inReplyTo: string, subject: string, ref: string) {
       ],
     },
   );
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Pushes the full example dossier asking for the peer; resolves once the envelope has been sent. */

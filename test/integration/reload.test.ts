@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Keys } from '../../gateway/store/redis.js';
-import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
 import { copyPolicies } from '../helpers/policies.js';
 
 let gw: TestGateway;
@@ -48,16 +48,6 @@ async function liveRevision(): Promise<string> {
   const res = await api(gw.url, 'POST', '/v1/preview', TOKENS.governance, { dossier: full, partner: 'dvla' });
   expect(res.status, res.text).toBe(200);
   return res.json.policy.revision as string;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function auditRecords() {
