@@ -20,7 +20,7 @@ import { RateLimits } from '../http/ratelimit.js';
 import { Intake } from '../intake/intake.js';
 import { Packets } from '../mailbox/packets.js';
 import { registerQueueGauges, registry as metricsRegistry } from '../metrics/metrics.js';
-import { PolicyPreview } from '../policy/preview.js';
+import { PolicyPreview } from '../governance/preview.js';
 import { readOnlyQueue, readQueues, type DashboardQueue } from '../queue/dashboard.js';
 import { DOSSIER_QUEUE, DossierQueue } from '../queue/queue.js';
 import { connectRedisForQueue } from '../store/redis.js';

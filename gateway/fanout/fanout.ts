@@ -12,7 +12,7 @@ import type { IndexTerms } from '../audit/index-terms.js';
 import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
 import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
-import type { Dossier } from '../intake/types.js';
+import type { Dossier } from '../dossier/types.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';

@@ -4,7 +4,7 @@
  * the source's link index. Runs in the worker before fan-out (while the sealed dossier still exists),
  * once per dossier: a retried job finds the items already stored and changes nothing.
  */
-import type { Dossier } from '../intake/types.js';
+import type { Dossier } from '../dossier/types.js';
 import { dossierItems, matchTokens } from './links.js';
 import type { HitStore } from './store.js';
 

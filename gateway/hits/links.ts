@@ -14,7 +14,7 @@
  * A link connects at least two different subjects, and at least one of them belongs to the dossier
  * the bundle is for; the others may be subjects of other dossiers from the same source.
  */
-import type { Dossier, HitKind } from '../intake/types.js';
+import type { Dossier, HitKind } from '../dossier/types.js';
 import { addressKey, normaliseCompanyNumber, normalisePhone, normalisePostcode, normaliseVrm } from './normalise.js';
 
 export type ItemKind = 'address' | 'postcode' | 'vehicle' | 'phone' | 'business';

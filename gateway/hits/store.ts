@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
-import type { HitConfidence, HitKind } from '../intake/types.js';
+import type { HitConfidence, HitKind } from '../dossier/types.js';
 import { RECORD_TTL_SECONDS } from '../store/dossiers.js';
 import type { Keys } from '../store/redis.js';
 import type { LinkItem } from './links.js';

@@ -10,7 +10,7 @@
  *   503  audit_unavailable: the consultation could not be logged, so nothing is shown
  */
 import type { Router } from 'express';
-import type { PolicyPreview } from '../policy/preview.js';
+import type { PolicyPreview } from '../governance/preview.js';
 import { requireRole } from './auth.js';
 import { jsonBody, notAllowed } from './body.js';
 

@@ -13,7 +13,7 @@ import { seal } from '../crypto/seal.js';
 import type { DossierQueue } from '../queue/queue.js';
 import type { Delivery, DossierRecord, DossierStore } from '../store/dossiers.js';
 import type { PolicySet } from '../policy/types.js';
-import { validateDossier } from './validate.js';
+import { validateDossier } from '../dossier/validate.js';
 import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
 import { dossiersReceived } from '../metrics/metrics.js';
 import { recallStatus, type RecallStatus } from '../recall/status.js';

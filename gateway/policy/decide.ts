@@ -18,7 +18,7 @@
  */
 import { Engine } from 'json-rules-engine';
 import { GatewayError } from '../errors/index.js';
-import type { Dossier, Subject } from '../intake/types.js';
+import type { Dossier, Subject } from '../dossier/types.js';
 import { endOfDayUtc, startOfDayUtc } from './dates.js';
 import { dossierDate, dossierFacts, factValues, subjectFacts, subjectOwnFacts, type DossierFacts, type SubjectFacts } from './facts.js';
 import { isSubjectPath, SUBJECTS } from './paths.js';

@@ -5,7 +5,7 @@
  *
  * Pure: depends only on the dossier.
  */
-import type { Dossier, Subject } from '../intake/types.js';
+import type { Dossier, Subject } from '../dossier/types.js';
 import { ageOn, parseDateTimeUtc, type CalendarDate } from './dates.js';
 
 export interface DossierFacts {

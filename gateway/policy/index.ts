@@ -7,5 +7,5 @@ export { Decider, checkAgreement, type DeciderOptions } from './decide.js';
 export { mostRestrictive, describeOp } from './restrictiveness.js';
 export { dossierFacts, subjectFacts, type DossierFacts, type SubjectFacts } from './facts.js';
 export { evaluateCondition } from './condition.js';
-export { runPolicyTest, runPolicyTests, resolvePointer, valuesAt, type PolicyTest, type PolicyTestResult } from './testing.js';
+export { runPolicyTest, runPolicyTests, resolvePointer, valuesAt, type PolicyTest, type PolicyTestResult } from '../governance/testing.js';
 export type * from './types.js';

@@ -20,17 +20,17 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
-import { schemaLeafPaths, type SchemaPath } from '../intake/paths.js';
-import { dossierSchema } from '../intake/schemas.js';
-import { validateDossier } from '../intake/validate.js';
+import { schemaLeafPaths, type SchemaPath } from '../dossier/paths.js';
+import { dossierSchema } from '../dossier/schemas.js';
+import { validateDossier } from '../dossier/validate.js';
 import { conditionLeaves, LIST_FACT_OPERATORS, LIST_VALUE_OPERATORS, NUMERIC_OPERATORS } from './condition.js';
 import { startOfDayUtc } from './dates.js';
 import { DOSSIER_FACT_TYPES, FACT_ENUM_PATHS, SUBJECT_FACT_TYPES, type FactType } from './facts.js';
 import { ASSOCIATE_SUBJECT, isAncestor, isSubjectPath, SUBJECT_ID, SUBJECTS } from './paths.js';
 import { isAddressOp, isTerminalOp } from './plan.js';
 import { describeOp } from './restrictiveness.js';
-import type { Dossier } from '../intake/types.js';
-import type { PolicyTest } from './testing.js';
+import type { Dossier } from '../dossier/types.js';
+import type { PolicyTest } from '../governance/testing.js';
 import type {
   Condition,
   GatewayRules,

@@ -14,7 +14,7 @@
  * The check is conservative: it says "never" only when it is sure. Conditions too large to expand
  * (more than MAX_TERMS conjunctions) are taken as satisfiable. Pure.
  */
-import { schemaLeafPaths } from '../intake/paths.js';
+import { schemaLeafPaths } from '../dossier/paths.js';
 import { MAX_PLAUSIBLE_AGE } from './dates.js';
 import { FACT_ENUM_PATHS } from './facts.js';
 import type { Condition } from './types.js';

@@ -10,7 +10,7 @@
  *  - `disclosed` lists the distinct (path, operation) pairs actually emitted: paths, never values.
  */
 import { GatewayError } from '../errors/index.js';
-import type { Dossier } from '../intake/types.js';
+import type { Dossier } from '../dossier/types.js';
 import { parseDateTimeUtc, type CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT, isSubjectPath, SUBJECT_ID, SUBJECTS } from '../policy/paths.js';
 import type { Operation, Plan } from '../policy/types.js';

@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { validateDossier } from '../../gateway/intake/validate.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import { validateDossier } from '../../gateway/dossier/validate.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 
 export type Size = 'S' | 'M' | 'L';
 export const SIZES: readonly Size[] = ['S', 'M', 'L'];

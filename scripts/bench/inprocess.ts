@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { encryptAndSign, type RecipientKey } from '../../gateway/crypto/openpgp.js';
 import { deriveKey } from '../../gateway/crypto/seal.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Plan } from '../../gateway/policy/types.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { makeDossiers, bytesOf, SIZES, type Size } from './dossiers.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkRecipientKey, encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey, type RecipientKey } from '../../gateway/crypto/openpgp.js';
 import { deriveKey, hmacId, loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import { buildLiveSet, isInvalid, type LiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { redact } from '../../gateway/redact/redact.js';

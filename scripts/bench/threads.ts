@@ -4,7 +4,7 @@
  * the gateway runs it today (openpgp on the main thread, partners concurrent).
  */
 import { Worker } from 'node:worker_threads';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import { makeDossiers } from './dossiers.js';
 import type { Budget } from './inprocess.js';
 import { row, type Row } from './report.js';

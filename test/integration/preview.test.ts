@@ -16,7 +16,7 @@ import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from 
 import { createApp, type HttpDeps } from '../../gateway/http/app.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
-import { PolicyPreview } from '../../gateway/policy/preview.js';
+import { PolicyPreview } from '../../gateway/governance/preview.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, fixture, PARTNERS, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 

@@ -7,7 +7,7 @@ import { asPartner } from '../../gateway/exchange/peers.js';
 import { Decider } from '../../gateway/policy/decide.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { redact } from '../../gateway/redact/redact.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import { fixture } from '../helpers/gateway.js';
 import { copyPolicies, editYaml } from '../helpers/policies.js';
 

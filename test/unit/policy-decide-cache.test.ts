@@ -10,7 +10,7 @@ import { Decider } from '../../gateway/policy/decide.js';
 import { dossierDate, dossierFacts, factValues, SUBJECT_FACT_TYPES, subjectOwnFacts, DOSSIER_FACT_TYPES, type SubjectOwnFacts } from '../../gateway/policy/facts.js';
 import { parseDate } from '../../gateway/policy/dates.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
-import type { Dossier, Subject } from '../../gateway/intake/types.js';
+import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 import type { Agreement, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import fc from 'fast-check';

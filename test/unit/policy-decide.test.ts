@@ -4,7 +4,7 @@ import { checkAgreement, Decider, maxConcurrentEngineRuns } from '../../gateway/
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { GatewayError } from '../../gateway/errors/index.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Agreement, Condition, GatewayRules, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import { TEST_AGREEMENT } from '../helpers/policies.js';

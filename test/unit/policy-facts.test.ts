@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dossierFacts, SUBJECT_FACT_TYPES, subjectFacts } from '../../gateway/policy/facts.js';
-import type { Dossier, Subject } from '../../gateway/intake/types.js';
+import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 
 function dossier(createdAt: string, subject: Partial<Subject>): { d: Dossier; s: Subject } {
   const s = { id: 'S1', role: 'member', name: { given: 'A', family: 'B' }, ...subject } as Subject;

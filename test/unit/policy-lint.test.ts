@@ -7,7 +7,7 @@ import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseRecipientKey } from '../../gateway/crypto/openpgp.js';
-import { lintPolicies, type LintFinding } from '../../gateway/policy/lint.js';
+import { lintPolicies, type LintFinding } from '../../gateway/governance/lint.js';
 import { parseLocation, YamlLocator } from '../../gateway/policy/locate.js';
 import { canHold } from '../../gateway/policy/satisfiable.js';
 import type { Condition } from '../../gateway/policy/types.js';

@@ -2,12 +2,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { GatewayError } from '../../gateway/errors/index.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import { Decider } from '../../gateway/policy/decide.js';
-import { comparePartner, diffSets, isUnchanged, partnerView } from '../../gateway/policy/diff.js';
+import { comparePartner, diffSets, isUnchanged, partnerView } from '../../gateway/governance/diff.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
-import { buildPreview, parsePreviewRequest, PolicyPreview, previewPseudonymKey, type PreviewAuditEvent } from '../../gateway/policy/preview.js';
+import { buildPreview, parsePreviewRequest, PolicyPreview, previewPseudonymKey, type PreviewAuditEvent } from '../../gateway/governance/preview.js';
 import type { PartnerPolicy, PolicySet } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import minimal from '../fixtures/dossier-minimal.json' with { type: 'json' };

@@ -15,8 +15,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import path from 'node:path';
-import type { Dossier, Subject } from '../../gateway/intake/types.js';
-import { validateDossier } from '../../gateway/intake/validate.js';
+import type { Dossier, Subject } from '../../gateway/dossier/types.js';
+import { validateDossier } from '../../gateway/dossier/validate.js';
 import { evaluateCondition } from '../../gateway/policy/condition.js';
 import { Decider } from '../../gateway/policy/decide.js';
 import { subjectFacts } from '../../gateway/policy/facts.js';

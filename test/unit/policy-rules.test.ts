@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Decider } from '../../gateway/policy/decide.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Agreement, Condition, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
-import { coverage, type PolicyTestResult } from '../../gateway/policy/testing.js';
+import { coverage, type PolicyTestResult } from '../../gateway/governance/testing.js';
 import { redact } from '../../gateway/redact/redact.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import { TEST_AGREEMENT } from '../helpers/policies.js';

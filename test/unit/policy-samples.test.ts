@@ -12,10 +12,10 @@ import path from 'node:path';
 import { Decider } from '../../gateway/policy/decide.js';
 import { subjectFacts } from '../../gateway/policy/facts.js';
 import { loadPolicySet, loadPolicyTests } from '../../gateway/policy/load.js';
-import { runPolicyTest, runPolicyTests, valuesAt } from '../../gateway/policy/testing.js';
+import { runPolicyTest, runPolicyTests, valuesAt } from '../../gateway/governance/testing.js';
 import { redact } from '../../gateway/redact/redact.js';
-import { validateDossier } from '../../gateway/intake/validate.js';
-import type { Dossier, Subject } from '../../gateway/intake/types.js';
+import { validateDossier } from '../../gateway/dossier/validate.js';
+import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 import type { PolicySet } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 

@@ -10,7 +10,7 @@ import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
 import { resolveFact } from '../../gateway/policy/condition.js';
 import { ASSOCIATE_SUBJECT, SUBJECT_ID, SUBJECTS } from '../../gateway/policy/paths.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Operation, Plan } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 

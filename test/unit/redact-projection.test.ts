@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { compileProjection, type ProjectionEnv } from '../../gateway/redact/projection.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
-import type { Dossier } from '../../gateway/intake/types.js';
+import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Operation, Plan } from '../../gateway/policy/types.js';
 import full from '../fixtures/dossier-full.json' with { type: 'json' };
 

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../gateway/errors/index.js';
-import { findSchemaPath, schemaLeafPaths, walkSchema } from '../../gateway/intake/paths.js';
-import { dossierSchema, hitsSchema } from '../../gateway/intake/schemas.js';
-import { validateDossier, validateHits } from '../../gateway/intake/validate.js';
+import { findSchemaPath, schemaLeafPaths, walkSchema } from '../../gateway/dossier/paths.js';
+import { dossierSchema, hitsSchema } from '../../gateway/dossier/schemas.js';
+import { validateDossier, validateHits } from '../../gateway/dossier/validate.js';
 
 // Verbatim copies of the contract examples (contract/examples/ beside DESIGN.md), so this test needs
 // nothing outside the repository. A separate test re-reads the originals when they are present.

@@ -18,11 +18,11 @@
  * Subject refs in the output are `ref-1`, `ref-2`… by the subject's position in the input dossier.
  */
 import { createHash } from 'node:crypto';
-import type { Dossier } from '../intake/types.js';
+import type { Dossier } from '../dossier/types.js';
 import { redact } from '../redact/redact.js';
-import { stableJson } from './condition.js';
-import type { Decider } from './decide.js';
-import type { Block } from './types.js';
+import { stableJson } from '../policy/condition.js';
+import type { Decider } from '../policy/decide.js';
+import type { Block } from '../policy/types.js';
 
 export interface PolicyTestExpect {
   blocked?: Block['reason'];

@@ -18,12 +18,12 @@
  */
 import { createHash } from 'node:crypto';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
-import type { Dossier } from '../intake/types.js';
-import { validateDossier } from '../intake/validate.js';
+import type { Dossier } from '../dossier/types.js';
+import { validateDossier } from '../dossier/validate.js';
 import { redact, type Disclosure } from '../redact/redact.js';
-import type { Decider } from './decide.js';
-import { isInvalid, type LiveSet } from './live.js';
-import type { Block, PolicySet, TraceEntry } from './types.js';
+import type { Decider } from '../policy/decide.js';
+import { isInvalid, type LiveSet } from '../policy/live.js';
+import type { Block, PolicySet, TraceEntry } from '../policy/types.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const PARTNER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;

@@ -4,11 +4,11 @@
  * blocked. For `cordon policy diff`. Pure: decides and redacts exactly as the fan-out does, with fixed
  * placeholder refs and pseudonym keys.
  */
-import type { Dossier } from '../intake/types.js';
+import type { Dossier } from '../dossier/types.js';
 import { redact } from '../redact/redact.js';
-import { Decider } from './decide.js';
+import { Decider } from '../policy/decide.js';
 import { previewPseudonymKey, previewRef } from './preview.js';
-import type { PolicySet } from './types.js';
+import type { PolicySet } from '../policy/types.js';
 
 /** What one partner receives of one dossier under one set. */
 export interface PartnerView {

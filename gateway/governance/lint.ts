@@ -16,16 +16,16 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
-import { stableJson } from './condition.js';
-import { endOfDayUtc, startOfDayUtc } from './dates.js';
-import { applyGateway, applyRules } from './decide.js';
-import { collectPolicySet, loadPolicyTests } from './load.js';
-import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from './locate.js';
-import { isAncestor } from './paths.js';
-import { basePlan, normalise, toOps } from './plan.js';
-import { canHold } from './satisfiable.js';
+import { stableJson } from '../policy/condition.js';
+import { endOfDayUtc, startOfDayUtc } from '../policy/dates.js';
+import { applyGateway, applyRules } from '../policy/decide.js';
+import { collectPolicySet, loadPolicyTests } from '../policy/load.js';
+import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from '../policy/locate.js';
+import { isAncestor } from '../policy/paths.js';
+import { basePlan, normalise, toOps } from '../policy/plan.js';
+import { canHold } from '../policy/satisfiable.js';
 import type { PolicyTest } from './testing.js';
-import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from './types.js';
+import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
 
 export type Severity = 'error' | 'warning';
 
