@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { checkAgreement, Decider, maxConcurrentEngineRuns } from '../../gateway/policy/decide.js';
+import { checkAgreement } from '../../gateway/policy/agreement.js';
+import { Decider } from '../../gateway/policy/decide.js';
+import { maxConcurrentEngineRuns } from '../../gateway/policy/engines.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { GatewayError } from '../../gateway/errors/index.js';
