@@ -14,7 +14,8 @@ import type { Dossier } from '../dossier/types.js';
 import { parseDateTimeUtc, type CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT, isSubjectPath, SUBJECT_ID, SUBJECTS } from '../policy/paths.js';
 import type { Operation, Plan } from '../policy/types.js';
-import { compileFields, compileProjection, Disclosures, Recorder, type ProjectionEnv } from './projection.js';
+import { Disclosures, Recorder, type ProjectionEnv } from './disclosures.js';
+import { compileFields, compileProjection } from './projection.js';
 import { MIN_PSEUDONYM_KEY_BYTES } from './values.js';
 
 export interface RedactContext {

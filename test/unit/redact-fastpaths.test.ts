@@ -5,7 +5,8 @@
  * every call.
  */
 import { describe, expect, it } from 'vitest';
-import { compileProjection, disclosureKey, type Disclosed, type ProjectionEnv } from '../../gateway/redact/projection.js';
+import { disclosureKey, type Disclosed, type ProjectionEnv } from '../../gateway/redact/disclosures.js';
+import { compileProjection } from '../../gateway/redact/projection.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
 import { resolveFact } from '../../gateway/policy/condition.js';

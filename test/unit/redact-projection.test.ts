@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { compileProjection, type ProjectionEnv } from '../../gateway/redact/projection.js';
+import type { ProjectionEnv } from '../../gateway/redact/disclosures.js';
+import { compileProjection } from '../../gateway/redact/projection.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
