@@ -13,7 +13,7 @@ import { getValidators, Problems, schemaProblems } from '../policy/schema-check.
 import type { PolicyTest } from './testing.js';
 
 /** Where `example:<name>` dossiers of policy tests live. */
-export const EXAMPLE_DOSSIER_DIR = new URL('../../test/fixtures/', import.meta.url);
+const EXAMPLE_DOSSIER_DIR = new URL('../../examples/', import.meta.url);
 
 /**
  * Read `<dir>/tests/*.yaml` (see testing.ts for the format) with their dossiers. A missing tests

@@ -3,7 +3,7 @@
  * partner. Loaded by loadPolicyTests (load.ts, the I/O); run here, purely.
  *
  *   name: dvla never sees PNC ids
- *   dossier: example:dossier-full        # test/fixtures/<name>.json, or a .json path relative to the policy dir
+ *   dossier: example:dossier-full        # examples/<name>.json, or a .json path relative to the policy dir
  *   partner: dvla
  *   now: 2026-11-21T12:00:00Z            # optional (default: the time of the run)
  *   expect:

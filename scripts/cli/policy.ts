@@ -23,7 +23,7 @@ import { coverage, runPolicyTests } from '../../gateway/governance/testing.js';
 import type { PolicySet, TraceEntry } from '../../gateway/policy/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const EXAMPLE_DOSSIERS = ['test/fixtures/dossier-full.json', 'test/fixtures/dossier-minimal.json'];
+const EXAMPLE_DOSSIERS = ['examples/dossier-full.json', 'examples/dossier-minimal.json'];
 
 const out = (s = '') => process.stdout.write(s + '\n');
 

@@ -18,7 +18,7 @@ import { redact } from '../../gateway/redact/redact.js';
 import { validateDossier } from '../../gateway/dossier/validate.js';
 import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 import type { PolicySet } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');

@@ -13,7 +13,7 @@ import { resolveFact } from '../../gateway/policy/condition.js';
 import { ASSOCIATE_SUBJECT, SUBJECT_ID, SUBJECTS } from '../../gateway/policy/paths.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Operation, Plan } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const key = Buffer.alloc(32, 9);
 const dossier = (): Dossier => structuredClone(full) as unknown as Dossier;
