@@ -28,7 +28,7 @@ import { canHold } from '../policy/satisfiable.js';
 import type { PolicyTest } from './testing.js';
 import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
 
-export type Severity = 'error' | 'warning';
+type Severity = 'error' | 'warning';
 
 export interface LintFinding {
   severity: Severity;
@@ -41,7 +41,7 @@ export interface LintFinding {
   message: string;
 }
 
-export interface LintResult {
+interface LintResult {
   dir: string;
   /** Whether the gateway would load the set (no errors from the loader). */
   loads: boolean;
@@ -56,9 +56,9 @@ export interface LintResult {
 }
 
 /** Checks a partner's or source's key; resolves to its expiry (null: never), rejects with the reason. */
-export type KeyCheck = (armored: string, fingerprint: string, now: Date) => Promise<{ expiresAt: Date | null }>;
+type KeyCheck = (armored: string, fingerprint: string, now: Date) => Promise<{ expiresAt: Date | null }>;
 
-export interface LintOptions {
+interface LintOptions {
   now?: Date;
   /** Without it keys are only checked for presence. */
   checkKey?: KeyCheck;

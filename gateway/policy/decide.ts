@@ -128,7 +128,7 @@ const OUTCOME_CACHE_SIZE = 10_000;
 const PLAN_CACHE_SIZE = 1_000;
 const DOSSIER_CACHE_SIZE = 256;
 
-export interface DeciderOptions {
+interface DeciderOptions {
   /** Maximum cached rule outcomes (default 10,000). */
   outcomeCacheSize?: number;
   /** Maximum cached whole-dossier outcomes per partner (default 256; 0 turns that cache off). */

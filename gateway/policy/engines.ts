@@ -8,7 +8,7 @@ import type { DossierFacts, SubjectFacts } from './facts.js';
 import type { Rule } from './types.js';
 
 /** A promise queue: one task at a time, in arrival order; a failing task does not stop the queue. */
-export class Mutex {
+class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(task: () => Promise<T>): Promise<T> {
     const result = this.tail.then(task);

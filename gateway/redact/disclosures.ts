@@ -32,12 +32,12 @@ export interface Disclosed {
  * per pair. A Map keyed by disclosureKey keeps each pair once, in first-emitted order; redact() uses the
  * cheaper Disclosures.
  */
-export interface DisclosureSink {
+interface DisclosureSink {
   set(key: string, pair: DisclosurePair): unknown;
 }
 
 /** A (path, label) pair, made by Recorder only, and the last Disclosures.list() pass that listed it. */
-export class DisclosurePair implements Disclosed {
+class DisclosurePair implements Disclosed {
   mark = 0;
   /** What the packet's disclosure list says: an associate's subject goes out as the other subject's ref. */
   readonly shown: string;

@@ -17,13 +17,13 @@ import { isScalar, type Scalar } from './values.js';
 import { Recorder, type ProjectionEnv } from './disclosures.js';
 import { scalarTransform } from './leaf-ops.js';
 
-export const ASSOCIATES_PATH = 'subjects[].associates[]';
+const ASSOCIATES_PATH = 'subjects[].associates[]';
 
 /**
  * Builds the projected object, or undefined when nothing at all is emitted. With `into`, the fields are
  * added to that object instead (which is returned), after whatever it already holds.
  */
-export type Projection = (input: unknown, env: ProjectionEnv, into?: Record<string, unknown>) => Record<string, unknown> | undefined;
+type Projection = (input: unknown, env: ProjectionEnv, into?: Record<string, unknown>) => Record<string, unknown> | undefined;
 
 type Fn = (value: unknown, env: ProjectionEnv) => unknown;
 
@@ -89,7 +89,7 @@ function buildObject(compiled: Child[]): Projection {
  * in the same order, but not put in an object: for a caller that orders them itself (redact keeps the
  * dossier's own key order) and would otherwise build the object twice.
  */
-export interface Fields {
+interface Fields {
   /** Field name → position in values(). */
   readonly index: ReadonlyMap<string, number>;
   /** Each field's output by position; undefined when nothing is emitted. */

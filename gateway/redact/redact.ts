@@ -18,7 +18,7 @@ import { Disclosures, Recorder, type ProjectionEnv } from './disclosures.js';
 import { compileFields, compileProjection } from './projection.js';
 import { MIN_PSEUDONYM_KEY_BYTES } from './values.js';
 
-export interface RedactContext {
+interface RedactContext {
   /** Dossier subject id → opaque packet-scoped ref. */
   refs: Map<string, string>;
   /** The recipient's own pseudonymisation key (at least 16 bytes). */
@@ -30,7 +30,7 @@ export interface Disclosure {
   op: string;
 }
 
-export interface RedactResult {
+interface RedactResult {
   dossier: Record<string, unknown>;
   disclosed: Disclosure[];
 }
