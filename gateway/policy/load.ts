@@ -1,5 +1,5 @@
 /**
- * Loading the policy directory: the only I/O of the policy module.
+ * Loading the policy directory: the only I/O of the policy module (through files.ts and schema-check.ts).
  *
  *   <dir>/gateway.yaml          gateway-wide constraints (neverShare, alwaysFilter)
  *   <dir>/partners/<id>.yaml    a partner, its agreement, its base allowlist and its rules
