@@ -104,7 +104,7 @@ async function main() {
     say(`West Midlands gateway  ${aUrl}  key ${a.key.fingerprint}`);
     say(`Warwickshire gateway   ${bUrl}  key ${b.key.fingerprint}`);
 
-    const dossier = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/dossier-full.json'), 'utf8'));
+    const dossier = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8'));
     dossier.requests = { ...(dossier.requests ?? { checks: ['addresses'] }), peers: ['warwickshire'] };
     const force = TOKENS['west-midlands-rocu']!;
     const sent = await call(aUrl, 'POST', '/v1/dossiers', force, dossier);

@@ -27,7 +27,7 @@ const CONCURRENCY = arg('concurrency', 8);
 const DEADLINE = Date.now() + arg('minutes', 5) * 60_000;
 
 const tokens = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
-const base = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/dossier-full.json'), 'utf8')) as Record<string, unknown>;
+const base = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as Record<string, unknown>;
 const partners = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement'];
 
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-loadtest-'));

@@ -9,7 +9,7 @@
  */
 import { dossierSchema, type JsonSchema } from './schemas.js';
 
-export type SchemaPathType =
+type SchemaPathType =
   | 'string'
   | 'number'
   | 'integer'

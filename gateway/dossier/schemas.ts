@@ -19,8 +19,5 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export const DOSSIER_SCHEMA_ID = 'https://cordon.example/schemas/dossier.schema.json';
-export const HITS_SCHEMA_ID = 'https://cordon.example/schemas/hits.schema.json';
-
 export const dossierSchema: JsonSchema = load('dossier.schema.json');
 export const hitsSchema: JsonSchema = load('hits.schema.json');

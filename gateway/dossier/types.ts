@@ -4,9 +4,9 @@
  */
 
 export type Classification = 'OFFICIAL' | 'OFFICIAL-SENSITIVE';
-export type HandlingCode = 'P' | 'C';
+type HandlingCode = 'P' | 'C';
 
-export type SubjectRole =
+type SubjectRole =
   | 'principal'
   | 'member'
   | 'associate'
@@ -16,13 +16,13 @@ export type SubjectRole =
   | 'witness'
   | 'other';
 
-export type Gender = 'male' | 'female' | 'non-binary' | 'other' | 'unknown';
+type Gender = 'male' | 'female' | 'non-binary' | 'other' | 'unknown';
 
-export type AddressType = 'home' | 'previous' | 'business' | 'work' | 'temporary' | 'correspondence' | 'other';
+type AddressType = 'home' | 'previous' | 'business' | 'work' | 'temporary' | 'correspondence' | 'other';
 
-export type VehicleRelationship = 'keeper' | 'user' | 'owner' | 'driver' | 'passenger' | 'other';
+type VehicleRelationship = 'keeper' | 'user' | 'owner' | 'driver' | 'passenger' | 'other';
 
-export type SourceType =
+type SourceType =
   | 'CHIS'
   | 'partner-agency'
   | 'public'
@@ -50,7 +50,7 @@ export interface Officer {
   email?: string;
 }
 
-export interface Originator {
+interface Originator {
   /** Source id of the force, e.g. `west-midlands`. */
   force: string;
   unit?: string;
@@ -71,13 +71,13 @@ export interface Group {
   areas?: string[];
 }
 
-export interface PersonName {
+interface PersonName {
   given: string;
   family: string;
   aliases?: string[];
 }
 
-export interface Identifiers {
+interface Identifiers {
   pnc?: string;
   niNumber?: string;
   drivingLicence?: string;
@@ -95,7 +95,7 @@ export interface Address {
   to?: string; // YYYY-MM-DD
 }
 
-export interface Vehicle {
+interface Vehicle {
   vrm: string;
   make?: string;
   model?: string;
@@ -103,30 +103,30 @@ export interface Vehicle {
   relationship?: VehicleRelationship;
 }
 
-export interface BankAccount {
+interface BankAccount {
   sortCode: string;
   accountNumber: string;
   bank?: string;
 }
 
-export interface Business {
+interface Business {
   name: string;
   companyNumber?: string;
   role?: string;
 }
 
-export interface Benefit {
+interface Benefit {
   type: string;
   source?: string;
 }
 
-export interface Association {
+interface Association {
   /** The id of another subject in the same dossier. */
   subject: string;
   relationship: string;
 }
 
-export interface EnforcementEvent {
+interface EnforcementEvent {
   date: string; // YYYY-MM-DD
   type: string;
   offence?: string;
@@ -134,7 +134,7 @@ export interface EnforcementEvent {
 }
 
 /** UK 3x5x2 grading, as three named fields. */
-export interface Grading {
+interface Grading {
   /** 1 reliable, 2 untested, 3 not reliable. */
   source: 1 | 2 | 3;
   /** A known directly … E suspected false. */
@@ -142,7 +142,7 @@ export interface Grading {
   handling: HandlingCode;
 }
 
-export interface IntelligenceItem {
+interface IntelligenceItem {
   id: string;
   recordedAt: string; // YYYY-MM-DD
   summary: string;
@@ -174,7 +174,7 @@ export interface Subject {
   vulnerabilities?: string[];
 }
 
-export interface Location {
+interface Location {
   type: string;
   line1: string;
   line2?: string;
@@ -184,7 +184,7 @@ export interface Location {
   notes?: string;
 }
 
-export interface Requests {
+interface Requests {
   checks: Check[];
   peers?: string[];
 }

@@ -9,10 +9,10 @@ import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { dossierSchema, hitsSchema } from './schemas.js';
 import type { Classification, Dossier, HitsSubmission } from './types.js';
 
-export const ALLOWED_CLASSIFICATIONS: readonly Classification[] = ['OFFICIAL', 'OFFICIAL-SENSITIVE'];
+const ALLOWED_CLASSIFICATIONS: readonly Classification[] = ['OFFICIAL', 'OFFICIAL-SENSITIVE'];
 
 /** Object keys refused anywhere in a body, whatever the schema says. */
-export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Deeper than any valid document; the key scan stops here instead of walking attacker-sized nesting. */
 const MAX_DEPTH = 32;

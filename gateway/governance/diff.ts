@@ -11,7 +11,7 @@ import { previewPseudonymKey, previewRef } from './preview.js';
 import type { PolicySet } from '../policy/types.js';
 
 /** What one partner receives of one dossier under one set. */
-export interface PartnerView {
+interface PartnerView {
   /** No policy for this partner in the set. */
   absent?: boolean;
   blocked?: string;
@@ -21,7 +21,7 @@ export interface PartnerView {
   subjects: string[];
 }
 
-export interface PathChange {
+interface PathChange {
   path: string;
   from?: string;
   to?: string;

@@ -17,9 +17,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { stableJson } from '../policy/condition.js';
-import { endOfDayUtc, startOfDayUtc } from '../policy/dates.js';
+import { agreementStatus } from '../policy/agreement.js';
 import { applyGateway, applyRules } from '../policy/decide.js';
-import { collectPolicySet, loadPolicyTests } from '../policy/load.js';
+import { collectPolicySet } from '../policy/load.js';
+import { loadPolicyTests } from './policy-tests.js';
 import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from '../policy/locate.js';
 import { isAncestor } from '../policy/paths.js';
 import { basePlan, normalise, toOps } from '../policy/plan.js';
@@ -27,7 +28,7 @@ import { canHold } from '../policy/satisfiable.js';
 import type { PolicyTest } from './testing.js';
 import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
 
-export type Severity = 'error' | 'warning';
+type Severity = 'error' | 'warning';
 
 export interface LintFinding {
   severity: Severity;
@@ -40,7 +41,7 @@ export interface LintFinding {
   message: string;
 }
 
-export interface LintResult {
+interface LintResult {
   dir: string;
   /** Whether the gateway would load the set (no errors from the loader). */
   loads: boolean;
@@ -55,9 +56,9 @@ export interface LintResult {
 }
 
 /** Checks a partner's or source's key; resolves to its expiry (null: never), rejects with the reason. */
-export type KeyCheck = (armored: string, fingerprint: string, now: Date) => Promise<{ expiresAt: Date | null }>;
+type KeyCheck = (armored: string, fingerprint: string, now: Date) => Promise<{ expiresAt: Date | null }>;
 
-export interface LintOptions {
+interface LintOptions {
   now?: Date;
   /** Without it keys are only checked for presence. */
   checkKey?: KeyCheck;
@@ -91,18 +92,16 @@ class Findings {
 
 function checkAgreement(p: PartnerPolicy, now: Date, warnDays: number, out: Findings): void {
   const a = p.agreement;
-  const from = startOfDayUtc(a.inForceFrom);
-  const end = endOfDayUtc(a.reviewBy);
-  if (from === undefined || end === undefined) return; // the loader reports malformed dates
-  const t = now.getTime();
-  if (t > end) {
+  const status = agreementStatus(a, now);
+  if (status.state === 'not_in_force' && status.unreadable) return; // the loader reports malformed dates
+  if (status.state === 'expired') {
     out.add('error', p.file, 'agreement.reviewBy', `agreement ${a.reference} was due for review by ${a.reviewBy}: sharing with ${p.partner.id} has stopped until it is renewed`);
-  } else if (Math.floor((end - t) / DAY_MS) <= warnDays) {
+  } else if (status.daysLeft <= warnDays) {
     // Whole days left, counting the review day itself: on 21 November a review by 21 December is 30 days away.
-    const days = Math.floor((end - t) / DAY_MS);
+    const days = status.daysLeft;
     out.add('warning', p.file, 'agreement.reviewBy', `agreement ${a.reference} is due for review by ${a.reviewBy} (${days} day${days === 1 ? '' : 's'} left): sharing stops after that date`);
   }
-  if (t < from) {
+  if (status.state === 'not_in_force') {
     out.add('warning', p.file, 'agreement.inForceFrom', `agreement ${a.reference} is not in force until ${a.inForceFrom}: nothing is shared with ${p.partner.id} before then`);
   }
 }

@@ -28,7 +28,7 @@ import type { Block, PolicySet, TraceEntry } from '../policy/types.js';
 const DAY_MS = 24 * 3600 * 1000;
 const PARTNER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
-export const PREVIEW_PACKET_ID = 'pkt_preview';
+const PREVIEW_PACKET_ID = 'pkt_preview';
 
 /** The placeholder ref of subject i in a preview. */
 export function previewRef(i: number): string {
@@ -40,7 +40,7 @@ export function previewPseudonymKey(partner: string): Buffer {
   return createHash('sha256').update(`cordon preview pseudonyms\u0000${partner}`).digest();
 }
 
-export interface PreviewPlaintext {
+interface PreviewPlaintext {
   packet: {
     id: string;
     recipient: string;
@@ -71,7 +71,7 @@ export interface Preview {
   notes: string[];
 }
 
-export interface PreviewInput {
+interface PreviewInput {
   set: PolicySet;
   decider: Decider;
   dossier: Dossier;
@@ -138,7 +138,7 @@ export type PreviewAuditEvent = {
   reason?: string;
 };
 
-export interface PolicyPreviewDeps<K> {
+interface PolicyPreviewDeps<K> {
   live: () => LiveSet<K>;
   audit: { append(event: PreviewAuditEvent): Promise<unknown> };
   /** Rejects when a parsed key cannot be used now (expired, revoked). */

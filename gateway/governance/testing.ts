@@ -3,7 +3,7 @@
  * partner. Loaded by loadPolicyTests (load.ts, the I/O); run here, purely.
  *
  *   name: dvla never sees PNC ids
- *   dossier: example:dossier-full        # test/fixtures/<name>.json, or a .json path relative to the policy dir
+ *   dossier: example:dossier-full        # examples/<name>.json, or a .json path relative to the policy dir
  *   partner: dvla
  *   now: 2026-11-21T12:00:00Z            # optional (default: the time of the run)
  *   expect:
@@ -24,7 +24,7 @@ import { stableJson } from '../policy/condition.js';
 import type { Decider } from '../policy/decide.js';
 import type { Block } from '../policy/types.js';
 
-export interface PolicyTestExpect {
+interface PolicyTestExpect {
   blocked?: Block['reason'];
   present?: Record<string, unknown>;
   absent?: string[];
@@ -57,12 +57,12 @@ export interface PolicyTestResult {
 }
 
 /** The packet ref a policy test gives subject i. */
-export function testRef(i: number): string {
+function testRef(i: number): string {
   return `ref-${i + 1}`;
 }
 
 /** RFC 6901. Undefined when the pointer does not resolve. */
-export function resolvePointer(doc: unknown, pointer: string): unknown {
+function resolvePointer(doc: unknown, pointer: string): unknown {
   if (pointer === '') return doc;
   if (!pointer.startsWith('/')) return undefined;
   let cur: unknown = doc;
@@ -157,7 +157,7 @@ export async function runPolicyTests(decider: Decider, tests: PolicyTest[], now:
   return out;
 }
 
-export interface PartnerCoverage {
+interface PartnerCoverage {
   partner: string;
   /** Every rule of the partner's policy, in policy order. */
   rules: string[];

@@ -21,7 +21,7 @@ import { validateHits } from '../dossier/validate.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Agreement, PartnerPolicy } from '../policy/types.js';
-import { endOfDayUtc, startOfDayUtc } from '../policy/dates.js';
+import { agreementStatus, type AgreementStatus } from '../policy/agreement.js';
 import { hitItems, matchTokens } from './links.js';
 import type { HitStore, StoredHit } from './store.js';
 import { isRecalled, type DossierStore } from '../store/dossiers.js';
@@ -55,16 +55,11 @@ export interface HitsReceipt {
 const PACKET_ID = /^pkt_[a-z2-7]{1,64}$/;
 
 
-export type AgreementState = 'not_in_force' | 'in_force' | 'expired';
+export type AgreementState = AgreementStatus['state'];
 
-/** Whether an agreement is in force at `now` (from its first day to the end of its review day, UTC). */
+/** Whether an agreement is in force at `now` (policy/agreement.ts; an unreadable date is not in force). */
 export function agreementState(agreement: Pick<Agreement, 'inForceFrom' | 'reviewBy'>, now: Date): AgreementState {
-  const from = startOfDayUtc(agreement.inForceFrom);
-  const until = endOfDayUtc(agreement.reviewBy);
-  if (from === undefined || until === undefined) return 'expired'; // unreadable dates: fail closed
-  if (now.getTime() < from) return 'not_in_force';
-  if (now.getTime() > until) return 'expired';
-  return 'in_force';
+  return agreementStatus(agreement, now).state;
 }
 
 export class Hits {

@@ -14,28 +14,9 @@
  */
 import type { Condition } from './types.js';
 
-export const OPERATORS = [
-  'equal',
-  'notEqual',
-  'in',
-  'notIn',
-  'lessThan',
-  'lessThanInclusive',
-  'greaterThan',
-  'greaterThanInclusive',
-  'contains',
-  'doesNotContain',
-] as const;
-export type OperatorName = (typeof OPERATORS)[number];
-
-const OPERATOR_SET: ReadonlySet<string> = new Set(OPERATORS);
 export const NUMERIC_OPERATORS: ReadonlySet<string> = new Set(['lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive']);
 export const LIST_VALUE_OPERATORS: ReadonlySet<string> = new Set(['in', 'notIn']);
 export const LIST_FACT_OPERATORS: ReadonlySet<string> = new Set(['contains', 'doesNotContain']);
-
-export function isOperator(name: string): name is OperatorName {
-  return OPERATOR_SET.has(name);
-}
 
 type Tri = 0 | 1 | 2; // 0 false, 1 unknown, 2 true
 const FALSE: Tri = 0;
@@ -167,15 +148,6 @@ export function andConditions(a: Condition, b: Condition): Condition {
   if (parts.length === 1) return parts[0] as Condition;
   parts.sort((x, y) => (stableJson(x) < stableJson(y) ? -1 : stableJson(x) > stableJson(y) ? 1 : 0));
   return { all: parts };
-}
-
-/** Every fact name a condition uses. */
-export function conditionFacts(cond: Condition, out: Set<string> = new Set()): Set<string> {
-  if ('all' in cond) for (const c of cond.all) conditionFacts(c, out);
-  else if ('any' in cond) for (const c of cond.any) conditionFacts(c, out);
-  else if ('not' in cond) conditionFacts(cond.not, out);
-  else out.add(cond.fact);
-  return out;
 }
 
 /** Every comparison in a condition, for load-time checks. */

@@ -3,10 +3,10 @@
  * no I/O, no clock (callers pass `now`).
  *
  * 1. The agreement: in force, not past its review date, classification and handling code accepted
- *    (checkAgreement). A failing agreement blocks the delivery.
+ *    (agreement.ts, checkAgreement). A failing agreement blocks the delivery.
  * 2. The rules, in json-rules-engine, on plain precomputed facts (facts.ts): dossier-scope rules once
  *    per dossier, subject-scope rules once per subject. One Engine per (revision, partner, scope),
- *    compiled on first use; an Engine never runs two documents at once (a per-engine promise queue),
+ *    compiled on first use (engines.ts); an Engine never runs two documents at once (a per-engine promise queue),
  *    because its run status is shared and a concurrent run can skip rules: a silent leak. Outcomes
  *    (which rules fired) are cached by (revision, partner, scope, facts) in a bounded LRU map, and
  *    whole-dossier outcomes per partner by all the dossier's facts (Decider.outcome).
@@ -16,136 +16,15 @@
  * 4. The trace: each path's winning operation and the rule that set it (`base`, `gateway` or a rule
  *    name), and each exclusion.
  */
-import { Engine } from 'json-rules-engine';
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../dossier/types.js';
-import { endOfDayUtc, startOfDayUtc } from './dates.js';
+import { checkAgreement } from './agreement.js';
+import { LruCache, RuleRunner } from './engines.js';
 import { dossierDate, dossierFacts, factValues, subjectFacts, subjectOwnFacts, type DossierFacts, type SubjectFacts } from './facts.js';
 import { isSubjectPath, SUBJECTS } from './paths.js';
 import { basePlan, clonePlan, normalise, tighten, toOps, type WorkingPlan } from './plan.js';
 import { describeOp } from './restrictiveness.js';
-import type { Agreement, Block, Decision, GatewayRules, Operation, PartnerPolicy, Plan, PolicySet, Rule, TraceEntry } from './types.js';
-
-// ---- agreement ---------------------------------------------------------------------------------
-
-const CLASSIFICATION_RANK: Record<string, number> = { OFFICIAL: 0, 'OFFICIAL-SENSITIVE': 1 };
-
-/** Why the agreement does not allow sharing this dossier now, or undefined when it does. Pure. */
-export function checkAgreement(agreement: Agreement, dossier: Dossier, now: Date): Block | undefined {
-  const t = now.getTime();
-  const from = startOfDayUtc(agreement.inForceFrom);
-  const review = endOfDayUtc(agreement.reviewBy);
-  if (from === undefined || !Number.isFinite(t) || t < from) {
-    return { reason: 'agreement_not_in_force', message: `Agreement ${agreement.reference} is in force from ${agreement.inForceFrom}` };
-  }
-  if (review === undefined || t > review) {
-    return { reason: 'agreement_expired', message: `Agreement ${agreement.reference} was due for review by ${agreement.reviewBy}; sharing under it has stopped` };
-  }
-  const d = dossier as unknown as { classification?: unknown; handling?: { code?: unknown } };
-  const cls = typeof d.classification === 'string' && Object.hasOwn(CLASSIFICATION_RANK, d.classification) ? CLASSIFICATION_RANK[d.classification] : undefined;
-  const ceiling = CLASSIFICATION_RANK[agreement.highestClassification];
-  if (cls === undefined || ceiling === undefined || cls > ceiling) {
-    return {
-      reason: 'classification_above_agreement',
-      message: `The dossier is ${String(d.classification)}; agreement ${agreement.reference} covers up to ${agreement.highestClassification}`,
-    };
-  }
-  const code = d.handling?.code;
-  if (typeof code !== 'string' || !(agreement.handlingCodes as string[]).includes(code)) {
-    return {
-      reason: 'handling_not_accepted',
-      message: `Handling code ${String(code)} is not accepted under agreement ${agreement.reference} (accepts ${agreement.handlingCodes.join(', ')})`,
-    };
-  }
-  return undefined;
-}
-
-// ---- engines -----------------------------------------------------------------------------------
-
-/** A promise queue: one task at a time, in arrival order; a failing task does not stop the queue. */
-export class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
-/** One json-rules-engine Engine and the queue that keeps it to one document at a time. */
-class RuleRunner {
-  private readonly engine: Engine;
-  private readonly mutex = new Mutex();
-  private readonly order: Map<string, number>;
-  /** Number of runs in progress on this engine (never more than 1). */
-  private active = 0;
-
-  constructor(rules: Rule[]) {
-    this.engine = new Engine([], { allowUndefinedFacts: false, allowUndefinedConditions: false });
-    for (const rule of rules) {
-      this.engine.addRule({
-        name: rule.name,
-        conditions: structuredClone(rule.conditions) as never,
-        event: { type: 'cordon.rule', params: { rule: rule.name } },
-        priority: 1,
-      });
-    }
-    this.order = new Map(rules.map((r, i) => [r.name, i]));
-  }
-
-  /** The names of the rules that fired, in policy order. */
-  run(facts: DossierFacts | SubjectFacts): Promise<string[]> {
-    return this.mutex.run(async () => {
-      this.active++;
-      maxConcurrentRuns = Math.max(maxConcurrentRuns, this.active);
-      try {
-        const { results } = await this.engine.run({ ...facts });
-        return results
-          .filter((r) => r.result === true)
-          .map((r) => r.name)
-          .sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
-      } finally {
-        this.active--;
-      }
-    });
-  }
-}
-
-let maxConcurrentRuns = 0;
-
-/** The highest number of runs ever in progress at once on one Engine (must be 1). For tests. */
-export function maxConcurrentEngineRuns(): number {
-  return maxConcurrentRuns;
-}
-
-/** A bounded map that forgets the least recently used entry. */
-export class LruCache<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly max: number) {}
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.max) {
-      const oldest = this.map.keys().next().value;
-      if (oldest === undefined) break;
-      this.map.delete(oldest);
-    }
-  }
-  delete(key: string): void {
-    this.map.delete(key);
-  }
-  get size(): number {
-    return this.map.size;
-  }
-}
+import type { Decision, GatewayRules, Operation, PartnerPolicy, Plan, PolicySet, Rule, TraceEntry } from './types.js';
 
 // ---- plans -------------------------------------------------------------------------------------
 
@@ -249,7 +128,7 @@ const OUTCOME_CACHE_SIZE = 10_000;
 const PLAN_CACHE_SIZE = 1_000;
 const DOSSIER_CACHE_SIZE = 256;
 
-export interface DeciderOptions {
+interface DeciderOptions {
   /** Maximum cached rule outcomes (default 10,000). */
   outcomeCacheSize?: number;
   /** Maximum cached whole-dossier outcomes per partner (default 256; 0 turns that cache off). */

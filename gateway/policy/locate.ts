@@ -6,7 +6,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 
-export type LocationSegment = string | number;
+type LocationSegment = string | number;
 
 /** `fields."subjects[].foo".where` → ['fields', 'subjects[].foo', 'where']; `rules[2]` → ['rules', 2]. */
 export function parseLocation(location: string): LocationSegment[] | undefined {
@@ -46,7 +46,7 @@ export function parseLocation(location: string): LocationSegment[] | undefined {
   return out;
 }
 
-export interface Position {
+interface Position {
   line: number;
   column: number;
 }

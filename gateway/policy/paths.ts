@@ -32,7 +32,7 @@ export function depth(path: string): number {
 }
 
 export const SUBJECTS = 'subjects[]';
-export const SUBJECT_PREFIX = 'subjects[].';
+const SUBJECT_PREFIX = 'subjects[].';
 export const SUBJECT_ID = 'subjects[].id';
 export const ASSOCIATE_SUBJECT = 'subjects[].associates[].subject';
 

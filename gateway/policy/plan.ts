@@ -15,7 +15,7 @@ import { mostRestrictive, sameOperation } from './restrictiveness.js';
 import { ancestors, depth } from './paths.js';
 import type { Operation } from './types.js';
 
-export interface PlanEntry {
+interface PlanEntry {
   op: Operation;
   /** `base`, `gateway`, or the name of the rule that set the winning operation (`a + b` when combined). */
   rule: string;
@@ -40,7 +40,7 @@ export function isTerminalOp(op: Operation): boolean {
 }
 
 /** Operations that emit a (transformed) value of the path itself. */
-export function isLeafOp(op: Operation): boolean {
+function isLeafOp(op: Operation): boolean {
   return op.op === 'keep' || op.op === 'mask' || op.op === 'pseudonymise' || (op.op === 'generalise' && !isAddressOp(op));
 }
 

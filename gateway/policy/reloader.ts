@@ -35,7 +35,7 @@ interface Log {
   error(obj: object, msg: string): void;
 }
 
-export interface PolicyReloaderDeps<K> {
+interface PolicyReloaderDeps<K> {
   dir: string;
   /** The live set now. */
   current: () => LiveSet<K>;

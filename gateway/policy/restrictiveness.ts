@@ -52,7 +52,7 @@ const ADDRESS_LEVEL: Record<string, number> = { postcode: 1, town: 2 };
 
 type Generalise = Extract<Operation, { op: 'generalise' }>;
 
-export function generaliseFamily(op: Generalise): 'date' | 'postcode' | 'address' | 'band' | undefined {
+function generaliseFamily(op: Generalise): 'date' | 'postcode' | 'address' | 'band' | undefined {
   if (op.to in DATE_LEVEL) return 'date';
   if (op.to in POSTCODE_LEVEL) return 'postcode';
   if (op.to in ADDRESS_LEVEL) return 'address';

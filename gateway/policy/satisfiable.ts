@@ -32,7 +32,7 @@ interface Literal {
 }
 
 /** Universes that narrow what a fact can be (e.g. the classifications an agreement accepts). */
-export interface FactUniverses {
+interface FactUniverses {
   classification?: readonly string[];
   handlingCode?: readonly string[];
 }

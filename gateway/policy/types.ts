@@ -5,7 +5,7 @@
 import type { ErrorCode } from '../errors/index.js';
 
 export type Classification = 'OFFICIAL' | 'OFFICIAL-SENSITIVE';
-export type HandlingCode = 'P' | 'C';
+type HandlingCode = 'P' | 'C';
 
 /** json-rules-engine condition syntax (all/any/not/fact/operator/value), also used by item filters. */
 export type Condition =
@@ -29,8 +29,6 @@ export type Operation =
   /** Number of items (only those satisfying `where`, when present); a count of 0 is emitted as absent. */
   | { op: 'count'; where?: Condition }
   | { op: 'filter'; where: Condition };
-
-export type OpName = Operation['op'];
 
 export interface Agreement {
   reference: string;
@@ -110,7 +108,7 @@ export interface PolicySet {
 }
 
 /** Mutual TLS with a peer gateway: its server's CA (PEM, read at load) and its client certificate's SHA-256. */
-export interface PeerTls {
+interface PeerTls {
   caFile?: string;
   ca?: string;
   /** Upper-case hex pairs joined by ":" (as node's `fingerprint256`). */

@@ -7,115 +7,23 @@
  *  - a value of the wrong shape for its path (an object where an array is expected…) is dropped;
  *  - empty objects and arrays are dropped, missing values stay absent;
  *  - an unknown operation, or a leaf operation with paths below it, throws at compile time.
- * Pure: no I/O, no clock.
+ * Pure: no I/O, no clock. What it emits is recorded in disclosures.ts; leaf operations are leaf-ops.ts.
  */
 import { describeOp } from '../policy/restrictiveness.js';
 import { evaluateCondition, stableJson } from '../policy/condition.js';
-import type { CalendarDate } from '../policy/dates.js';
-import { ASSOCIATE_SUBJECT, PATH_SYNTAX, SUBJECTS } from '../policy/paths.js';
+import { PATH_SYNTAX, SUBJECTS } from '../policy/paths.js';
 import type { Condition, Operation } from '../policy/types.js';
-import {
-  band,
-  dateToAgeBand,
-  dateToDecade,
-  dateToMonth,
-  dateToYear,
-  isScalar,
-  mask,
-  postcodeToArea,
-  postcodeToDistrict,
-  postcodeToSector,
-  pseudonymise,
-  type Scalar,
-} from './values.js';
+import { isScalar, type Scalar } from './values.js';
+import { Recorder, type ProjectionEnv } from './disclosures.js';
+import { scalarTransform } from './leaf-ops.js';
 
-export interface ProjectionEnv {
-  /** The recipient's pseudonymisation key. */
-  pseudonymKey: Buffer;
-  /** The dossier's createdAt (UTC calendar date), for age bands. */
-  at: CalendarDate | undefined;
-  /** Filled while projecting with the (path, operation label) pairs emitted (see DisclosureSink). */
-  disclosed: DisclosureSink;
-  /**
-   * The subjects in this packet: dossier subject id → packet ref. `subjects[].associates[]` items are
-   * kept only when they point at one of these, with `subject` replaced by the ref. Without it, no
-   * associate is ever emitted.
-   */
-  refs?: ReadonlyMap<string, string>;
-}
-
-/** One (path, operation label) pair emitted. */
-export interface Disclosed {
-  path: string;
-  op: string;
-}
-
-/**
- * Where a projection records what it emits: `set(disclosureKey(path, op), pair)`, possibly more than once
- * per pair. A Map keyed by disclosureKey keeps each pair once, in first-emitted order; redact() uses the
- * cheaper Disclosures.
- */
-export interface DisclosureSink {
-  set(key: string, pair: DisclosurePair): unknown;
-}
-
-/** A (path, label) pair, made by Recorder only, and the last Disclosures.list() pass that listed it. */
-export class DisclosurePair implements Disclosed {
-  mark = 0;
-  /** What the packet's disclosure list says: an associate's subject goes out as the other subject's ref. */
-  readonly shown: string;
-  constructor(
-    readonly path: string,
-    readonly op: string,
-  ) {
-    this.shown = path === ASSOCIATE_SUBJECT && op === 'keep' ? 'ref' : op;
-  }
-}
-
-/**
- * One DisclosurePair per distinct (path, label) ever compiled, so that repeats are the same object and can be
- * found without hashing. Bounded by the paths and labels the policies use.
- */
-const pairs = new Map<string, DisclosurePair>();
-let listPasses = 0;
-
-/**
- * The pairs emitted during one redaction. Recording is a push (a recorder already skips its own repeats
- * into the same sink); repeats from different recorders of the same pair are dropped once, by list().
- * Hashing every pair into a Map per packet was a large part of the cost of redacting a small dossier.
- */
-export class Disclosures implements DisclosureSink {
-  private readonly recorded: DisclosurePair[] = [];
-  set(_key: string, pair: DisclosurePair): this {
-    this.recorded.push(pair);
-    return this;
-  }
-  /** Each pair once, in first-recorded order, as new objects (an associate's subject shown as `ref`). */
-  list(): Disclosed[] {
-    // Marks are written only in this synchronous loop, with a number no other pass uses.
-    const pass = ++listPasses;
-    const out: Disclosed[] = [];
-    for (const p of this.recorded) {
-      if (p.mark === pass) continue;
-      p.mark = pass;
-      out.push({ path: p.path, op: p.shown });
-    }
-    return out;
-  }
-}
-
-export const ASSOCIATES_PATH = 'subjects[].associates[]';
-
-/** The key under which a (path, operation) disclosure is recorded in ProjectionEnv.disclosed. */
-export function disclosureKey(path: string, op: string): string {
-  return `${path}\u0000${op}`;
-}
+const ASSOCIATES_PATH = 'subjects[].associates[]';
 
 /**
  * Builds the projected object, or undefined when nothing at all is emitted. With `into`, the fields are
  * added to that object instead (which is returned), after whatever it already holds.
  */
-export type Projection = (input: unknown, env: ProjectionEnv, into?: Record<string, unknown>) => Record<string, unknown> | undefined;
+type Projection = (input: unknown, env: ProjectionEnv, into?: Record<string, unknown>) => Record<string, unknown> | undefined;
 
 type Fn = (value: unknown, env: ProjectionEnv) => unknown;
 
@@ -130,75 +38,6 @@ interface Node {
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** Records one (path, operation) pair; its key and pair are found once, at compile time. */
-export class Recorder {
-  private readonly key: string;
-  private readonly pair: DisclosurePair;
-  /** The sink of the previous call: only paths and labels, never values. */
-  private last: DisclosureSink | undefined;
-  constructor(path: string, op: string) {
-    this.key = disclosureKey(path, op);
-    let pair = pairs.get(this.key);
-    if (pair === undefined) {
-      pair = new DisclosurePair(path, op);
-      pairs.set(this.key, pair);
-    }
-    this.pair = pair;
-  }
-  record(env: ProjectionEnv): void {
-    // Most calls record into the same sink as the previous one (array items, the same packet).
-    if (env.disclosed === this.last) return;
-    env.disclosed.set(this.key, this.pair);
-    this.last = env.disclosed;
-  }
-}
-
-/** A scalar transformation for a leaf operation, or undefined when the operation is not a leaf one. */
-function scalarTransform(op: Operation): ((v: unknown, env: ProjectionEnv) => Scalar | undefined) | undefined {
-  switch (op.op) {
-    case 'keep':
-      return (v) => (isScalar(v) ? v : undefined);
-    case 'mask': {
-      const { show, chars } = op;
-      if ((show !== 'first' && show !== 'last') || !Number.isInteger(chars) || chars < 0) {
-        throw new Error(`invalid mask operation ${stableJson(op)}`);
-      }
-      return (v) => mask(v, show, chars);
-    }
-    case 'pseudonymise':
-      return (v, env) => pseudonymise(v, env.pseudonymKey);
-    case 'generalise':
-      switch (op.to) {
-        case 'year':
-          return (v) => dateToYear(v);
-        case 'month':
-          return (v) => dateToMonth(v);
-        case 'decade':
-          return (v) => dateToDecade(v);
-        case 'ageBand':
-          return (v, env) => dateToAgeBand(v, env.at);
-        case 'sector':
-          return (v) => postcodeToSector(v);
-        case 'district':
-          return (v) => postcodeToDistrict(v);
-        case 'area':
-          return (v) => postcodeToArea(v);
-        case 'band': {
-          const width = op.width;
-          if (!Number.isInteger(width) || width < 1) throw new Error(`invalid band width in ${stableJson(op)}`);
-          return (v) => band(v, width);
-        }
-        case 'town':
-        case 'postcode':
-          return undefined;
-        default:
-          throw new Error(`unknown generalisation ${stableJson(op)}`);
-      }
-    default:
-      return undefined;
-  }
 }
 
 interface Child {
@@ -250,7 +89,7 @@ function buildObject(compiled: Child[]): Projection {
  * in the same order, but not put in an object: for a caller that orders them itself (redact keeps the
  * dossier's own key order) and would otherwise build the object twice.
  */
-export interface Fields {
+interface Fields {
   /** Field name → position in values(). */
   readonly index: ReadonlyMap<string, number>;
   /** Each field's output by position; undefined when nothing is emitted. */

@@ -14,10 +14,11 @@ import type { Dossier } from '../dossier/types.js';
 import { parseDateTimeUtc, type CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT, isSubjectPath, SUBJECT_ID, SUBJECTS } from '../policy/paths.js';
 import type { Operation, Plan } from '../policy/types.js';
-import { compileFields, compileProjection, Disclosures, Recorder, type ProjectionEnv } from './projection.js';
+import { Disclosures, Recorder, type ProjectionEnv } from './disclosures.js';
+import { compileFields, compileProjection } from './projection.js';
 import { MIN_PSEUDONYM_KEY_BYTES } from './values.js';
 
-export interface RedactContext {
+interface RedactContext {
   /** Dossier subject id → opaque packet-scoped ref. */
   refs: Map<string, string>;
   /** The recipient's own pseudonymisation key (at least 16 bytes). */
@@ -29,7 +30,7 @@ export interface Disclosure {
   op: string;
 }
 
-export interface RedactResult {
+interface RedactResult {
   dossier: Record<string, unknown>;
   disclosed: Disclosure[];
 }

@@ -68,9 +68,9 @@ export function dateToDecade(value: unknown): string | undefined {
   return d === undefined ? undefined : `${pad(Math.floor(d.year / 10) * 10, 4)}s`;
 }
 
-export const AGE_BANDS = ['under-18', '18-24', '25-34', '35-44', '45-54', '55-64', '65+'] as const;
+type AgeBand = 'under-18' | '18-24' | '25-34' | '35-44' | '45-54' | '55-64' | '65+';
 
-export function ageBand(age: number): (typeof AGE_BANDS)[number] {
+export function ageBand(age: number): AgeBand {
   if (age < 18) return 'under-18';
   if (age < 25) return '18-24';
   if (age < 35) return '25-34';
@@ -91,7 +91,7 @@ export function dateToAgeBand(value: unknown, at: CalendarDate | undefined): str
 /** UK postcode: outward code (area letters, district) and inward code (sector digit, unit letters). */
 const UK_POSTCODE = /^([A-Z]{1,2})([0-9][A-Z0-9]?) ([0-9])([A-Z]{2})$/;
 
-export interface Postcode {
+interface Postcode {
   area: string;
   outward: string;
   sectorDigit: string;

@@ -1,5 +1,5 @@
 /**
- * Benchmark dossiers of three sizes, built from the example dossier (test/fixtures/dossier-full.json):
+ * Benchmark dossiers of three sizes, built from the example dossier (examples/dossier-full.json):
  * its subjects are replicated with fresh ids and varied values (names, dates of birth, VRMs, phones,
  * identifiers, addresses) while keeping each template subject's role, vulnerabilities and shape, so the
  * policies see the same mix of principals, members, victims and children as in the example. Every
@@ -24,7 +24,7 @@ type Json = Record<string, unknown>;
 type Loose = any;
 type SubjectJson = Json & { id: string; associates?: Array<{ subject: string; relationship: string }> };
 
-const TEMPLATE = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/dossier-full.json'), 'utf8')) as Json & { subjects: SubjectJson[] };
+const TEMPLATE = JSON.parse(readFileSync(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as Json & { subjects: SubjectJson[] };
 
 const GIVEN = ['Daniel', 'Samuel', 'Andrei', 'Tyler', 'Aisha', 'Marek', 'Chloe', 'Imran', 'Grace', 'Tomasz', 'Kyle', 'Nadia', 'Jordan', 'Elena', 'Reece', 'Fatima'];
 const FAMILY = ['Okafor', 'Popescu', 'Brooks', 'Khan', 'Nowak', 'Walsh', 'Hussain', 'Evans', 'Kowalski', 'Patel', 'Doyle', 'Ionescu', 'Bennett', 'Ahmed'];

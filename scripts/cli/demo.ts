@@ -55,7 +55,7 @@ function flatten(value: unknown, prefix: string, out: Map<string, string>): void
 export async function demo(o: { url: string; policies: string }): Promise<void> {
   const base = o.url.replace(/\/$/, '');
   const tokens = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
-  const dossier = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/dossier-full.json'), 'utf8')) as { reference: string };
+  const dossier = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as { reference: string };
   const source = tokens['west-midlands-rocu']!;
 
   const pushed = await call<{ id: string }>(`${base}/v1/dossiers`, source, 'POST', dossier);

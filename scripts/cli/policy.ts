@@ -16,13 +16,14 @@ import { validateDossier } from '../../gateway/dossier/validate.js';
 import { Decider } from '../../gateway/policy/decide.js';
 import { diffSets, isUnchanged, type PartnerDiff } from '../../gateway/governance/diff.js';
 import { findingPlace, lintPolicies, type LintFinding } from '../../gateway/governance/lint.js';
-import { loadPolicySet, loadPolicyTests } from '../../gateway/policy/load.js';
+import { loadPolicyTests } from '../../gateway/governance/policy-tests.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
 import { buildPreview, type Preview } from '../../gateway/governance/preview.js';
 import { coverage, runPolicyTests } from '../../gateway/governance/testing.js';
 import type { PolicySet, TraceEntry } from '../../gateway/policy/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const EXAMPLE_DOSSIERS = ['test/fixtures/dossier-full.json', 'test/fixtures/dossier-minimal.json'];
+const EXAMPLE_DOSSIERS = ['examples/dossier-full.json', 'examples/dossier-minimal.json'];
 
 const out = (s = '') => process.stdout.write(s + '\n');
 

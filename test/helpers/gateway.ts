@@ -14,8 +14,10 @@ export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const TOKENS = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
 export const PARTNERS = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement'];
 
+/** A test fixture (test/fixtures/<name>), or an example dossier (examples/dossier-*.json, shipped with the CLI). */
 export function fixture(name: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures', name), 'utf8')) as Record<string, unknown>;
+  const dir = /^dossier-[a-z-]+\.json$/.test(name) ? 'examples' : 'test/fixtures';
+  return JSON.parse(readFileSync(path.join(ROOT, dir, name), 'utf8')) as Record<string, unknown>;
 }
 
 export interface TestGateway extends RunningGateway {

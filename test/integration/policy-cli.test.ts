@@ -113,7 +113,7 @@ describe('cordon policy test', () => {
 
 describe('cordon policy preview', () => {
   it('prints what the partner would receive and the decision trace', () => {
-    const res = cordon('policy', 'preview', '--dossier', 'test/fixtures/dossier-full.json', '--partner', 'immigration-enforcement', '--policies', SAMPLE);
+    const res = cordon('policy', 'preview', '--dossier', 'examples/dossier-full.json', '--partner', 'immigration-enforcement', '--policies', SAMPLE);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain('"id": "ref_preview_1"');
     expect(res.stdout).toContain('"nationality": "GB"');
@@ -122,7 +122,7 @@ describe('cordon policy preview', () => {
   });
 
   it('gives the API answer with --json, and says why for a blocked delivery', () => {
-    const res = cordon('policy', 'preview', '--dossier', 'test/fixtures/dossier-minimal.json', '--partner', 'childrens-services', '--policies', SAMPLE, '--json');
+    const res = cordon('policy', 'preview', '--dossier', 'examples/dossier-minimal.json', '--partner', 'childrens-services', '--policies', SAMPLE, '--json');
     expect(res.code).toBe(0);
     const json = JSON.parse(res.stdout);
     expect(json.blocked.reason).toBe('no_shareable_subjects');
@@ -130,11 +130,11 @@ describe('cordon policy preview', () => {
   });
 
   it('refuses an unknown partner and an invalid dossier with its paths', async () => {
-    const unknown = cordon('policy', 'preview', '--dossier', 'test/fixtures/dossier-full.json', '--partner', 'mi5', '--policies', SAMPLE);
+    const unknown = cordon('policy', 'preview', '--dossier', 'examples/dossier-full.json', '--partner', 'mi5', '--policies', SAMPLE);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/no partner "mi5"/);
     const bad = path.join(copy.dir, 'bad.json');
-    const full = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/dossier-full.json'), 'utf8'));
+    const full = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8'));
     full.subjects[0].dateOfBirth = '12/04/1987';
     await writeFile(bad, JSON.stringify(full));
     const res = cordon('policy', 'preview', '--dossier', bad, '--partner', 'dvla', '--policies', SAMPLE);

@@ -12,7 +12,7 @@ import { parseDate } from '../../gateway/policy/dates.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 import type { Agreement, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 import fc from 'fast-check';
 import { TEST_AGREEMENT } from '../helpers/policies.js';
 

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { checkAgreement, Decider, maxConcurrentEngineRuns } from '../../gateway/policy/decide.js';
+import { checkAgreement } from '../../gateway/policy/agreement.js';
+import { Decider } from '../../gateway/policy/decide.js';
+import { maxConcurrentEngineRuns } from '../../gateway/policy/engines.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { GatewayError } from '../../gateway/errors/index.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Agreement, Condition, GatewayRules, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 import { TEST_AGREEMENT } from '../helpers/policies.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');

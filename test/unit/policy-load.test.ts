@@ -3,7 +3,9 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { canonicalPath, loadPolicySet, loadPolicyTests } from '../../gateway/policy/load.js';
+import { loadPolicyTests } from '../../gateway/governance/policy-tests.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
+import { canonicalPath } from '../../gateway/policy/schema-index.js';
 import { GatewayError } from '../../gateway/errors/index.js';
 import fingerprints from '../fixtures/keys/fingerprints.json' with { type: 'json' };
 

@@ -9,8 +9,8 @@ import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { buildPreview, parsePreviewRequest, PolicyPreview, previewPseudonymKey, type PreviewAuditEvent } from '../../gateway/governance/preview.js';
 import type { PartnerPolicy, PolicySet } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
-import minimal from '../fixtures/dossier-minimal.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
+import minimal from '../../examples/dossier-minimal.json' with { type: 'json' };
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');

@@ -11,7 +11,7 @@ import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Agreement, Condition, Operation, PartnerPolicy, PolicySet, Rule } from '../../gateway/policy/types.js';
 import { coverage, type PolicyTestResult } from '../../gateway/governance/testing.js';
 import { redact } from '../../gateway/redact/redact.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 import { TEST_AGREEMENT } from '../helpers/policies.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');

@@ -11,13 +11,14 @@ import fc from 'fast-check';
 import path from 'node:path';
 import { Decider } from '../../gateway/policy/decide.js';
 import { subjectFacts } from '../../gateway/policy/facts.js';
-import { loadPolicySet, loadPolicyTests } from '../../gateway/policy/load.js';
+import { loadPolicyTests } from '../../gateway/governance/policy-tests.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
 import { runPolicyTest, runPolicyTests, valuesAt } from '../../gateway/governance/testing.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { validateDossier } from '../../gateway/dossier/validate.js';
 import type { Dossier, Subject } from '../../gateway/dossier/types.js';
 import type { PolicySet } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');

@@ -5,14 +5,15 @@
  * every call.
  */
 import { describe, expect, it } from 'vitest';
-import { compileProjection, disclosureKey, type Disclosed, type ProjectionEnv } from '../../gateway/redact/projection.js';
+import { disclosureKey, type Disclosed, type ProjectionEnv } from '../../gateway/redact/disclosures.js';
+import { compileProjection } from '../../gateway/redact/projection.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
 import { resolveFact } from '../../gateway/policy/condition.js';
 import { ASSOCIATE_SUBJECT, SUBJECT_ID, SUBJECTS } from '../../gateway/policy/paths.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Operation, Plan } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const key = Buffer.alloc(32, 9);
 const dossier = (): Dossier => structuredClone(full) as unknown as Dossier;

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { compileProjection, type ProjectionEnv } from '../../gateway/redact/projection.js';
+import type { ProjectionEnv } from '../../gateway/redact/disclosures.js';
+import { compileProjection } from '../../gateway/redact/projection.js';
 import { redact } from '../../gateway/redact/redact.js';
 import { parseDateTimeUtc } from '../../gateway/policy/dates.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Operation, Plan } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
+import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const key = Buffer.alloc(32, 9);
 const env = (): ProjectionEnv => ({ pseudonymKey: key, at: parseDateTimeUtc('2026-11-20T09:15:00Z'), disclosed: new Map() });
