@@ -3,7 +3,8 @@
  * ("names and aliases", "known addresses"); `fields` is what the gateway actually discloses. They are
  * written by different people at different times and drift apart: a data item listed but never granted
  * (the agreement promises what the partner never gets, or the policy forgot it), or a field granted that
- * no data item covers (the gateway discloses what nobody signed for, the worse of the two). Pure.
+ * no data item covers (the gateway discloses what nobody signed for, the worse of the two), or a field
+ * granted whole where the agreement promises less ("year of birth" and the full date kept). Pure.
  *
  * Data items are free text, so they are read through a small vocabulary of field families, each with
  * the words that name it in an agreement and the dossier paths it covers. Administrative fields (the
@@ -20,6 +21,12 @@ export interface FieldFamily {
   words: RegExp;
   /** Policy paths (prefixes) that belong to it. */
   paths: string[];
+  /**
+   * A narrower form an item may name ("year of birth", "postcodes of known addresses"), and whether a
+   * granted path and operation stays within it: an agreement that promises the narrow form is broken by
+   * a field that grants the whole.
+   */
+  narrow?: { words: RegExp; what: string; within: (path: string, op: Operation) => boolean };
 }
 
 const subject = (...p: string[]) => p.map((x) => `subjects[].${x}`);
@@ -30,14 +37,30 @@ export const FIELD_FAMILIES: readonly FieldFamily[] = [
   { id: 'role', label: "each person's role", words: /\broles? in the (?:group|dossier)\b(?:\s*\([^)]*\))?|\bcategor(?:y|ies) of (?:person|subject)s?\b/i, paths: subject('role') },
   { id: 'aliases', label: 'aliases', words: /\baliases\b/i, paths: subject('name.aliases') },
   { id: 'names', label: 'names', words: /\bnames?\b/i, paths: subject('name.given', 'name.family') },
-  { id: 'dateOfBirth', label: 'dates of birth', words: /\b(?:dates?|years?) of birth\b|\bages?\b/i, paths: subject('dateOfBirth') },
+  {
+    id: 'dateOfBirth',
+    label: 'dates of birth',
+    words: /\b(?:dates?|years?) of birth\b|\bages?\b/i,
+    paths: subject('dateOfBirth'),
+    narrow: { words: /\byears? of birth\b|\bage bands?\b/i, what: 'the year of birth or an age band', within: (_p, op) => op.op === 'generalise' },
+  },
   { id: 'gender', label: 'gender', words: /\bgender\b|\bsex\b/i, paths: subject('gender') },
   { id: 'nationality', label: 'nationality', words: /\bnationalit/i, paths: subject('nationality') },
   { id: 'niNumber', label: 'National Insurance numbers', words: /\bnational insurance\b/i, paths: subject('identifiers.niNumber') },
   { id: 'passport', label: 'passport numbers', words: /\bpassport/i, paths: subject('identifiers.passport') },
   { id: 'drivingLicence', label: 'driving licence numbers', words: /\bdriving licen[cs]e|\bdriver records?\b/i, paths: subject('identifiers.drivingLicence') },
   { id: 'pnc', label: 'PNC ids', words: /\bPNC\b|\bpolice national computer\b/i, paths: subject('identifiers.pnc') },
-  { id: 'addresses', label: 'addresses', words: /\baddress|\bpostcodes?\b/i, paths: subject('addresses') },
+  {
+    id: 'addresses',
+    label: 'addresses',
+    words: /\baddress|\bpostcodes?\b/i,
+    paths: subject('addresses'),
+    narrow: {
+      words: /^\s*(?:the\s+)?(?:postcodes?|towns?)(?:\s+only|\s+of\b.*)?\s*$/i,
+      what: 'postcodes or towns',
+      within: (p, op) => /\.(?:postcode|town|type)$/.test(p) || (op.op === 'generalise' && ['postcode', 'town', 'district', 'area', 'sector'].includes(op.to)),
+    },
+  },
   { id: 'vehicles', label: 'vehicles', words: /\bvehicles?\b|\bregistration marks?\b/i, paths: subject('vehicles') },
   { id: 'phones', label: 'phone numbers', words: /\b(?:tele)?phones?\b/i, paths: subject('phones') },
   { id: 'emails', label: 'e-mail addresses', words: /\be-?mails?\b/i, paths: subject('emails') },
@@ -90,6 +113,9 @@ export function compareDataItems(dataItems: readonly string[], fields: Readonly<
     granted.set(f.id, [...(granted.get(f.id) ?? []), path]);
   }
   const listed = new Set<string>();
+  /** Families every item names only in their narrow form, with the first such item's index. */
+  const narrowOnly = new Map<string, number>();
+  const whole = new Set<string>();
   dataItems.forEach((item, i) => {
     const families = familiesOfItem(item);
     if (families.length === 0) {
@@ -97,11 +123,21 @@ export function compareDataItems(dataItems: readonly string[], fields: Readonly<
     }
     for (const f of families) {
       listed.add(f.id);
+      if (f.narrow?.words.test(item)) {
+        if (!narrowOnly.has(f.id)) narrowOnly.set(f.id, i);
+      } else whole.add(f.id);
       if (!granted.has(f.id)) {
         findings.push({ location: `agreement.dataItems[${i}]`, message: `data item ${JSON.stringify(item)} lists ${f.label}, which fields do not grant (no ${f.paths.join(' or ')}): grant it or take it out of the agreement` });
       }
     }
   });
+  for (const [id, i] of narrowOnly) {
+    const f = FIELD_FAMILIES.find((x) => x.id === id)!;
+    const wider = whole.has(id) ? [] : (granted.get(id) ?? []).filter((p) => !f.narrow!.within(p, fields[p]!));
+    if (wider.length > 0) {
+      findings.push({ location: `fields.${JSON.stringify(wider[0])}`, message: `fields grant more of ${f.label} (${wider.map((p) => `${p}: ${fields[p]!.op}`).join(', ')}) than data item ${JSON.stringify(dataItems[i])} lists (${f.narrow!.what}): generalise it or widen the agreement` });
+    }
+  }
   for (const [id, paths] of granted) {
     if (listed.has(id)) continue;
     const f = FIELD_FAMILIES.find((x) => x.id === id)!;

@@ -129,6 +129,17 @@ describe('data items against fields', () => {
     ]);
     expect(compareDataItems(['names', 'postcodes of known addresses', 'vehicles'], fields)).toEqual([]);
   });
+
+  it('warns when an item promises a narrower form (year of birth, postcodes) than the fields grant', () => {
+    const fields: Record<string, Operation> = { 'subjects[].dateOfBirth': keep, 'subjects[].addresses[].line1': keep, 'subjects[].addresses[].postcode': keep };
+    expect(compareDataItems(['year of birth', 'postcodes of known addresses'], fields)).toEqual([
+      { location: 'fields."subjects[].dateOfBirth"', message: expect.stringMatching(/^fields grant more of dates of birth \(subjects\[\]\.dateOfBirth: keep\) than data item "year of birth" lists/) },
+      { location: 'fields."subjects[].addresses[].line1"', message: expect.stringMatching(/^fields grant more of addresses \(subjects\[\]\.addresses\[\]\.line1: keep\) than data item "postcodes of known addresses" lists \(postcodes or towns\)/) },
+    ]);
+    // the whole listed beside the narrow form: nothing to say
+    expect(compareDataItems(['year of birth', 'full dates of birth', 'postcodes and known addresses'], fields)).toEqual([]);
+    expect(compareDataItems(['year of birth', 'postcodes of known addresses'], { 'subjects[].dateOfBirth': { op: 'generalise', to: 'year' }, 'subjects[].addresses[]': { op: 'generalise', to: 'postcode' } })).toEqual([]);
+  });
 });
 
 describe('lintPolicies: legal bases, data items and review dates in policy files', () => {
@@ -166,13 +177,14 @@ describe('lintPolicies: legal bases, data items and review dates in policy files
     const r = await lintEdited([
       ['peers/warwickshire.yaml', ['agreement', 'dataItems', 2], 'addresses, vehicles, phones, businesses'],
       ['partners/hmrc.yaml', ['agreement', 'dataItems'], ['names and aliases', 'year of birth', 'National Insurance numbers', 'business and work addresses']],
+      ['partners/hmrc.yaml', ['fields', 'subjects[].dateOfBirth'], 'keep'],
     ]);
     expect(about(r, 'peers/warwickshire.yaml', 'agreement.dataItems[2]')).toEqual([
       expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/^data item "addresses, vehicles, phones, businesses" lists phone numbers, which fields do not grant/) }),
       expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/^data item "addresses, vehicles, phones, businesses" lists businesses, which fields do not grant/) }),
     ]);
     const hmrc = r.findings.filter((f) => f.file === 'partners/hmrc.yaml');
-    expect(hmrc.map((f) => f.message.replace(/ \(.*/, ''))).toEqual(["fields grant the group's details", "fields grant each person's role", 'fields grant businesses']);
+    expect(hmrc.map((f) => f.message.replace(/ \(.*/, ''))).toEqual(["fields grant the group's details", "fields grant each person's role", 'fields grant more of dates of birth', 'fields grant businesses']);
     expect(hmrc.every((f) => f.severity === 'warning' && f.location?.startsWith('fields.') && f.line !== undefined)).toBe(true);
     expect(r.errors).toBe(0);
   });
