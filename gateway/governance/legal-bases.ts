@@ -83,7 +83,7 @@ export const LEGAL_BASES: readonly LegalBasisEntry[] = [
     instrument: 'Crime and Disorder Act 1998',
     patterns: [within('Crime and Disorder Act 1998', `${S}115\\b`)],
     kinds: S115_AUTHORITIES,
-    note: 'a power to disclose to a relevant authority (police, local authorities, fire and rescue, probation, health bodies, registered social landlords) where necessary for the purposes of the Act (crime and disorder reduction)',
+    note: 'a power to disclose to a relevant authority (s.115(2)) where necessary for the purposes of the Act: crime and disorder reduction',
   },
   {
     id: 'dpa-2018-part3-s35',
@@ -310,7 +310,7 @@ export function assessLegalBasis(text: string, recipient: Recipient): BasisAsses
       continue;
     }
     if (e.kinds !== undefined && !e.kinds.includes(recipient.kind)) {
-      problems.push({ severity: 'error', message: `cites ${e.citation}, which does not cover a recipient of kind ${recipient.kind}: it covers ${kindList(e.kinds)} (${e.note})` });
+      problems.push({ severity: 'error', message: `cites ${e.citation}, which does not cover a recipient of kind ${recipient.kind}: it is ${e.note}, and covers ${kindList(e.kinds)}` });
     }
     if (e.competentAuthority === true && !recipient.competentAuthority) {
       problems.push({
