@@ -2,13 +2,19 @@
  * `cordon policy lint`: everything the loader refuses (schema, unknown paths, operations that do not
  * fit the field, unknown facts…) plus what loads but is almost certainly wrong or about to go wrong:
  *
- *  errors    an agreement past its review date (sharing under it has stopped), a partner or source
+ *  errors    an agreement past its review date (sharing under it has stopped), a legal basis that
+ *            does not hold (legal-bases.ts: a citation the catalogue does not know, an exemption cited
+ *            as a basis, a gateway that does not cover the recipient's kind, DPA 2018 Part 3 for a
+ *            recipient that is not a competent authority, no gateway at all), a partner or source
  *            without a usable key (missing, wrong fingerprint, expired, revoked), a rule that can never
  *            fire (its conditions contradict each other, or hold only for dossiers the agreement
  *            refuses), a policy test naming a partner that does not exist;
- *  warnings  an agreement due for review within 30 days or not yet in force, a key expiring within 30
- *            days, a rule that changes nothing (its `set` only touches paths the base allowlist already
- *            strips, or asks for nothing stricter than the base), a partner no policy test covers.
+ *  warnings  an agreement due for review within 90 days or not yet in force, `dataItems` and `fields`
+ *            that disagree (data-items.ts), a key expiring within 30 days, a rule that changes nothing
+ *            (its `set` only touches paths the base allowlist already strips, or asks for nothing
+ *            stricter than the base), a partner no policy test covers.
+ * Peer gateways' agreements (peers/*.yaml) are checked like partners': review date, legal basis (a
+ * police force, a competent authority) and data items.
  *
  * Every finding carries the file and, where the file says it, a line and column. Reads the policy
  * directory (through the loader) and nothing else; key checks are injected (crypto/ owns openpgp).
@@ -25,8 +31,10 @@ import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from '
 import { isAncestor } from '../policy/paths.js';
 import { basePlan, normalise, toOps } from '../policy/plan.js';
 import { canHold } from '../policy/satisfiable.js';
+import { compareDataItems } from './data-items.js';
+import { assessLegalBasis, type Recipient } from './legal-bases.js';
 import type { PolicyTest } from './testing.js';
-import type { Classification, GatewayRules, KeyRef, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
+import type { Agreement, Classification, GatewayRules, KeyRef, Operation, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
 
 type Severity = 'error' | 'warning';
 
@@ -62,8 +70,13 @@ interface LintOptions {
   now?: Date;
   /** Without it keys are only checked for presence. */
   checkKey?: KeyCheck;
-  /** How long before a review date (or a key expiry) to warn; default 30 days. */
+  /** How long before a key expiry to warn; default 30 days. */
   warnDays?: number;
+  /**
+   * How long before a review date to warn; default 90 days: renewing an agreement takes both parties'
+   * sign-off, and a quarter is what that takes.
+   */
+  reviewWarnDays?: number;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -90,20 +103,28 @@ class Findings {
 
 // ---- agreements and keys -----------------------------------------------------------------------
 
-function checkAgreement(p: PartnerPolicy, now: Date, warnDays: number, out: Findings): void {
+function checkAgreement(p: { file: string; id: string; agreement: Agreement }, now: Date, warnDays: number, out: Findings): void {
   const a = p.agreement;
   const status = agreementStatus(a, now);
   if (status.state === 'not_in_force' && status.unreadable) return; // the loader reports malformed dates
   if (status.state === 'expired') {
-    out.add('error', p.file, 'agreement.reviewBy', `agreement ${a.reference} was due for review by ${a.reviewBy}: sharing with ${p.partner.id} has stopped until it is renewed`);
+    out.add('error', p.file, 'agreement.reviewBy', `agreement ${a.reference} was due for review by ${a.reviewBy}: sharing with ${p.id} has stopped until it is renewed`);
   } else if (status.daysLeft <= warnDays) {
     // Whole days left, counting the review day itself: on 21 November a review by 21 December is 30 days away.
     const days = status.daysLeft;
     out.add('warning', p.file, 'agreement.reviewBy', `agreement ${a.reference} is due for review by ${a.reviewBy} (${days} day${days === 1 ? '' : 's'} left): sharing stops after that date`);
   }
   if (status.state === 'not_in_force') {
-    out.add('warning', p.file, 'agreement.inForceFrom', `agreement ${a.reference} is not in force until ${a.inForceFrom}: nothing is shared with ${p.partner.id} before then`);
+    out.add('warning', p.file, 'agreement.inForceFrom', `agreement ${a.reference} is not in force until ${a.inForceFrom}: nothing is shared with ${p.id} before then`);
   }
+}
+
+/** The legal basis against the catalogue, and the data items against the fields granted. */
+function checkBasisAndItems(file: string, agreement: Agreement, fields: Record<string, Operation>, recipient: Recipient, out: Findings): void {
+  for (const problem of assessLegalBasis(agreement.legalBasis, recipient).problems) {
+    out.add(problem.severity, file, 'agreement.legalBasis', `agreement ${agreement.reference} ${problem.message}`);
+  }
+  for (const f of compareDataItems(agreement.dataItems, fields)) out.add('warning', file, f.location, f.message);
 }
 
 async function checkKey(file: string, whose: string, key: KeyRef, where: string, o: Required<Pick<LintOptions, 'now' | 'warnDays'>> & LintOptions, out: Findings): Promise<void> {
@@ -237,7 +258,7 @@ async function addPositions(dir: string, findings: LintFinding[]): Promise<void>
 // ---- the whole lint ----------------------------------------------------------------------------
 
 export async function lintPolicies(dir: string, options: LintOptions = {}): Promise<LintResult> {
-  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30 };
+  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30, reviewWarnDays: options.reviewWarnDays ?? 90 };
   const out = new Findings();
   // What loads is checked even when other files do not (the gateway would refuse the whole set).
   let set: PolicySet | undefined;
@@ -262,13 +283,18 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
   }
   if (set !== undefined) {
     for (const p of set.partners.values()) {
-      checkAgreement(p, o.now, o.warnDays, out);
+      checkAgreement({ file: p.file, id: p.partner.id, agreement: p.agreement }, o.now, o.reviewWarnDays, out);
+      checkBasisAndItems(p.file, p.agreement, p.fields, { kind: p.partner.kind, competentAuthority: p.partner.competentAuthority === true }, out);
       await checkKey(p.file, `every delivery to ${p.partner.id} is blocked`, p.partner.key, 'partner.key', o, out);
       // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
       if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, set.gateway, out);
     }
     for (const s of set.sources.values()) {
       await checkKey(s.file, `hits for ${s.source.id} cannot be encrypted to it`, s.source.key, 'source.key', o, out);
+    }
+    for (const p of set.peerPolicies?.values() ?? []) {
+      checkAgreement({ file: p.file, id: p.peer.id, agreement: p.agreement }, o.now, o.reviewWarnDays, out);
+      checkBasisAndItems(p.file, p.agreement, p.fields, { kind: 'police-force', competentAuthority: true }, out);
     }
     checkTests(set, tests, broken, out);
   }

@@ -96,7 +96,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       continue;
     }
     const d = doc as {
-      partner: { id: string; name: string; kind: string; key: { file: string; fingerprint: string }; checks: string[] };
+      partner: { id: string; name: string; kind: string; key: { file: string; fingerprint: string }; checks: string[]; competentAuthority?: boolean };
       agreement: PartnerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
@@ -110,7 +110,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     if (armored !== undefined) key.armored = armored;
     partners.set(d.partner.id, {
       file: rel,
-      partner: { id: d.partner.id, name: d.partner.name, kind: d.partner.kind, key, checks: [...d.partner.checks] },
+      partner: { id: d.partner.id, name: d.partner.name, kind: d.partner.kind, key, checks: [...d.partner.checks], competentAuthority: d.partner.competentAuthority === true },
       agreement: structuredClone(d.agreement),
       fields,
       rules,
@@ -160,7 +160,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       continue;
     }
     const d = doc as {
-      peer: Omit<PeerPolicy['peer'], 'key' | 'tls'> & { key: { file: string; fingerprint: string }; tls?: { ca?: string; clientCertFingerprint?: string } };
+      peer: Omit<PeerPolicy['peer'], 'key' | 'tls' | 'competentAuthority'> & { key: { file: string; fingerprint: string }; tls?: { ca?: string; clientCertFingerprint?: string } };
       agreement: PeerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
@@ -188,7 +188,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     }
     peerPolicies.set(d.peer.id, {
       file: rel,
-      peer: { id: d.peer.id, name: d.peer.name, force: d.peer.force, url: d.peer.url.replace(/\/+$/, ''), key, ...(tls ? { tls } : {}) },
+      peer: { id: d.peer.id, name: d.peer.name, force: d.peer.force, url: d.peer.url.replace(/\/+$/, ''), key, ...(tls ? { tls } : {}), competentAuthority: true },
       agreement: structuredClone(d.agreement),
       fields,
       rules,

@@ -69,7 +69,12 @@ export interface Rule {
 export interface PartnerPolicy {
   /** Where it came from, for messages. */
   file: string;
-  partner: { id: string; name: string; kind: string; key: KeyRef; checks: string[] };
+  /**
+   * `competentAuthority`: a body listed in DPA 2018 Sch. 7 processing for the law-enforcement purposes
+   * (the partner file says so; the loader sets false when it does not). Optional only for recipients
+   * built in code (a peer seen as a partner), where absent means false.
+   */
+  partner: { id: string; name: string; kind: string; key: KeyRef; checks: string[]; competentAuthority?: boolean };
   agreement: Agreement;
   /** Base allowlist: dossier path (e.g. `subjects[].addresses[].postcode`) → operation. */
   fields: Record<string, Operation>;
@@ -118,7 +123,8 @@ interface PeerTls {
 /** Another force's gateway: where it is, its pinned key, the agreement and what of a dossier it may receive. */
 export interface PeerPolicy {
   file: string;
-  peer: { id: string; name: string; force: string; url: string; key: KeyRef; tls?: PeerTls };
+  /** A police force's gateway: always a competent authority (chief officers of police, DPA 2018 Sch. 7). */
+  peer: { id: string; name: string; force: string; url: string; key: KeyRef; tls?: PeerTls; competentAuthority: true };
   agreement: Agreement;
   fields: Record<string, Operation>;
   rules: Rule[];

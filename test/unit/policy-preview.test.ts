@@ -60,7 +60,7 @@ describe('buildPreview', () => {
   });
 
   it('reports agreement and key blocks with no plaintext, and refuses an unknown partner', async () => {
-    const later = await buildPreview({ set, decider: new Decider(set), dossier: d, partner: 'dvla', now: new Date('2027-06-01T00:00:00Z') });
+    const later = await buildPreview({ set, decider: new Decider(set), dossier: d, partner: 'dvla', now: new Date('2028-06-01T00:00:00Z') });
     expect(later.blocked?.reason).toBe('agreement_expired');
     expect(later.plaintext).toBeNull();
     const keyless = await buildPreview({ set, decider: new Decider(set), dossier: d, partner: 'dvla', now: NOW, keyProblem: 'key expired' });
