@@ -13,7 +13,14 @@ RUN npm run build
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# @openpgp/web-stream-tools is a dev dependency for openpgp's types, and an optional peer of openpgp
+# (which bundles its own copy); typescript and @types/node are optional peers of it. npm marks all of
+# them "devOptional" and so installs them even with --omit=dev: nothing at run time loads them, so
+# they are removed here, and the check fails the build if TypeScript tooling is still present.
+RUN npm ci --omit=dev --no-audit --no-fund \
+    && rm -rf node_modules/@openpgp/web-stream-tools node_modules/typescript node_modules/@types node_modules/undici-types \
+       node_modules/.bin/tsc node_modules/.bin/tsserver \
+    && ! ls node_modules | grep -E '^(tsx|esbuild|typescript)$'
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \
