@@ -23,27 +23,31 @@ async function exists(p) {
   return stat(p).then(() => true, () => false);
 }
 
-/** Every file under `dir` (relative paths), skipping TypeScript sources. */
-async function assets(dir, rel = '') {
+/** Every file under `dir` (relative paths) that is not TypeScript: what the build copies as it is. */
+export async function assets(dir, rel = '') {
   const out = [];
   for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
     const child = path.join(rel, entry.name);
     if (entry.isDirectory()) out.push(...(await assets(dir, child)));
     else if (entry.isFile() && !SOURCE.test(entry.name)) out.push(child);
   }
-  return out;
+  return out.sort();
 }
 
-await rm(DIST, { recursive: true, force: true });
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-execFileSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+async function build() {
+  await rm(DIST, { recursive: true, force: true });
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
 
-const copied = await assets(path.join(ROOT, 'gateway'));
-for (const file of copied) {
-  await mkdir(path.dirname(path.join(DIST, 'gateway', file)), { recursive: true });
-  await cp(path.join(ROOT, 'gateway', file), path.join(DIST, 'gateway', file));
+  const copied = await assets(path.join(ROOT, 'gateway'));
+  for (const file of copied) {
+    await mkdir(path.dirname(path.join(DIST, 'gateway', file)), { recursive: true });
+    await cp(path.join(ROOT, 'gateway', file), path.join(DIST, 'gateway', file));
+  }
+  for (const dir of DATA_DIRS) {
+    if (await exists(path.join(ROOT, dir))) await cp(path.join(ROOT, dir), path.join(DIST, dir), { recursive: true });
+  }
+  process.stdout.write(`build: dist/ written (${copied.length} gateway asset(s) copied; ${DATA_DIRS.join(', ')} copied where present)\n`);
 }
-for (const dir of DATA_DIRS) {
-  if (await exists(path.join(ROOT, dir))) await cp(path.join(ROOT, dir), path.join(DIST, dir), { recursive: true });
-}
-process.stdout.write(`build: dist/ written (${copied.length} gateway asset(s) copied; ${DATA_DIRS.join(', ')} copied where present)\n`);
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await build();
