@@ -27,7 +27,9 @@ export interface RunningGateway {
 
 export function createLogger(level: string): Logger {
   return pino({
-    level,
+    // An unknown level would make pino throw before the configuration is read; the configuration
+    // then refuses it by name (LOG_LEVEL), logged at the default level.
+    level: level in pino.levels.values || level === 'silent' ? level : 'info',
     base: { service: 'cordon' },
     redact: { paths: ['req.headers.authorization', '*.authorization', '*.token', '*.body'], censor: '[redacted]' },
   });
@@ -59,11 +61,9 @@ export async function startGateway(config: Config, logger: Logger = createLogger
   }
 }
 
-/** How long a signalled shutdown may take before the process exits anyway. */
-const SHUTDOWN_LIMIT_MS = 30_000;
-
 async function run(): Promise<void> {
   let config: Config;
+  // The logger comes first, so that a configuration refused is logged too.
   const logger = createLogger(process.env.LOG_LEVEL || 'info');
   try {
     config = loadConfig();
@@ -73,12 +73,12 @@ async function run(): Promise<void> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing in-flight work');
-      // Bounded: a shutdown stuck on a Redis that went away first must not hang the process. Jobs not
-      // finished by then are taken over by another worker once their locks lapse.
+      // Bounded (CORDON_SHUTDOWN_TIMEOUT_MS): a shutdown stuck on a Redis that went away first must not
+      // hang the process. Jobs not finished by then are taken over by another worker once their locks lapse.
       const deadline = setTimeout(() => {
-        logger.error({ afterMs: SHUTDOWN_LIMIT_MS }, 'shutdown did not finish in time: exiting');
+        logger.error({ afterMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time: exiting');
         process.exit(1);
-      }, SHUTDOWN_LIMIT_MS);
+      }, config.shutdownTimeoutMs);
       deadline.unref();
       void gw.close().then(() => process.exit(0));
     };
@@ -87,7 +87,11 @@ async function run(): Promise<void> {
   } catch (err) {
     if (err instanceof GatewayError) {
       logger.fatal({ code: err.code, details: err.details }, err.message);
-      process.stderr.write(`cordon: ${err.message}\n${(err.details ?? []).map((d) => `  - ${d.path ? d.path + ': ' : ''}${d.message}`).join('\n')}\n`);
+      // Every problem on its own line (a single one is the message itself).
+      const details = err.details?.length === 1 && err.details[0]!.message === err.message ? [] : (err.details ?? []);
+      const lines = details.map((d) => `  - ${d.path && !d.message.startsWith(d.path) ? d.path + ': ' : ''}${d.message}`);
+      const head = err.code === 'config_invalid' && details.length > 1 ? `${details.length} configuration problems (see docs/configuration.md)` : err.message;
+      process.stderr.write(`cordon: ${head}\n${lines.map((l) => l + '\n').join('')}`);
     } else {
       logger.fatal({ err: (err as Error).message, stack: (err as Error).stack }, 'start-up failed');
     }

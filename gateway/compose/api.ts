@@ -63,7 +63,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     queues: () => readQueues(dashboardQueues),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
-    rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),
+    rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: config.authFailuresPerMinute }),
     trustProxyHops: config.trustProxyHops,
     metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
     readiness: readinessChecks(services),
@@ -77,7 +77,7 @@ async function listen({ config, logger, closers }: Wiring, app: express.Express)
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
   };
   // CORDON_TLS_CERT/KEY (read and checked in config/env.ts): HTTPS, asking clients for certificates
   // (peers' are pinned: exchange/tls.ts).

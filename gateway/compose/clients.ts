@@ -1,7 +1,7 @@
 /**
  * The client registry: who may call the API, with which token and roles. Loaded at start-up (the sample
  * credentials file is refused in production), then kept current: a change to the file (polled every
- * 2 s) or SIGHUP reloads it. The SIGHUP listener is registered here, before the policy reloader's
+ * CORDON_CLIENTS_POLL_MS, 2 s by default) or SIGHUP reloads it. The SIGHUP listener is registered here, before the policy reloader's
  * (services.ts), so on SIGHUP the credentials are reloaded first, then the policies.
  * Callers read the registry through the returned function, never a captured copy, so a reload is seen
  * by the next request.
@@ -29,7 +29,7 @@ export async function watchClients({ config, logger, closers }: Wiring): Promise
       logger.error({ code: (err as GatewayError).code, err: (err as Error).message }, 'clients file reload refused: keeping the previous credentials');
     }
   };
-  watchFile(config.clientsFile, { interval: 2000 }, () => void reloadClients());
+  watchFile(config.clientsFile, { interval: config.clientsPollMs }, () => void reloadClients());
   closers.push(async () => unwatchFile(config.clientsFile));
   const onHup = () => void reloadClients();
   process.on('SIGHUP', onHup);

@@ -30,7 +30,7 @@ export function registerDashboardRoutes(r: Router, deps: DashboardRouteDeps): vo
     .all(notAllowed('GET'));
 }
 
-/** Next to this file in the source tree, which is what runs (tsx) both locally and in the image. */
+/** Next to this file: in the source tree under tsx, and in dist/ where `npm run build` copies it (scripts/build.mjs). */
 export const DASHBOARD_DIR = path.join(import.meta.dirname, 'dashboard');
 
 const FILES: Record<string, { file: string; type: string }> = {

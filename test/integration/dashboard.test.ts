@@ -265,10 +265,13 @@ describe('GET /dashboard', () => {
     expect(post.headers.allow).toBe('GET');
   });
 
-  it('ships in the image: the page lives under gateway/, which the Dockerfile copies whole', async () => {
+  it('ships in the image: the page lives under gateway/, whose files the build copies to dist/, which the Dockerfile copies whole', async () => {
     expect(path.relative(ROOT, DASHBOARD_DIR)).toBe(path.join('gateway', 'http', 'dashboard'));
+    // @ts-expect-error: plain JavaScript (it runs before anything is compiled), no declarations
+    const { assets } = (await import('../../scripts/build.mjs')) as { assets: (dir: string) => Promise<string[]> };
+    expect(await assets(path.join(ROOT, 'gateway'))).toEqual(expect.arrayContaining(['index.html', 'dashboard.js', 'dashboard.css'].map((f) => path.join('http', 'dashboard', f))));
     const dockerfile = await readFile(path.join(ROOT, 'Dockerfile'), 'utf8');
-    expect(dockerfile).toMatch(/^COPY gateway \.\/gateway$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     const ignored = (await readFile(path.join(ROOT, '.dockerignore'), 'utf8')).split('\n').map((l) => l.trim());
     expect(ignored.some((l) => l && /^(\/?gateway|\*\*?\/dashboard|.*\.html|.*\.css|.*\.js)/.test(l))).toBe(false);
   });
