@@ -54,7 +54,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     packets: new Packets(mailbox, audit),
     accountability: {
       audit,
-      query: new AuditQuery(redis, audit, deriveKey(master, 'audit-index'), () => [...live().set.sources.keys()]),
+      query: new AuditQuery(audit, deriveKey(master, 'audit-index'), () => [...live().set.sources.keys()]),
       recall,
     },
     hits: hitsModule.http(),

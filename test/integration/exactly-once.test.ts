@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
 import { loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import { Fanout } from '../../gateway/fanout/fanout.js';
@@ -35,7 +36,7 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
   return new Fanout({
     store: new DossierStore(gw.redis, keys),
     mailbox: mailbox ?? new Mailbox(gw.redis, keys),
-    audit: new AuditLog(gw.redis, keys),
+    audit: new AuditLog(new RedisAuditChain(gw.redis, keys)),
     live: () => live,
     gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
     master: await loadOrCreateMasterSecret(gw.stateDir),

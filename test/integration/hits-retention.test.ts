@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Mailbox } from '../../gateway/mailbox/mailbox.js';
 import { Eraser } from '../../gateway/retention/erase.js';
@@ -24,7 +25,7 @@ let packets: Record<string, { packetId: string; expiresAt: string }>;
 
 function sweeperAt(at: number): RetentionSweeper {
   const now = () => new Date(at);
-  const audit = new AuditLog(gw.redis, keys, { now });
+  const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
   return new RetentionSweeper(gw.redis, keys, new Eraser(gw.redis, keys, audit, now), { now });
 }
 
