@@ -23,6 +23,7 @@ import { registerQueueGauges, registry as metricsRegistry } from '../metrics/met
 import { PolicyPreview } from '../governance/preview.js';
 import { readOnlyQueue, readQueues, type DashboardQueue } from '../queue/dashboard.js';
 import { DOSSIER_QUEUE, DossierQueue } from '../queue/queue.js';
+import { RedisRateLimits } from '../store/ratelimit.js';
 import { connectRedisForQueue } from '../store/redis.js';
 import type { Wiring } from './context.js';
 import { readinessChecks } from './readiness.js';
@@ -63,7 +64,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     queues: () => readQueues(dashboardQueues),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
-    rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),
+    rateLimits: new RateLimits({ store: new RedisRateLimits(redis, services.keys), perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: 30 }),
     trustProxyHops: config.trustProxyHops,
     metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
     readiness: readinessChecks(services),

@@ -24,6 +24,7 @@ import { Recall } from '../recall/recall.js';
 import { Eraser } from '../retention/erase.js';
 import { RetentionSweeper } from '../retention/sweeper.js';
 import { DossierStore } from '../store/dossiers.js';
+import { RedisRetention } from '../store/retention.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
 import type { Wiring } from './context.js';
@@ -55,7 +56,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const mailbox = new Mailbox(redis, keys);
   const audit = await startAuditTrail(wiring, redis, keys, secrets, live().set.revision);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
-  const retention = new RetentionSweeper(redis, keys, new Eraser(redis, keys, audit), {
+  const retentionStore = new RedisRetention(redis, keys);
+  const retention = new RetentionSweeper(retentionStore, new Eraser(retentionStore, audit), {
     onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
   });
   // Hot reload on a change in the policy directory or SIGHUP; a set that fails validation is refused
@@ -109,7 +111,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   });
   // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
   const recall = new Recall({
-    redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live, gatewayKey, master,
+    redis, keys, store, audit, eraser: new Eraser(retentionStore, audit), live, gatewayKey, master,
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
+import { RedisRetention } from '../../gateway/store/retention.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Mailbox } from '../../gateway/mailbox/mailbox.js';
 import { Eraser } from '../../gateway/retention/erase.js';
@@ -26,7 +27,7 @@ let packets: Record<string, { packetId: string; expiresAt: string }>;
 function sweeperAt(at: number): RetentionSweeper {
   const now = () => new Date(at);
   const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
-  return new RetentionSweeper(gw.redis, keys, new Eraser(gw.redis, keys, audit, now), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
 }
 
 beforeAll(async () => {
