@@ -66,6 +66,7 @@ export interface DossierRecord {
 const NOTICE_FIELD = 'notice:';
 
 const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
+const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
@@ -128,6 +129,11 @@ export class DossierStore {
       ...(h.failure ? { failure: h.failure } : {}),
       ...(h.recall ? { recall: recallMark(h) } : {}),
     };
+  }
+
+  /** Marks a stored dossier recalled (`withdrawn` or `corrected`); false when its record is gone. */
+  async markRecalled(id: string, state: DossierState, mark: { reason: string; at: string; by: string }): Promise<boolean> {
+    return (await evalScript(this.redis, MARK_RECALLED, 1, this.keys.dossier(id), state, JSON.stringify({ reason: mark.reason, at: mark.at, by: mark.by }))) === 1;
   }
 
   /** Records the recall notice a partner got (or why it got none) on a recalled dossier's record. */
