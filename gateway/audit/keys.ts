@@ -1,21 +1,10 @@
 /**
- * Where the audit trail lives in Redis. The chain itself is one list (`audit:log`, record n at index
- * n-1) and its head (`audit:head`). Beside it, search indexes: one sorted set per term (score and member
- * are the record's sequence number) and one time index (score: the record's time in ms). The indexes
- * only speed up `GET /v1/audit`; they prove nothing and can be rebuilt from the chain.
+ * What an audit record is findable by: its search terms, derived from its fields. The store
+ * (store/audit.ts) keeps one index per term; the indexes only speed up `GET /v1/audit`, they prove
+ * nothing and can be rebuilt from the chain.
  */
-import type { Keys } from '../store/redis.js';
-
 /** What a record is findable by. Values are ids or keyed HMACs, never dossier content. */
 export type TermDimension = 'kind' | 'partner' | 'dossier' | 'packet' | 'ref' | 'subject';
-
-export class AuditKeys {
-  constructor(readonly keys: Keys) {}
-  log() { return this.keys.auditLog(); }
-  head() { return this.keys.auditHead(); }
-  time() { return `${this.keys.prefix}:audit:idx:time`; }
-  term(dimension: TermDimension, value: string) { return `${this.keys.prefix}:audit:idx:${dimension}:${value}`; }
-}
 
 /** The index terms of one record (`dimension:value`), derived from its fields. */
 export function termsOf(record: Record<string, unknown>): Array<[TermDimension, string]> {

@@ -9,66 +9,27 @@
  */
 import { auditWrites } from '../metrics/metrics.js';
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { GatewayError } from '../errors/index.js';
-import type { Keys } from '../store/redis.js';
-import { canonical } from './canonical.js';
 import path from 'node:path';
+import { GatewayError } from '../errors/index.js';
+import type { AuditChainStore, AuditRow } from '../store/audit.js';
+import { canonical } from './canonical.js';
 import { anchorName, DEFAULT_CHECKPOINT_EVERY, readAnchorFor, statementText, writeAnchor, type CheckpointSigner, type CheckpointStatement } from './checkpoint.js';
+import type { AuditEvent, AuditKind, CommonFields } from './events.js';
 import { AuditIndexer, type IndexTerms } from './index-terms.js';
-import { AuditKeys, termsOf } from './keys.js';
-import { evalScript } from '../store/scripts.js';
+import { termsOf } from './keys.js';
 
 export { canonical } from './canonical.js';
+export type { AuditAction, AuditEvent, AuditKind, Justification } from './events.js';
 
-export type AuditKind =
-  | 'collection' // dossier received
-  | 'rejection' // dossier refused at the door
-  | 'disclosure' // packet created for a recipient, recall notice sent
-  | 'decision' // delivery blocked
-  | 'consultation' // packet retrieved, preview used, audit queried
-  | 'acknowledgement'
-  | 'combination' // hits received and delivered
-  | 'erasure' // packets, sealed content and records erased
-  | 'alteration' // policy set loaded or refused, dossier recalled
-  | 'auth_failure'
-  | 'checkpoint'; // signed statement of the chain so far
-
-/**
- * Why a disclosure happened. The agreement's purpose is configuration and travels in full; the
- * dossier's own purpose is dossier content (free text a force wrote) and is never stored outside the
- * sealed dossier, so records name where it is (`sealed with dossier <id>`), never what it says.
- */
-export interface Justification {
-  agreement?: string;
-  agreementPurpose?: string;
-  legalBasis?: string;
-  dossierPurpose?: string;
-}
-
-export interface AuditEvent {
+/** A record as read back from the trail: whatever was stored (checked by its hash), so loosely typed. */
+export interface AuditRecord extends CommonFields {
   kind: AuditKind;
   action: string;
-  actor?: string;
-  dossier?: string;
-  packet?: string;
-  recipient?: string;
-  source?: string;
-  policyRevision?: string;
-  agreement?: { reference: string; legalBasis: string; purpose: string };
-  fields?: Array<{ path: string; op: string }>;
-  reason?: string;
-  justification?: Justification;
-  /** Keyed HMACs of the dossier reference and subject ids (see index-terms.ts), for search. */
-  index?: IndexTerms;
-  [key: string]: unknown;
-}
-
-export interface AuditRecord extends AuditEvent {
   seq: number;
   at: string;
   prev: string;
   hash: string;
+  [key: string]: unknown;
 }
 
 export const GENESIS = '0'.repeat(64);
@@ -95,34 +56,10 @@ function formatHead(h: ChainHead): string {
   return `${h.seq}:${h.hash}:${h.atMs}:${h.checkpointSeq}`;
 }
 
-/**
- * Appends a batch of records in one round trip (a group commit: the records this process has queued
- * while its previous write was in flight). KEYS: head, log, time index, then every record's term
- * indexes in order. ARGV: expected head ('' for none), expected list length, new head, record count,
- * then per record: its JSON, seq, time (ms) and number of term keys. 0: the head moved (retry);
- * -1: the list does not match the head. The checks run before any write, so a list of the wrong type
- * or a truncated one writes nothing, and a batch lands whole or not at all.
- */
-const APPEND = `
-local head = redis.call('GET', KEYS[1]) or ''
-if head ~= ARGV[1] then return 0 end
-if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return -1 end
-local k = 3
-for i = 0, tonumber(ARGV[4]) - 1 do
-  local a = 5 + 4 * i
-  redis.call('RPUSH', KEYS[2], ARGV[a])
-  redis.call('ZADD', KEYS[3], ARGV[a + 2], ARGV[a + 1])
-  for j = 1, tonumber(ARGV[a + 3]) do redis.call('ZADD', KEYS[k + j], ARGV[a + 1], ARGV[a + 1]) end
-  k = k + tonumber(ARGV[a + 3])
-end
-redis.call('SET', KEYS[1], ARGV[3])
-return 1
-`;
-
 /** At most this many records go in one group commit (bounds the script's run time and argument size). */
 const MAX_BATCH = 64;
 
-export function recordHash(record: Omit<AuditRecord, 'hash'>): string {
+export function recordHash(record: Record<string, unknown>): string {
   return createHash('sha256').update(canonical(record)).digest('hex');
 }
 
@@ -142,7 +79,6 @@ export interface AuditLogOptions {
 }
 
 export class AuditLog {
-  readonly keys: AuditKeys;
   readonly checkpointEvery: number;
   private readonly now: () => Date;
   private readonly indexer?: AuditIndexer;
@@ -150,8 +86,7 @@ export class AuditLog {
   private lastCheckpointSeen = 0;
   private pendingInterval?: Promise<AuditRecord | undefined>;
 
-  constructor(private readonly redis: Redis, keys: Keys, private readonly options: AuditLogOptions = {}) {
-    this.keys = new AuditKeys(keys);
+  constructor(readonly store: AuditChainStore, private readonly options: AuditLogOptions = {}) {
     this.now = options.now ?? (() => new Date());
     this.indexer = options.indexKey ? new AuditIndexer(options.indexKey) : undefined;
     this.checkpointEvery = Math.max(1, options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
@@ -254,7 +189,7 @@ export class AuditLog {
       if (record && this.options.stateDir) {
         const stateDir = this.options.stateDir;
         await this.firstHash()
-          .then((first) => writeAnchor(stateDir, { prefix: this.keys.keys.prefix, first, seq: record.seq, hash: record.hash, at: record.at }))
+          .then((first) => writeAnchor(stateDir, { prefix: this.store.prefix, first, seq: record.seq, hash: record.hash, at: record.at }))
           .catch((err: Error) => this.options.onBackgroundError?.(err));
       }
       return record;
@@ -291,33 +226,30 @@ export class AuditLog {
         // Another process may have appended since: then the script refuses (0) and the retry reads the head.
         const known = attempt === 0 ? this.knownHead : undefined;
         this.knownHead = undefined;
-        const raw = known ?? (await this.redis.get(this.keys.head()));
+        const raw = known ?? (await this.store.head());
         const head = parseHead(raw);
         const atMs = Math.max(this.now().getTime(), head.atMs);
         const at = new Date(atMs).toISOString();
         const events = await build(head);
         if (!events.length) return [];
         const records: AuditRecord[] = [];
-        const keys: string[] = [this.keys.head(), this.keys.log(), this.keys.time()];
-        const args: string[] = [];
+        const rows: AuditRow[] = [];
         let next = head;
         for (const event of events) {
           // A JSON round trip first: what is hashed is exactly what is stored (no Dates, no undefined).
           const body = JSON.parse(JSON.stringify({ ...event, seq: next.seq + 1, at, prev: next.hash })) as Omit<AuditRecord, 'hash'>;
           const record = { ...body, hash: recordHash(body) } as AuditRecord;
           next = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : next.checkpointSeq };
-          const terms = termsOf(record).map(([dimension, value]) => this.keys.term(dimension, value));
-          keys.push(...terms);
-          args.push(JSON.stringify(record), String(record.seq), String(atMs), String(terms.length));
+          rows.push({ json: JSON.stringify(record), seq: record.seq, atMs, terms: termsOf(record) });
           records.push(record);
         }
-        const ok = await evalScript(this.redis, APPEND, keys.length, ...keys, raw ?? '', String(head.seq), formatHead(next), String(records.length), ...args);
-        if (ok === 1) {
+        const outcome = await this.store.append(raw ?? '', head.seq, formatHead(next), rows);
+        if (outcome === 'ok') {
           this.knownHead = formatHead(next);
           this.lastCheckpointSeen = next.checkpointSeq;
           return records;
         }
-        if (ok === -1) {
+        if (outcome === 'mismatch') {
           throw new GatewayError('audit_unavailable', 'The audit log does not match its chain head (truncated or altered): new work is refused until `cordon audit verify` has been run');
         }
         if (attempt >= 5) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
@@ -333,7 +265,7 @@ export class AuditLog {
 
   private async firstHash(): Promise<string | undefined> {
     if (this.first) return this.first;
-    const raw = await this.redis.lindex(this.keys.log(), 0);
+    const raw = await this.store.at(0);
     this.first = raw ? (JSON.parse(raw) as AuditRecord).hash : undefined;
     return this.first;
   }
@@ -347,15 +279,15 @@ export class AuditLog {
    */
   async checkAnchor(): Promise<string | undefined> {
     if (!this.options.stateDir) return undefined;
-    const anchor = await readAnchorFor(this.options.stateDir, this.keys.keys.prefix);
+    const anchor = await readAnchorFor(this.options.stateDir, this.store.prefix);
     if (!anchor) return undefined;
     const file = path.join(this.options.stateDir, anchorName(anchor.prefix));
     const [length, firstRaw, atRaw] = await Promise.all([
-      this.redis.llen(this.keys.log()),
-      this.redis.lindex(this.keys.log(), 0),
-      this.redis.lindex(this.keys.log(), anchor.seq - 1),
+      this.store.length(),
+      this.store.at(0),
+      this.store.at(anchor.seq - 1),
     ]);
-    if (length === 0 && !(await this.redis.exists(this.keys.head()))) {
+    if (length === 0 && (await this.store.head()) === null) {
       const previous = { seq: anchor.seq, hash: anchor.hash, at: anchor.at, ...(anchor.first ? { first: anchor.first } : {}) };
       await this.append({ kind: 'alteration', action: 'audit.trail_restarted', reason: `the audit log in Redis was empty; the trail anchored in ${anchorName(anchor.prefix)} is gone`, previous });
       return `the audit log in Redis was empty although ${file} anchors a trail up to seq ${anchor.seq} (${anchor.at}): a new trail was started and its first record says so`;
@@ -378,13 +310,13 @@ export class AuditLog {
   }
 
   async head(): Promise<ChainHead> {
-    return parseHead(await this.redis.get(this.keys.head()));
+    return parseHead(await this.store.head());
   }
 
   /** For /readyz: appends can only succeed while the log is exactly as long as its head says. */
   async health(): Promise<{ ready: boolean; detail: string }> {
     try {
-      const [head, length] = await Promise.all([this.head(), this.redis.llen(this.keys.log())]);
+      const [head, length] = await Promise.all([this.head(), this.store.length()]);
       if (length !== head.seq) {
         return { ready: false, detail: `the audit log holds ${length} records but its head says ${head.seq}: every append is refused (run cordon audit verify)` };
       }
@@ -396,7 +328,7 @@ export class AuditLog {
 
   /** Records by list position (0-based, inclusive; -1 is the last). */
   async read(start = 0, end = -1): Promise<AuditRecord[]> {
-    const rows = await this.redis.lrange(this.keys.log(), start, end);
+    const rows = await this.store.range(start, end);
     return rows.map((r) => JSON.parse(r) as AuditRecord);
   }
 }

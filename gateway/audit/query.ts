@@ -7,15 +7,14 @@
  * resume when it stopped early. Every record returned is re-hashed: one that does not match its hash
  * is flagged, so a tampered log shows even here (`cordon audit verify` is the full check).
  */
-import type { Redis } from 'ioredis';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
+import type { AuditChainStore, AuditTerm } from '../store/audit.js';
+import { AUDIT_KINDS } from './events.js';
 import { AuditIndexer } from './index-terms.js';
-import type { AuditKeys, TermDimension } from './keys.js';
+import type { TermDimension } from './keys.js';
 import { recordHash, type AuditKind, type AuditLog, type AuditRecord } from './log.js';
 
-export const AUDIT_KINDS: AuditKind[] = [
-  'collection', 'rejection', 'disclosure', 'decision', 'consultation', 'acknowledgement', 'combination', 'erasure', 'alteration', 'auth_failure', 'checkpoint',
-];
+export { AUDIT_KINDS } from './events.js';
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 500;
 /** Index entries examined per search at most (then `next` says where to resume). */
@@ -110,16 +109,16 @@ export function parseAuditFilter(query: Record<string, unknown>): AuditFilter {
  * The sequence numbers recorded from `since` to `until` (inclusive), from the time index. Record times
  * never go backwards along the chain, so the range is contiguous. `lo > hi` when it is empty.
  */
-export async function seqRange(redis: Redis, keys: AuditKeys, headSeq: number, since?: Date, until?: Date): Promise<{ lo: number; hi: number }> {
+export async function seqRange(store: AuditChainStore, headSeq: number, since?: Date, until?: Date): Promise<{ lo: number; hi: number }> {
   let lo = 1;
   let hi = headSeq;
   if (since) {
-    const [first] = await redis.zrangebyscore(keys.time(), since.getTime(), '+inf', 'LIMIT', 0, 1);
-    lo = first === undefined ? hi + 1 : Math.max(lo, Number(first));
+    const first = await store.firstSeqFrom(since.getTime());
+    lo = first === undefined ? hi + 1 : Math.max(lo, first);
   }
   if (until) {
-    const [last] = await redis.zrevrangebyscore(keys.time(), until.getTime(), '-inf', 'LIMIT', 0, 1);
-    hi = last === undefined ? 0 : Math.min(hi, Number(last));
+    const last = await store.lastSeqUntil(until.getTime());
+    hi = last === undefined ? 0 : Math.min(hi, last);
   }
   return { lo, hi };
 }
@@ -127,14 +126,16 @@ export async function seqRange(redis: Redis, keys: AuditKeys, headSeq: number, s
 export class AuditQuery {
   private readonly indexer: AuditIndexer;
 
+  private readonly store: AuditChainStore;
+
   constructor(
-    private readonly redis: Redis,
     private readonly log: AuditLog,
     indexKey: Buffer,
     /** The sources to try when a reference or subject is given without `source`. */
     private readonly sources: () => string[],
   ) {
     this.indexer = new AuditIndexer(indexKey);
+    this.store = log.store;
   }
 
   /** The filter as it may be logged: ids as given, reference and subject as their HMAC terms only. */
@@ -155,7 +156,7 @@ export class AuditQuery {
 
   async find(f: AuditFilter): Promise<AuditPage> {
     const head = await this.log.head();
-    const { lo, hi } = await seqRange(this.redis, this.log.keys, head.seq, f.since, f.until);
+    const { lo, hi } = await seqRange(this.store, head.seq, f.since, f.until);
     const start = Math.max(lo, (f.after ?? 0) + 1);
     if (start > hi) return { records: [], next: null, damaged: [] };
 
@@ -173,24 +174,24 @@ export class AuditQuery {
     return { ...(await this.fetch(seqs)), next };
   }
 
-  /** Index keys per filter dimension: a record must be in at least one key of every dimension. */
-  private dimensions(f: AuditFilter): string[][] {
-    const keys = this.log.keys;
-    const dims: string[][] = [];
-    const one = (d: TermDimension, v: string | undefined) => v !== undefined && dims.push([keys.term(d, v)]);
+  /** Terms per filter dimension: a record must carry at least one term of every dimension. */
+  private dimensions(f: AuditFilter): AuditTerm[][] {
+    const dims: AuditTerm[][] = [];
+    const term = (d: TermDimension, v: string): AuditTerm => [d, v];
+    const one = (d: TermDimension, v: string | undefined) => v !== undefined && dims.push([term(d, v)]);
     one('dossier', f.dossier);
     one('packet', f.packet);
     one('partner', f.partner);
     one('kind', f.kind);
     const sources = f.source ? [f.source] : this.sources();
-    if (f.reference !== undefined) dims.push(sources.map((s) => keys.term('ref', this.indexer.reference(s, f.reference!))));
-    if (f.subject !== undefined) dims.push(sources.map((s) => keys.term('subject', this.indexer.subject(s, f.subject!))));
+    if (f.reference !== undefined) dims.push(sources.map((s) => term('ref', this.indexer.reference(s, f.reference!))));
+    if (f.subject !== undefined) dims.push(sources.map((s) => term('subject', this.indexer.subject(s, f.subject!))));
     return dims;
   }
 
-  private async search(dims: string[][], start: number, hi: number, limit: number): Promise<{ seqs: number[]; next: number | null }> {
+  private async search(dims: AuditTerm[][], start: number, hi: number, limit: number): Promise<{ seqs: number[]; next: number | null }> {
     // Drive with the smallest dimension in range, then check membership in the others.
-    const sizes = await Promise.all(dims.map(async (d) => (await Promise.all(d.map((k) => this.redis.zcount(k, start, hi)))).reduce((a, b) => a + b, 0)));
+    const sizes = await Promise.all(dims.map(async (d) => (await Promise.all(d.map((t) => this.store.termCount(t, start, hi)))).reduce((a, b) => a + b, 0)));
     const order = dims.map((d, i) => ({ d, size: sizes[i]! })).sort((a, b) => a.size - b.size);
     if (order[0]!.size === 0) return { seqs: [], next: null };
     const [driver, ...others] = order.map((o) => o.d);
@@ -198,17 +199,16 @@ export class AuditQuery {
     let cursor = start;
     let scanned = 0;
     while (cursor <= hi) {
-      const lists = await Promise.all(driver!.map((k) => this.redis.zrangebyscore(k, cursor, hi, 'LIMIT', 0, BATCH)));
+      const lists = await Promise.all(driver!.map((t) => this.store.termSeqs(t, cursor, hi, BATCH)));
       // Only seqs up to the smallest last seq of a full batch are known complete.
       let bound = hi;
-      for (const l of lists) if (l.length === BATCH) bound = Math.min(bound, Number(l[l.length - 1]));
-      let candidates = [...new Set(lists.flat().map(Number))].filter((s) => s <= bound).sort((a, b) => a - b);
+      for (const l of lists) if (l.length === BATCH) bound = Math.min(bound, l[l.length - 1]!);
+      let candidates = [...new Set(lists.flat())].filter((s) => s <= bound).sort((a, b) => a - b);
       scanned += candidates.length;
       for (const dim of others) {
         if (!candidates.length) break;
-        const member = candidates.map(String);
-        const scores = await Promise.all(dim.map((k) => this.redis.zmscore(k, ...member)));
-        candidates = candidates.filter((_, i) => scores.some((sc) => sc[i] !== null));
+        const has = await Promise.all(dim.map((t) => this.store.termHas(t, candidates)));
+        candidates = candidates.filter((_, i) => has.some((h) => h[i]));
       }
       for (const s of candidates) {
         found.push(s);
@@ -223,16 +223,14 @@ export class AuditQuery {
 
   private async fetch(seqs: number[]): Promise<{ records: AuditRecord[]; damaged: number[] }> {
     if (!seqs.length) return { records: [], damaged: [] };
-    const pipeline = this.redis.pipeline();
-    for (const s of seqs) pipeline.lindex(this.log.keys.log(), s - 1);
-    const rows = (await pipeline.exec()) ?? [];
+    const rows = await this.store.bySeq(seqs);
     const records: AuditRecord[] = [];
     const damaged: number[] = [];
-    rows.forEach(([err, raw], i) => {
+    rows.forEach((raw, i) => {
       const seq = seqs[i]!;
       let r: AuditRecord | undefined;
       try {
-        r = !err && typeof raw === 'string' ? (JSON.parse(raw) as AuditRecord) : undefined;
+        r = raw !== null ? (JSON.parse(raw) as AuditRecord) : undefined;
       } catch {
         r = undefined;
       }

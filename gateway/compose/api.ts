@@ -14,7 +14,6 @@ import { checkRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
 import { deriveKey } from '../crypto/seal.js';
 import { EXCHANGE_QUEUE } from '../exchange/queue.js';
 import { serverTlsOptions } from '../exchange/tls.js';
-import { HIT_NOTICE_QUEUE } from '../hits/notify.js';
 import { createApp } from '../http/app.js';
 import { RateLimits } from '../http/ratelimit.js';
 import { Intake } from '../intake/intake.js';
@@ -22,7 +21,9 @@ import { Packets } from '../mailbox/packets.js';
 import { registerQueueGauges, registry as metricsRegistry } from '../metrics/metrics.js';
 import { PolicyPreview } from '../governance/preview.js';
 import { readOnlyQueue, readQueues, type DashboardQueue } from '../queue/dashboard.js';
+import { HIT_NOTICE_QUEUE } from '../queue/notify-queue.js';
 import { DOSSIER_QUEUE, DossierQueue } from '../queue/queue.js';
+import { RedisRateLimits } from '../store/ratelimit.js';
 import { connectRedisForQueue } from '../store/redis.js';
 import type { Wiring } from './context.js';
 import { readinessChecks } from './readiness.js';
@@ -54,7 +55,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     packets: new Packets(mailbox, audit),
     accountability: {
       audit,
-      query: new AuditQuery(redis, audit, deriveKey(master, 'audit-index'), () => [...live().set.sources.keys()]),
+      query: new AuditQuery(audit, deriveKey(master, 'audit-index'), () => [...live().set.sources.keys()]),
       recall,
     },
     hits: hitsModule.http(),
@@ -63,7 +64,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     queues: () => readQueues(dashboardQueues),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
-    rateLimits: new RateLimits({ redis, prefix: config.redisPrefix, perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: config.authFailuresPerMinute }),
+    rateLimits: new RateLimits({ store: new RedisRateLimits(redis, services.keys), perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: config.authFailuresPerMinute }),
     trustProxyHops: config.trustProxyHops,
     metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
     readiness: readinessChecks(services),

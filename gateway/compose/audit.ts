@@ -5,12 +5,12 @@
  * among the closers, so that on a clean stop it runs after the api and workers (pushed later, closed
  * first) have stopped, and before Redis (pushed earlier) is closed: the trail ends signed.
  */
-import type { Redis } from 'ioredis';
 import { gatewaySigner } from '../audit/checkpoint.js';
 import { AuditLog } from '../audit/log.js';
 import type { GatewayKey } from '../crypto/openpgp.js';
 import { deriveKey } from '../crypto/seal.js';
-import type { Keys } from '../store/redis.js';
+import { RedisAuditChain } from '../store/audit.js';
+import type { Connection, Keys } from '../store/redis.js';
 import type { Wiring } from './context.js';
 
 export interface Secrets {
@@ -20,12 +20,12 @@ export interface Secrets {
 
 export async function startAuditTrail(
   { config, logger, closers }: Wiring,
-  redis: Redis,
+  redis: Connection,
   keys: Keys,
   { master, gatewayKey }: Secrets,
   policyRevision: string,
 ): Promise<AuditLog> {
-  const audit = new AuditLog(redis, keys, {
+  const audit = new AuditLog(new RedisAuditChain(redis, keys), {
     indexKey: deriveKey(master, 'audit-index'),
     signer: gatewaySigner(gatewayKey),
     stateDir: config.stateDir,

@@ -5,14 +5,13 @@
  * server stops last of all. Start-up waits until Redis answers, and then checks that it will not evict
  * keys: an evicting Redis can silently drop queued dossiers, which production refuses outright.
  */
-import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import { startPrivateRedis, type PrivateRedis } from '../store/private-redis.js';
-import { connectRedis, maxmemoryPolicy, whenReady } from '../store/redis.js';
+import { connectRedis, maxmemoryPolicy, whenReady, type Connection } from '../store/redis.js';
 import type { Wiring } from './context.js';
 
 export interface RedisConnection {
-  redis: Redis;
+  redis: Connection;
   /** REDIS_URL, or the private server's; the queues open their own connections to it. */
   redisUrl: string;
 }
@@ -30,7 +29,7 @@ export async function connectStore({ config, logger, closers }: Wiring): Promise
     logger.info({ redis: redisUrl }, 'started a private redis-server (set REDIS_URL to use your own)');
   }
 
-  const redis: Redis = connectRedis(redisUrl);
+  const redis: Connection = connectRedis(redisUrl);
   closers.push(() => redis.quit());
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection problem'));
   await whenReady(redis).catch((err: Error) => {

@@ -24,6 +24,8 @@ import { Recall } from '../recall/recall.js';
 import { Eraser } from '../retention/erase.js';
 import { RetentionSweeper } from '../retention/sweeper.js';
 import { DossierStore } from '../store/dossiers.js';
+import { RedisMailbox } from '../store/mailbox.js';
+import { RedisRetention } from '../store/retention.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
 import type { Wiring } from './context.js';
@@ -52,10 +54,11 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const { live } = policies;
   const keys = new Keys(config.redisPrefix);
   const store = new DossierStore(redis, keys);
-  const mailbox = new Mailbox(redis, keys);
+  const mailbox = new Mailbox(new RedisMailbox(redis, keys));
   const audit = await startAuditTrail(wiring, redis, keys, secrets, live().set.revision);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
-  const retention = new RetentionSweeper(redis, keys, new Eraser(redis, keys, audit), {
+  const retentionStore = new RedisRetention(redis, keys);
+  const retention = new RetentionSweeper(retentionStore, new Eraser(retentionStore, audit), {
     onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
   });
   // Hot reload on a change in the policy directory or SIGHUP; a set that fails validation is refused
@@ -109,7 +112,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   });
   // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
   const recall = new Recall({
-    redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live, gatewayKey, master,
+    store, mailboxes: mailbox.store, audit, eraser: new Eraser(retentionStore, audit), live, gatewayKey, master,
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {

@@ -5,8 +5,6 @@
  * `seal` for sealing (as everywhere), `hit-id` for deduplication ids, `link-index:<source>` per source
  * for the HMACs of normalised values.
  */
-import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
 import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
@@ -14,16 +12,20 @@ import { deriveKey } from '../crypto/seal.js';
 import type { Mailbox } from '../mailbox/mailbox.js';
 import type { LiveSet } from '../policy/live.js';
 import type { DossierStore } from '../store/dossiers.js';
-import { connectRedisForQueue, type Keys } from '../store/redis.js';
+import { HitNoticeQueue, startHitNoticeWorker, type HitNoticeJob } from '../queue/notify-queue.js';
+import type { QueueWorker } from '../queue/worker.js';
+import { RedisHitStore } from '../store/hits.js';
+import { connectRedisForQueue, type Connection, type Keys } from '../store/redis.js';
 import { Bundles } from './bundle.js';
 import { Hits } from './hits.js';
 import { DossierLinkIndexer } from './indexer.js';
-import { HitNoticeQueue, HitNotifier, startHitNoticeWorker } from './notify.js';
+import { HitNotifier } from './notify.js';
+import type { LinkItem } from './links.js';
 import { SourceKeys } from './source-keys.js';
-import { HitStore } from './store.js';
+import type { HitStore } from './store.js';
 
 export interface HitsModuleDeps {
-  redis: Redis;
+  redis: Connection;
   redisUrl: string;
   keys: Keys;
   store: DossierStore;
@@ -52,7 +54,7 @@ export class HitsModule {
       if (!k) macKeys.set(source, (k = deriveKey(deps.master, `link-index:${source}`)));
       return k;
     };
-    this.hitStore = new HitStore(deps.redis, deps.keys, sealKey, macKey);
+    this.hitStore = new RedisHitStore<LinkItem>(deps.redis, deps.keys, sealKey, macKey);
     this.indexer = new DossierLinkIndexer(this.hitStore);
   }
 
@@ -96,11 +98,11 @@ export class HitsModule {
   }
 
   /** For the worker role: delivers webhook notices. */
-  startNoticeWorker(): Worker {
+  startNoticeWorker(): QueueWorker<HitNoticeJob> {
     const { deps } = this;
     const conn = connectRedisForQueue(deps.redisUrl);
     const notifier = new HitNotifier({ store: deps.store, hitStore: this.hitStore, live: deps.live, gatewayKey: deps.gatewayKey, sourceKeys: this.sourceKeys });
-    const worker = startHitNoticeWorker(conn, deps.keys.prefix, notifier);
+    const worker = startHitNoticeWorker(conn, deps.keys.prefix, (dossierId) => notifier.deliver(dossierId));
     worker.on('failed', (job, err) =>
       deps.logger.warn({ job: job?.id, attempts: job?.attemptsMade, code: (err as { code?: string }).code, err: err.message }, 'hit notice not delivered'),
     );

@@ -3,47 +3,15 @@
  * the gateway POSTs a small notice — the dossier id and how many hits it now holds, nothing else — as
  * an OpenPGP message signed by the gateway and encrypted to the source's pinned key
  * (`application/pgp-encrypted`), so the receiver can check where it came from and nobody else can read
- * it. Delivery runs as a BullMQ job (job data: the dossier id only) and is retried with backoff until the
- * receiver answers 2xx. The source then fetches the bundle with GET /v1/dossiers/:id/hits.
+ * it. Delivery runs as a queued job (queue/notify-queue.ts; job data: the dossier id only) and is retried
+ * with backoff until the receiver answers 2xx. The source then fetches the bundle with GET /v1/dossiers/:id/hits.
  */
 import https from 'node:https';
-import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
 import type { LiveSet } from '../policy/live.js';
 import type { DossierStore } from '../store/dossiers.js';
 import type { SourceKeys } from './source-keys.js';
 import type { HitStore } from './store.js';
-
-export const HIT_NOTICE_QUEUE = 'hit-notices';
-
-export interface HitNoticeJob {
-  dossierId: string;
-}
-
-export const NOTICE_JOB_OPTIONS = {
-  attempts: 10,
-  backoff: { type: 'exponential', delay: 5000 },
-  removeOnComplete: { age: 24 * 3600, count: 10_000 },
-  removeOnFail: { age: 7 * 24 * 3600 },
-} as const;
-
-export class HitNoticeQueue {
-  readonly queue: Queue<HitNoticeJob>;
-
-  constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue<HitNoticeJob>(HIT_NOTICE_QUEUE, { connection, prefix: `${prefix}:bull` });
-  }
-
-  /** One notice per (dossier, hit total): a repeated call for the same total is a no-op. */
-  async enqueue(dossierId: string, total: number): Promise<void> {
-    await this.queue.add('notice', { dossierId }, { ...NOTICE_JOB_OPTIONS, jobId: `${dossierId}-${total}` });
-  }
-
-  close(): Promise<void> {
-    return this.queue.close();
-  }
-}
 
 export interface NotifierDeps {
   store: DossierStore;
@@ -109,13 +77,5 @@ function post(url: URL, body: string, ca: string | string[] | undefined, timeout
     req.on('timeout', () => req.destroy(new Error(`webhook ${url.host} did not answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
-  });
-}
-
-export function startHitNoticeWorker(connection: Redis, prefix: string, notifier: HitNotifier): Worker<HitNoticeJob> {
-  return new Worker<HitNoticeJob>(HIT_NOTICE_QUEUE, async (job) => void (await notifier.deliver(job.data.dossierId)), {
-    connection,
-    prefix: `${prefix}:bull`,
-    concurrency: 4,
   });
 }

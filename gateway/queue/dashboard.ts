@@ -4,8 +4,8 @@
  * connected. Counts and one timestamp only: no job id, job data, dossier id or failure reason is read
  * into the answer (the oldest job's id is used to read its `timestamp` field, and goes no further).
  */
-import { Queue, type JobType } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Queue, type ConnectionOptions, type JobType } from 'bullmq';
+import { bullPrefix } from './worker.js';
 
 export interface DashboardQueue {
   name: string;
@@ -36,8 +36,8 @@ export interface QueuesSnapshot {
  * hash (`skipMetasUpdate`), so looking at a queue leaves no trace in Redis. Same `<prefix>:bull` as the
  * gateway's own queues and workers.
  */
-export function readOnlyQueue(connection: Redis, prefix: string, name: string): Queue {
-  return new Queue(name, { connection, prefix: `${prefix}:bull`, skipMetasUpdate: true });
+export function readOnlyQueue(connection: ConnectionOptions, prefix: string, name: string): Queue {
+  return new Queue(name, { connection, prefix: bullPrefix(prefix), skipMetasUpdate: true });
 }
 
 /**

@@ -3,11 +3,8 @@
  * the dossier id, so adding it twice is a no-op. Job data is the id only: the dossier stays sealed in
  * the store, never plaintext in the queue.
  */
-import { hostname } from 'node:os';
-import { pid } from 'node:process';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { isGatewayError, type ErrorCode } from '../errors/index.js';
-import type { Redis } from 'ioredis';
+import { Queue, type Job } from 'bullmq';
+import { bullPrefix, startWorker, type ConnectionOptions, type QueueWorker } from './worker.js';
 
 export const DOSSIER_QUEUE = 'dossiers';
 
@@ -25,8 +22,8 @@ export const JOB_OPTIONS = {
 export class DossierQueue {
   readonly queue: Queue<FanoutJob>;
 
-  constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue<FanoutJob>(DOSSIER_QUEUE, { connection, prefix: `${prefix}:bull` });
+  constructor(connection: ConnectionOptions, prefix: string) {
+    this.queue = new Queue<FanoutJob>(DOSSIER_QUEUE, { connection, prefix: bullPrefix(prefix) });
   }
 
   /** Fails within `timeoutMs` rather than hanging while Redis is down: the client then gets a 503. */
@@ -58,43 +55,19 @@ export class DossierQueue {
   }
 }
 
-/** Failures no retry can mend: the job fails at once instead of blocking a worker for hours of backoff. */
-const PERMANENT: ReadonlySet<ErrorCode> = new Set(['dossier_unreadable']);
-
 /**
- * Runs fan-out jobs. `onFinalFailure` runs before the last failure is reported (bounded retries spent,
- * or a permanent failure), so the dossier shows `failed` instead of staying `accepted` for ever.
+ * Runs fan-out jobs (queue/worker.ts: a permanent failure, e.g. an unreadable dossier, is not
+ * retried). `onFinalFailure` runs before the last failure is reported, so the dossier shows `failed`
+ * instead of staying `accepted` for ever. A worker that dies mid-job stops renewing its lock; another
+ * worker takes the job over once the lock has lapsed. Packets already written are not written again.
  */
 export function startDossierWorker(
-  connection: Redis,
+  connection: ConnectionOptions,
   prefix: string,
   concurrency: number,
   lockMs: number,
   process: (job: Job<FanoutJob>) => Promise<void>,
   onFinalFailure: (job: Job<FanoutJob>, err: Error) => Promise<void>,
-): Worker<FanoutJob> {
-  const run = async (job: Job<FanoutJob>) => {
-    try {
-      await process(job);
-    } catch (err) {
-      const permanent = isGatewayError(err) && PERMANENT.has(err.code);
-      if (permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-        await onFinalFailure(job, err as Error).catch(() => undefined);
-      }
-      if (permanent) throw new UnrecoverableError(`${(err as Error).message}`);
-      throw err;
-    }
-  };
-  return new Worker<FanoutJob>(DOSSIER_QUEUE, run, {
-    connection,
-    prefix: `${prefix}:bull`,
-    concurrency,
-    // Recorded on each job it takes (`processedBy`), so an operator can tell which process ran what.
-    name: `${hostname()}:${pid}`,
-    // A worker that dies mid-job stops renewing its lock; another worker takes the job over once the
-    // lock has lapsed and the stalled check has run. Packets already written are not written again.
-    lockDuration: lockMs,
-    stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
-    maxStalledCount: 3,
-  });
+): QueueWorker<FanoutJob> {
+  return startWorker<FanoutJob>(DOSSIER_QUEUE, process, { connection, prefix, concurrency, lockMs, onFinalFailure });
 }

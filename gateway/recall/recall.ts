@@ -15,7 +15,6 @@
  * Every step is idempotent (notice ids derive from the packet id), so a recall interrupted half-way is
  * completed by sending the same request again.
  */
-import type { Redis } from 'ioredis';
 import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
 import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
@@ -23,10 +22,9 @@ import { deriveKey, hmacId, seal } from '../crypto/seal.js';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Eraser } from '../retention/erase.js';
-import { DAY_MS, packetDueMember, retentionKey, STORE_BACKSTOP_MS } from '../retention/schedule.js';
+import { DAY_MS, packetDueMember, STORE_BACKSTOP_MS } from '../retention/schedule.js';
 import type { DossierStore } from '../store/dossiers.js';
-import type { Keys } from '../store/redis.js';
-import { evalScript } from '../store/scripts.js';
+import type { MailboxStore } from '../store/mailbox.js';
 
 export type RecallReason = 'withdrawn' | 'corrected';
 export const RECALL_REASONS: RecallReason[] = ['withdrawn', 'corrected'];
@@ -45,9 +43,9 @@ export interface RecallRequest {
 }
 
 export interface RecallDeps {
-  redis: Redis;
-  keys: Keys;
   store: DossierStore;
+  /** The partners' mailboxes, where the notices go. */
+  mailboxes: MailboxStore;
   audit: AuditLog;
   eraser: Eraser;
   live: () => LiveSet<RecipientKey>;
@@ -105,24 +103,6 @@ export function parseRecallRequest(body: unknown): RecallRequest {
   return { reason: b.reason as RecallReason, ...(b.note !== undefined ? { note: b.note as string } : {}) };
 }
 
-/** KEYS: dossier. ARGV: state, recall JSON. Marks a stored dossier recalled. */
-const MARK = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'recall', ARGV[2])
-return 1
-`;
-
-/** KEYS: notice, mailbox, schedule, pending. ARGV: fields, created (ms), id, store expiry (ms), schedule member, due (ms). */
-const CREATE_NOTICE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
-return 1
-`;
-
 export class Recall {
   private readonly idKey: Buffer;
   private readonly sealKey: Buffer;
@@ -179,8 +159,8 @@ export class Recall {
       ...(request.note ? { note: 'given; sent sealed in the recall notices only' } : {}),
       ...(replayed ? { replayed: true } : {}),
     });
-    const marked = await evalScript(this.deps.redis, MARK, 1, this.deps.keys.dossier(dossierId), request.reason, JSON.stringify({ reason: request.reason, at: issuedAt, by: client.id }));
-    if (marked !== 1) throw new GatewayError('not_found', 'No such dossier');
+    const marked = await this.deps.store.markRecalled(dossierId, request.reason, { reason: request.reason, at: issuedAt, by: client.id });
+    if (!marked) throw new GatewayError('not_found', 'No such dossier');
 
     const partners: RecallOutcome[] = [];
     for (const partner of sent) {
@@ -200,11 +180,11 @@ export class Recall {
     request: RecallRequest,
     issuedAt: string,
   ): Promise<RecallOutcome> {
-    const { audit, redis, keys } = this.deps;
+    const { audit, mailboxes } = this.deps;
     const outcome: RecallOutcome = { partner, packet: packetId, erased: false };
     const noticeId = this.noticeId(packetId);
     const key = this.deps.live().keys.get(partner);
-    if (await redis.exists(keys.packet(noticeId))) {
+    if (await mailboxes.exists(noticeId)) {
       outcome.notice = noticeId;
     } else if (isInvalid(key)) {
       outcome.problem = 'recipient_key_invalid';
@@ -240,31 +220,18 @@ export class Recall {
         });
         const fields = {
           id: noticeId,
-          type: 'recall',
+          type: 'recall' as const,
           recalls: packetId,
           partner,
           dossier: dossierId,
           source,
           createdAt: now.toISOString(),
           expiresAt,
-          state: 'delivered',
+          state: 'delivered' as const,
           message,
           refs: seal(this.sealKey, '{}', noticeId),
         };
-        await evalScript(redis, 
-          CREATE_NOTICE,
-          4,
-          keys.packet(noticeId),
-          keys.mailbox(partner),
-          retentionKey(keys),
-          keys.mailboxPending(partner),
-          JSON.stringify(Object.entries(fields).flat()),
-          String(now.getTime()),
-          noticeId,
-          String(expiresMs + STORE_BACKSTOP_MS),
-          packetDueMember(noticeId, dossierId, partner),
-          String(expiresMs),
-        );
+        await mailboxes.createNotice(fields, { member: packetDueMember(noticeId, dossierId, partner), dueMs: expiresMs, storeExpiryMs: expiresMs + STORE_BACKSTOP_MS });
         outcome.notice = noticeId;
       }
     }

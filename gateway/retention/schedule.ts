@@ -52,12 +52,9 @@ export function statusDueAfterPacket(packetExpiresAt: Date): Date {
 /** Redis's own expiry on the status record and its companions: a day after the sweeper's turn, as a backstop. */
 export const STATUS_STORE_BACKSTOP_MS = DAY_MS;
 
+/** The schedule's key (store/retention.ts owns it; tests inspect it). */
 export function retentionKey(keys: Keys): string {
-  return `${keys.prefix}:retention:due`;
-}
-
-export function retentionLockKey(keys: Keys): string {
-  return `${keys.prefix}:retention:lock`;
+  return keys.retentionDue();
 }
 
 export function packetDueMember(packetId: string, dossierId: string, partner: string): string {

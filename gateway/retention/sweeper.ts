@@ -5,11 +5,8 @@
  * next sweep; the lock expires by itself if its holder dies. The clock is injectable for tests.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import type { Keys } from '../store/redis.js';
+import type { RetentionStore } from '../store/retention.js';
 import type { Eraser } from './erase.js';
-import { retentionKey, retentionLockKey } from './schedule.js';
-import { evalScript } from '../store/scripts.js';
 
 export type EraseFn = (parts: string[]) => Promise<void>;
 
@@ -21,11 +18,6 @@ export interface SweeperOptions {
   lockMs?: number;
   onError?: (err: Error, member: string) => void;
 }
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 export interface SweepResult {
   /** False when another process held the lock. */
@@ -41,8 +33,7 @@ export class RetentionSweeper {
   private running?: Promise<unknown>;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: Keys,
+    private readonly store: RetentionStore,
     eraser: Eraser,
     private readonly options: SweeperOptions = {},
   ) {
@@ -60,20 +51,18 @@ export class RetentionSweeper {
 
   /** Schedules `member` (see schedule.ts) for erasure at `due`; rescheduling moves it. */
   async schedule(member: string, due: Date): Promise<void> {
-    await this.redis.zadd(retentionKey(this.keys), due.getTime(), member);
+    await this.store.schedule(member, due.getTime());
   }
 
   async sweepOnce(): Promise<SweepResult> {
     // Nothing due (the usual case): no lock taken, nothing written.
-    const first = await this.redis.zrangebyscore(retentionKey(this.keys), '-inf', this.now().getTime(), 'LIMIT', 0, 1);
+    const first = await this.store.due(this.now().getTime(), 1);
     if (first.length === 0) return { swept: true, erased: [], failed: [] };
-    const lockKey = retentionLockKey(this.keys);
     const token = randomBytes(12).toString('hex');
-    const got = await this.redis.set(lockKey, token, 'PX', this.options.lockMs ?? 60_000, 'NX');
-    if (got !== 'OK') return { swept: false, erased: [], failed: [] };
+    if (!(await this.store.lock(token, this.options.lockMs ?? 60_000))) return { swept: false, erased: [], failed: [] };
     const result: SweepResult = { swept: true, erased: [], failed: [] };
     try {
-      const due = await this.redis.zrangebyscore(retentionKey(this.keys), '-inf', this.now().getTime(), 'LIMIT', 0, this.options.batch ?? 200);
+      const due = await this.store.due(this.now().getTime(), this.options.batch ?? 200);
       for (const member of due) {
         const [kind, ...parts] = member.split('|');
         const erase = this.erasers.get(kind!);
@@ -81,7 +70,7 @@ export class RetentionSweeper {
           if (!erase) throw new Error(`no eraser for scheduled kind "${kind}"`);
           await erase(parts);
           // Erasers remove their own member atomically with the erasure; this covers the rest.
-          await this.redis.zrem(retentionKey(this.keys), member);
+          await this.store.unschedule(member);
           result.erased.push(member);
         } catch (err) {
           result.failed.push(member);
@@ -89,7 +78,7 @@ export class RetentionSweeper {
         }
       }
     } finally {
-      await evalScript(this.redis, RELEASE, 1, lockKey, token).catch(() => undefined);
+      await this.store.release(token).catch(() => undefined);
     }
     return result;
   }

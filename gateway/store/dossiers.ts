@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
-import { evalScript } from './scripts.js';
+import { evalScript, loadScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
 export type DossierState = 'accepted' | 'processed' | 'failed' | 'withdrawn' | 'corrected';
@@ -65,12 +65,8 @@ export interface DossierRecord {
 
 const NOTICE_FIELD = 'notice:';
 
-/** KEYS: dossier record. ARGV: field, value. Writes only to a record that still exists (no orphan key without expiry). */
-const HSET_IF_EXISTS = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-`;
+const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
+const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
@@ -133,6 +129,11 @@ export class DossierStore {
       ...(h.failure ? { failure: h.failure } : {}),
       ...(h.recall ? { recall: recallMark(h) } : {}),
     };
+  }
+
+  /** Marks a stored dossier recalled (`withdrawn` or `corrected`); false when its record is gone. */
+  async markRecalled(id: string, state: DossierState, mark: { reason: string; at: string; by: string }): Promise<boolean> {
+    return (await evalScript(this.redis, MARK_RECALLED, 1, this.keys.dossier(id), state, JSON.stringify({ reason: mark.reason, at: mark.at, by: mark.by }))) === 1;
   }
 
   /** Records the recall notice a partner got (or why it got none) on a recalled dossier's record. */

@@ -1,4 +1,8 @@
-/** Redis connections and the key layout. Only ciphertext, hashes and opaque ids are ever stored. */
+/**
+ * Redis connections and the key layout. Only ciphertext, hashes and opaque ids are ever stored. The
+ * store (this folder) is the only part of the gateway that imports ioredis: everything else holds a
+ * `Connection` only to hand it to a store, and talks to the typed stores.
+ */
 import { Redis, type RedisOptions } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 
@@ -67,6 +71,9 @@ export async function whenReady(redis: Redis, ms = 5000): Promise<void> {
   });
 }
 
+/** A Redis connection, as the rest of the gateway passes it around (to the stores and to BullMQ). */
+export type Connection = Redis;
+
 /** BullMQ needs blocking connections that retry for ever. */
 export function connectRedisForQueue(url: string): Redis {
   return connect(url, { maxRetriesPerRequest: null, enableOfflineQueue: true });
@@ -81,8 +88,18 @@ export class Keys {
   mailbox(partner: string) { return `${this.prefix}:mailbox:${partner}`; }
   /** The partner's packets and notices not yet retrieved, oldest first. */
   mailboxPending(partner: string) { return `${this.prefix}:mailbox:${partner}:pending`; }
+  /** The audit chain: one list (record n at index n-1) and its head (`seq:hash:atMs:lastCheckpointSeq`). */
   auditLog() { return `${this.prefix}:audit:log`; }
   auditHead() { return `${this.prefix}:audit:head`; }
+  /** Audit search indexes: record time (ms) → seq, and per term the records (score and member: seq). */
+  auditTime() { return `${this.prefix}:audit:idx:time`; }
+  auditTerm(dimension: string, value: string) { return `${this.prefix}:audit:idx:${dimension}:${value}`; }
+  /** The retention schedule (zset of members scored by due time, ms) and the sweep lock. */
+  retentionDue() { return `${this.prefix}:retention:due`; }
+  retentionLock() { return `${this.prefix}:retention:lock`; }
+  /** Rate limits: failed authentications per remote address, requests per client, this window. */
+  rateAuthFailures(address: string) { return `${this.prefix}:rl:authfail:${address}`; }
+  rateClient(clientId: string) { return `${this.prefix}:rl:client:${clientId}`; }
   /** Hash of hit id → sealed hit, per dossier; expires with the dossier record. */
   hits(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:hits`; }
   /** The dossier's sealed link items (normalised addresses, VRMs, phones, company numbers). */

@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway, type RunningGateway } from '../../gateway/main.js';
-import { Keys } from '../../gateway/store/redis.js';
+import { Keys, type Connection } from '../../gateway/store/redis.js';
+import { connectPlain, deleteByPrefix, deliveriesOfMany, dossierStates, interceptCommands, redisCpuSeconds } from '../../gateway/store/tools.js';
 import { makeDossiers } from './dossiers.js';
 import type { LoadGenerator, LoadResult } from './loadgen.js';
 import { row, type Row } from './report.js';
@@ -47,7 +47,7 @@ interface BenchGateway {
   gw: RunningGateway;
   url: string;
   prefix: string;
-  redis: Redis;
+  redis: Connection;
   stop(): Promise<void>;
 }
 
@@ -65,7 +65,7 @@ async function startBenchGateway(env: HttpEnv, role: Config['role']): Promise<Be
     workerConcurrency: env.workerConcurrency,
   };
   const gw = await startGateway(config, pino({ level: 'silent' }));
-  const redis = new Redis(env.redisUrl);
+  const redis = connectPlain(env.redisUrl);
   return {
     gw,
     url: gw.url!,
@@ -80,14 +80,7 @@ async function startBenchGateway(env: HttpEnv, role: Config['role']): Promise<Be
   };
 }
 
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000');
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
+const deleteKeys = deleteByPrefix;
 
 export function headers(token: string): Record<string, string> {
   return { 'content-type': 'application/json', authorization: `Bearer ${token}` };
@@ -99,12 +92,10 @@ function check(res: LoadResult, what: string): void {
 }
 
 /** Waits until every dossier's record says `processed` (every delivery settled); returns when, or throws at the deadline. */
-async function waitProcessed(redis: Redis, keys: Keys, ids: string[], deadline: number): Promise<number> {
+async function waitProcessed(redis: Connection, keys: Keys, ids: string[], deadline: number): Promise<number> {
   let pending = ids;
   while (pending.length) {
-    const p = redis.pipeline();
-    for (const id of pending) p.hget(keys.dossier(id), 'state');
-    const states = ((await p.exec()) ?? []).map(([, v]) => v as string | null);
+    const states = await dossierStates(redis, keys, pending);
     const failed = pending.filter((_, i) => states[i] === 'failed');
     if (failed.length) throw new Error(`end to end: ${failed.length} dossiers failed (e.g. ${failed[0]})`);
     pending = pending.filter((_, i) => states[i] !== 'processed');
@@ -116,10 +107,8 @@ async function waitProcessed(redis: Redis, keys: Keys, ids: string[], deadline: 
 }
 
 /** Every delivery of every dossier: counts of packets stored and deliveries blocked; throws on duplicates. */
-async function deliveriesOf(redis: Redis, keys: Keys, ids: string[]): Promise<{ delivered: number; blocked: number }> {
-  const p = redis.pipeline();
-  for (const id of ids) p.hgetall(keys.deliveries(id));
-  const rows = ((await p.exec()) ?? []).map(([, v]) => v as Record<string, string>);
+async function deliveriesOf(redis: Connection, keys: Keys, ids: string[]): Promise<{ delivered: number; blocked: number }> {
+  const rows = await deliveriesOfMany(redis, keys, ids);
   let delivered = 0;
   let blocked = 0;
   for (const r of rows) {
@@ -143,21 +132,12 @@ class CommandCounter {
   readonly bytes = new Map<string, number>();
   counting = false;
   readonly restore: () => void;
-  constructor(ignore: Redis) {
-    const original = Redis.prototype.sendCommand;
-    const count = (client: Redis, command: { name: string; args: unknown[] }) => {
-      if (!this.counting || client === ignore) return;
-      const size = command.args.reduce<number>((n, a) => n + (typeof a === 'string' ? Buffer.byteLength(a) : Buffer.isBuffer(a) ? a.length : String(a).length), 0);
-      this.sent.set(command.name, (this.sent.get(command.name) ?? 0) + 1);
-      this.bytes.set(command.name, (this.bytes.get(command.name) ?? 0) + size);
-    };
-    Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
-      count(this, args[0] as unknown as { name: string; args: unknown[] });
-      return original.apply(this, args);
-    };
-    this.restore = () => {
-      Redis.prototype.sendCommand = original;
-    };
+  constructor(ignore: Connection) {
+    this.restore = interceptCommands(ignore, (name, size) => {
+      if (!this.counting) return;
+      this.sent.set(name, (this.sent.get(name) ?? 0) + 1);
+      this.bytes.set(name, (this.bytes.get(name) ?? 0) + size);
+    });
   }
   summary(dossiers: number): string {
     const all = [...this.sent].map(([k, v]) => [k, v / dossiers] as const);
@@ -173,19 +153,14 @@ class CommandCounter {
   }
 }
 
-/** CPU seconds used by Redis so far (INFO cpu), for CPU per dossier. */
-async function redisCpu(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const user = /used_cpu_user:([\d.]+)/.exec(info)?.[1];
-  const sys = /used_cpu_sys:([\d.]+)/.exec(info)?.[1];
-  return Number(user ?? 0) + Number(sys ?? 0);
-}
+/** CPU seconds used by Redis so far, for CPU per dossier. */
+const redisCpu = redisCpuSeconds;
 
 /** A gateway under test for the end-to-end stage: where to POST, and where its Redis keys are. */
 export interface E2ETarget {
   url: string;
   prefix: string;
-  redis: Redis;
+  redis: Connection;
   /** CPU milliseconds used so far by the gateway, by process. */
   cpu(): Record<string, number>;
   /** Resident memory in MiB, by process (NaN where /proc cannot tell). */
@@ -261,7 +236,7 @@ export async function splitTarget(env: HttpEnv): Promise<E2ETarget> {
     children.push(child);
     return child;
   };
-  const redis = new Redis(env.redisUrl);
+  const redis = connectPlain(env.redisUrl);
   const stop = async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));

@@ -6,10 +6,10 @@
  * disk's fsync latency out of the figures so that they measure the gateway rather than the disk.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Redis } from 'ioredis';
 import os from 'node:os';
 import path from 'node:path';
 import { startPrivateRedis } from '../../gateway/store/private-redis.js';
+import { connectPlain, setAppendFsync } from '../../gateway/store/tools.js';
 
 export interface BenchRedis {
   url: string;
@@ -26,8 +26,8 @@ export async function benchRedis(fsync: Fsync): Promise<BenchRedis> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cordon-bench-redis-'));
   const redis = await startPrivateRedis(dir);
   if (fsync !== 'always') {
-    const admin = new Redis(redis.url);
-    await admin.config('SET', 'appendfsync', fsync);
+    const admin = connectPlain(redis.url);
+    await setAppendFsync(admin, fsync);
     await admin.quit();
   }
   return {

@@ -16,15 +16,14 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
-import type { Redis } from 'ioredis';
 import { readAnchorFor, type Anchor } from '../../gateway/audit/checkpoint.js';
-import { AuditKeys } from '../../gateway/audit/keys.js';
 import { parseHead } from '../../gateway/audit/log.js';
 import { parseAuditFilter, seqRange } from '../../gateway/audit/query.js';
 import { ChainVerifier, type VerifyReport } from '../../gateway/audit/verify.js';
 import { GATEWAY_KEY_FILE } from '../../gateway/crypto/openpgp.js';
 import { GatewayError } from '../../gateway/errors/index.js';
-import { connectRedis, Keys, whenReady } from '../../gateway/store/redis.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
+import { connectRedis, Keys, whenReady, type Connection } from '../../gateway/store/redis.js';
 
 const CHUNK = 1000;
 
@@ -58,7 +57,7 @@ async function gatewayKey(o: VerifyOptions): Promise<{ key: string; anchor?: Anc
   throw new UsageError('checkpoint signatures need the gateway key: give --state DIR (the gateway state directory) or --key FILE (from GET /v1/keys/gateway)');
 }
 
-async function open(url: string | undefined): Promise<Redis> {
+async function open(url: string | undefined): Promise<Connection> {
   if (!url) throw new UsageError('give --redis URL (or set REDIS_URL)');
   const redis = connectRedis(url, { enableOfflineQueue: true });
   redis.on('error', () => undefined);
@@ -94,12 +93,12 @@ export async function auditVerify(o: VerifyOptions): Promise<void> {
     } else {
       const redis = await open(o.redis);
       try {
-        const keys = new AuditKeys(new Keys(o.prefix));
-        const head = parseHead(await redis.get(keys.head()));
+        const chain = new RedisAuditChain(redis, new Keys(o.prefix));
+        const head = parseHead(await chain.head());
         const verifier = new ChainVerifier({ gatewayKey: key, head, anchor, anchorIsEnd: true, maxUnsigned });
-        const length = await redis.llen(keys.log());
+        const length = await chain.length();
         for (let start = 0; start < length && !verifier.failed; start += CHUNK) {
-          const rows = await redis.lrange(keys.log(), start, start + CHUNK - 1);
+          const rows = await chain.range(start, start + CHUNK - 1);
           for (let i = 0; i < rows.length && !verifier.failed; i++) await verifier.push(rows[i]!, start + i + 1);
         }
         report = verifier.finish();
@@ -141,11 +140,11 @@ export async function auditExport(o: ExportOptions): Promise<void> {
     const out: NodeJS.WritableStream = file ?? process.stdout;
     let written = 0;
     try {
-      const keys = new AuditKeys(new Keys(o.prefix));
-      const head = parseHead(await redis.get(keys.head()));
-      const { lo, hi } = await seqRange(redis, keys, head.seq, filter.since, filter.until);
+      const chain = new RedisAuditChain(redis, new Keys(o.prefix));
+      const head = parseHead(await chain.head());
+      const { lo, hi } = await seqRange(chain, head.seq, filter.since, filter.until);
       for (let start = lo; start <= hi; start += CHUNK) {
-        const rows = await redis.lrange(keys.log(), start - 1, Math.min(hi, start + CHUNK - 1) - 1);
+        const rows = await chain.range(start - 1, Math.min(hi, start + CHUNK - 1) - 1);
         for (const row of rows) {
           if (!out.write(row + '\n')) await once(out, 'drain');
           written++;

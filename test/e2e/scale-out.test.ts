@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mailbox, type PacketSummaryRecord } from '../../gateway/mailbox/mailbox.js';
+import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, deleteKeys, fixture, PARTNERS, REDIS_URL, ROOT, TOKENS, waitSettled } from '../helpers/gateway.js';
 import { freePort } from '../../gateway/store/private-redis.js';
@@ -157,7 +158,7 @@ describe('two api and two worker processes on one Redis', () => {
 
     // The mailboxes: exactly one packet per (dossier, partner), the one each delivery names.
     const keys = new Keys(prefix);
-    const mailbox = new Mailbox(redis, keys);
+    const mailbox = new Mailbox(new RedisMailbox(redis, keys));
     const packets: PacketSummaryRecord[] = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
     const ours = new Set(ids);
     const byPair = new Map<string, string[]>();

@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anchorName, gatewaySigner } from '../../gateway/audit/checkpoint.js';
 import { AuditLog, type AuditRecord } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { AuditQuery } from '../../gateway/audit/query.js';
 import { ChainVerifier } from '../../gateway/audit/verify.js';
 import { loadOrCreateGatewayKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
@@ -45,7 +46,7 @@ function fresh(): Keys {
 
 async function verifyLive(redis: Redis, log: AuditLog) {
   const v = new ChainVerifier({ gatewayKey: key.publicArmored, head: await log.head() });
-  const rows = await redis.lrange(log.keys.log(), 0, -1);
+  const rows = await log.store.range(0, -1);
   for (let i = 0; i < rows.length; i++) await v.push(rows[i]!, i + 1);
   return v.finish();
 }
@@ -54,8 +55,8 @@ describe('the audit log on Redis', () => {
   it('two writers on separate connections keep one chain, checkpointed and anchored', async () => {
     const keys = fresh();
     const opts = { indexKey, signer: gatewaySigner(key), checkpointEvery: 25, stateDir: dir };
-    const logA = new AuditLog(a, keys, opts);
-    const logB = new AuditLog(b, keys, opts);
+    const logA = new AuditLog(new RedisAuditChain(a, keys), opts);
+    const logB = new AuditLog(new RedisAuditChain(b, keys), opts);
     await Promise.all(
       Array.from({ length: 60 }, (_, i) => [
         logA.append({ kind: 'consultation', action: 'packet.retrieved', packet: `pkt_a${i}` }),
@@ -89,7 +90,7 @@ describe('the audit log on Redis', () => {
 
   it('appends made while a write is in flight go in one round trip, each with its own record, searchable', async () => {
     const keys = fresh();
-    const log = new AuditLog(a, keys, { indexKey });
+    const log = new AuditLog(new RedisAuditChain(a, keys), { indexKey });
     let scripts = 0;
     let records!: AuditRecord[];
     const original = a.evalsha.bind(a);
@@ -112,13 +113,13 @@ describe('the audit log on Redis', () => {
     expect(stored).toEqual(records); // each caller got exactly the record that was stored
     expect(stored.every((r, i) => r.seq === i + 1)).toBe(true);
     expect((await verifyLive(a, log)).ok).toBe(true);
-    const query = new AuditQuery(a, log, indexKey, () => ['west-midlands']);
+    const query = new AuditQuery(log, indexKey, () => ['west-midlands']);
     expect((await query.find({ subject: 'S1', source: 'west-midlands', limit: 100 })).records).toHaveLength(50);
   });
 
   it('a batch that cannot be written fails every append in it and writes nothing', async () => {
     const keys = fresh();
-    const log = new AuditLog(a, keys);
+    const log = new AuditLog(new RedisAuditChain(a, keys));
     await a.set(keys.auditLog(), 'not a list');
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => log.append({ kind: 'collection', action: 'dossier.received', dossier: `dos_${i}` })));
     expect(results.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'audit_unavailable')).toBe(true);
@@ -128,7 +129,7 @@ describe('the audit log on Redis', () => {
 
   it('a log that no longer matches its head refuses every append (fail closed), and writes nothing', async () => {
     const keys = fresh();
-    const log = new AuditLog(a, keys);
+    const log = new AuditLog(new RedisAuditChain(a, keys));
     for (let i = 0; i < 3; i++) await log.append({ kind: 'collection', action: 'dossier.received', dossier: `dos_${i}` });
     await a.rpop(keys.auditLog()); // someone removed the newest record
     await expect(log.append({ kind: 'collection', action: 'dossier.received' })).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/does not match its chain head/) });
@@ -137,7 +138,7 @@ describe('the audit log on Redis', () => {
 
   it('an audit list of the wrong type refuses every append', async () => {
     const keys = fresh();
-    const log = new AuditLog(a, keys);
+    const log = new AuditLog(new RedisAuditChain(a, keys));
     await a.set(keys.auditLog(), 'not a list');
     await expect(log.append({ kind: 'collection', action: 'dossier.received' })).rejects.toMatchObject({ code: 'audit_unavailable' });
     expect(await a.exists(keys.auditHead())).toBe(0);
@@ -146,8 +147,8 @@ describe('the audit log on Redis', () => {
   it('finds records by subject, reference, partner, kind and time, a page at a time', async () => {
     const keys = fresh();
     let clock = Date.parse('2026-03-01T00:00:00Z');
-    const log = new AuditLog(a, keys, { indexKey, now: () => new Date((clock += 60_000)) });
-    const query = new AuditQuery(a, log, indexKey, () => ['west-midlands', 'merseyside']);
+    const log = new AuditLog(new RedisAuditChain(a, keys), { indexKey, now: () => new Date((clock += 60_000)) });
+    const query = new AuditQuery(log, indexKey, () => ['west-midlands', 'merseyside']);
     await log.append({ kind: 'collection', action: 'dossier.received', dossier: 'dos_1', index: log.terms('west-midlands', 'REF-1', ['S1', 'S2']) });
     for (const [partner, subjects] of [['dvla', ['S1']], ['hmrc', ['S2']], ['council-housing', ['S1', 'S2']]] as const) {
       await log.append({ kind: 'disclosure', action: 'packet.created', dossier: 'dos_1', recipient: partner, index: log.terms('west-midlands', 'REF-1', [...subjects]) });

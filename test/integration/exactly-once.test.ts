@@ -7,10 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
 import { loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import { Fanout } from '../../gateway/fanout/fanout.js';
 import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
+import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { DossierStore, type Delivery } from '../../gateway/store/dossiers.js';
@@ -34,8 +36,8 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
   const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
   return new Fanout({
     store: new DossierStore(gw.redis, keys),
-    mailbox: mailbox ?? new Mailbox(gw.redis, keys),
-    audit: new AuditLog(gw.redis, keys),
+    mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys)),
+    audit: new AuditLog(new RedisAuditChain(gw.redis, keys)),
     live: () => live,
     gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
     master: await loadOrCreateMasterSecret(gw.stateDir),
@@ -49,7 +51,7 @@ async function push(): Promise<string> {
 }
 
 async function packetsOf(dossierId: string): Promise<PacketRecord[]> {
-  const mailbox = new Mailbox(gw.redis, keys);
+  const mailbox = new Mailbox(new RedisMailbox(gw.redis, keys));
   const all = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
   const mine = all.filter((p) => p.dossier === dossierId);
   return (await Promise.all(mine.map((p) => mailbox.get(p.id)))).filter((p): p is PacketRecord => p !== undefined);
@@ -75,7 +77,7 @@ describe('exactly one packet per (dossier, partner)', () => {
         return super.create(packet, delivery);
       }
     }
-    await expect((await fanout(new DyingMailbox(gw.redis, keys))).process(id)).rejects.toThrow('worker died');
+    await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys)))).process(id)).rejects.toThrow('worker died');
     const before = await packetsOf(id);
     expect(before).toHaveLength(2);
     const record = await gw.redis.hgetall(keys.dossier(id));

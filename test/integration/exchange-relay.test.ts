@@ -17,6 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditRecord } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
+import { RedisRetention } from '../../gateway/store/retention.js';
 import { hashToken, newToken } from '../../gateway/config/clients.js';
 import { decryptAndVerify, encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey } from '../../gateway/crypto/openpgp.js';
 import { CLOCK_SKEW_MS, FRESHNESS_MS, REPLAY_RECORD_TTL_SECONDS } from '../../gateway/exchange/exchange.js';
@@ -232,7 +234,7 @@ describe('the lifetime of the exchange records', () => {
 
     // The sweeper erases them with the status record, and says so.
     const now = () => new Date(due + 1);
-    const sweeper = new RetentionSweeper(gw.redis, keys, new Eraser(gw.redis, keys, new AuditLog(gw.redis, keys, { now }), now), { now });
+    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), new AuditLog(new RedisAuditChain(gw.redis, keys), { now }), now), { now });
     const swept = await sweeper.sweepOnce();
     expect(swept.erased).toContain(`dossier|${id}`);
     expect(await gw.redis.exists(keys.dossier(id), outKey, envelopeKey, keys.dossierCompanions(id))).toBe(0);

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../gateway/audit/log.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { deriveKey } from '../../gateway/crypto/seal.js';
-import { HitStore, type StoredHit } from '../../gateway/hits/store.js';
+import type { StoredHit } from '../../gateway/hits/store.js';
+import { RedisHitStore } from '../../gateway/store/hits.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, dumpKeys, fixture, PARTNERS, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
@@ -210,7 +211,7 @@ describe('after the dossier is recalled', () => {
 
   it('a recall landing while hits are being stored: the store refuses them atomically', async () => {
     const keys = new Keys(gw.prefix);
-    const store = new HitStore(gw.redis, keys, deriveKey(Buffer.alloc(32, 7), 'seal'), () => deriveKey(Buffer.alloc(32, 7), 'mac'));
+    const store = new RedisHitStore(gw.redis, keys, deriveKey(Buffer.alloc(32, 7), 'seal'), () => deriveKey(Buffer.alloc(32, 7), 'mac'));
     const hit: StoredHit = {
       id: 'hit_race',
       subject: 'S1',

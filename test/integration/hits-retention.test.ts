@@ -7,8 +7,11 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
+import { RedisRetention } from '../../gateway/store/retention.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Mailbox } from '../../gateway/mailbox/mailbox.js';
+import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { Eraser } from '../../gateway/retention/erase.js';
 import { DAY_MS, retentionKey, statusRecordDue } from '../../gateway/retention/schedule.js';
 import { RetentionSweeper } from '../../gateway/retention/sweeper.js';
@@ -24,8 +27,8 @@ let packets: Record<string, { packetId: string; expiresAt: string }>;
 
 function sweeperAt(at: number): RetentionSweeper {
   const now = () => new Date(at);
-  const audit = new AuditLog(gw.redis, keys, { now });
-  return new RetentionSweeper(gw.redis, keys, new Eraser(gw.redis, keys, audit, now), { now });
+  const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
 }
 
 beforeAll(async () => {
@@ -89,7 +92,7 @@ describe('the status record and hits outlive the longest packet', () => {
     const ghost = `dos_${'e'.repeat(32)}`;
     const now = new Date();
     const expiresAt = new Date(now.getTime() + 730 * DAY_MS).toISOString();
-    await new Mailbox(gw.redis, keys).create(
+    await new Mailbox(new RedisMailbox(gw.redis, keys)).create(
       { id: 'pkt_ghost', partner: 'dvla', dossier: ghost, source: 'west-midlands', createdAt: now.toISOString(), expiresAt, state: 'delivered', message: 'x', refs: 'y' },
       { state: 'delivered', packetId: 'pkt_ghost', expiresAt, updatedAt: now.toISOString() },
     );

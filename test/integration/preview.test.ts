@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { ClientRegistry, loadClientsFile } from '../../gateway/config/clients.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { createApp, type HttpDeps } from '../../gateway/http/app.js';
@@ -34,7 +35,7 @@ afterAll(async () => {
 const preview = (body: unknown, token: string | undefined = TOKENS.governance, headers: Record<string, string> = {}) => api(gw.url, 'POST', '/v1/preview', token, body, headers);
 
 async function audit() {
-  return new AuditLog(gw.redis, new Keys(gw.prefix)).read();
+  return new AuditLog(new RedisAuditChain(gw.redis, new Keys(gw.prefix))).read();
 }
 
 /** Replace every ref (`ref_…`) by its order of first appearance, so two packets can be compared. */

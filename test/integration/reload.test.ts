@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
@@ -51,7 +52,7 @@ async function liveRevision(): Promise<string> {
 }
 
 async function auditRecords() {
-  return new AuditLog(gw.redis, new Keys(gw.prefix)).read();
+  return new AuditLog(new RedisAuditChain(gw.redis, new Keys(gw.prefix))).read();
 }
 
 describe('policy hot reload', () => {

@@ -7,6 +7,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditRecord } from '../../gateway/audit/log.js';
+import { RedisAuditChain } from '../../gateway/store/audit.js';
+import { RedisRetention } from '../../gateway/store/retention.js';
 import { loadConfig } from '../../gateway/config/env.js';
 import { Eraser } from '../../gateway/retention/erase.js';
 import { DAY_MS, retentionKey } from '../../gateway/retention/schedule.js';
@@ -18,8 +20,8 @@ const FORCE = TOKENS['west-midlands-rocu']!;
 
 function sweeperAt(gw: TestGateway, now: () => Date): RetentionSweeper {
   const keys = new Keys(gw.prefix);
-  const audit = new AuditLog(gw.redis, keys, { now });
-  return new RetentionSweeper(gw.redis, keys, new Eraser(gw.redis, keys, audit, now), { now });
+  const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
 }
 
 async function auditOf(gw: TestGateway): Promise<AuditRecord[]> {

@@ -1,0 +1,165 @@
+/**
+ * Every event the gateway writes to its audit trail, one member per `action`, each with its s.62 kind.
+ * `AUDIT_ACTIONS` is the list the record schema (`schemas/audit-event.schema.json`) enumerates; a unit
+ * test checks both agree and that a minimal event of every action validates. Records read back from the
+ * trail are typed more loosely (`AuditRecord` in log.ts): they are whatever is stored, checked by hash.
+ * Events hold ids, paths, codes, counts and keyed HMACs, never dossier values.
+ */
+import type { CheckpointStatement } from './checkpoint.js';
+import type { IndexTerms } from './index-terms.js';
+
+export type AuditKind =
+  | 'collection' // dossier received
+  | 'rejection' // dossier refused at the door
+  | 'disclosure' // packet created for a recipient, recall notice sent
+  | 'decision' // delivery blocked
+  | 'consultation' // packet retrieved, preview used, audit queried
+  | 'acknowledgement'
+  | 'combination' // hits received and delivered
+  | 'erasure' // packets, sealed content and records erased
+  | 'alteration' // policy set loaded or refused, dossier recalled
+  | 'auth_failure'
+  | 'checkpoint'; // signed statement of the chain so far
+
+export const AUDIT_KINDS: readonly AuditKind[] = [
+  'collection', 'rejection', 'disclosure', 'decision', 'consultation', 'acknowledgement', 'combination', 'erasure', 'alteration', 'auth_failure', 'checkpoint',
+];
+
+/** Every action and its kind. */
+export const AUDIT_ACTIONS = {
+  'dossier.received': 'collection',
+  'dossier.rejected': 'rejection',
+  'dossier.recalled': 'alteration',
+  'dossier.erased': 'erasure',
+  'dossier.sealed_content_erased': 'erasure',
+  'packet.created': 'disclosure',
+  'packet.retrieved': 'consultation',
+  'packet.acknowledged': 'acknowledgement',
+  'packet.erased': 'erasure',
+  'packet.erasure_skipped': 'erasure',
+  'delivery.blocked': 'decision',
+  'recall.notice_sent': 'disclosure',
+  'recall.notice_blocked': 'decision',
+  'hits.received': 'combination',
+  'hits.refused': 'rejection',
+  'hits.bundle_delivered': 'consultation',
+  'preview.used': 'consultation',
+  'policy.loaded': 'alteration',
+  'policy.refused': 'alteration',
+  'auth.failed': 'auth_failure',
+  'audit.queried': 'consultation',
+  'audit.checkpoint_requested': 'consultation',
+  'audit.checkpoint': 'checkpoint',
+  'audit.trail_restarted': 'alteration',
+  'exchange.envelope_prepared': 'disclosure',
+  'exchange.dossier_sent': 'disclosure',
+  'exchange.dossier_received': 'collection',
+  'exchange.dossier_cancelled': 'decision',
+  'exchange.dossier_failed': 'decision',
+  'exchange.blocked': 'decision',
+  'exchange.not_forwarded': 'decision',
+  'exchange.rejected': 'rejection',
+  'exchange.hits_relayed': 'disclosure',
+  'exchange.hits_received': 'combination',
+  'exchange.hits_failed': 'decision',
+  'exchange.recall_sent': 'disclosure',
+  'exchange.recall_received': 'alteration',
+  'exchange.recall_not_received': 'decision',
+  'exchange.recall_failed': 'decision',
+} as const satisfies Record<string, AuditKind>;
+
+export type AuditAction = keyof typeof AUDIT_ACTIONS;
+
+/**
+ * Why a disclosure happened. The agreement's purpose is configuration and travels in full; the
+ * dossier's own purpose is dossier content (free text a force wrote) and is never stored outside the
+ * sealed dossier, so records name where it is (`sealed with dossier <id>`), never what it says.
+ */
+export interface Justification {
+  agreement?: string;
+  agreementPurpose?: string;
+  legalBasis?: string;
+  dossierPurpose?: string;
+}
+
+/** Members any event may carry (the record schema's common properties). */
+export interface CommonFields {
+  actor?: string;
+  dossier?: string;
+  packet?: string;
+  recipient?: string;
+  source?: string;
+  policyRevision?: string;
+  agreement?: { reference: string; legalBasis: string; purpose: string };
+  fields?: Array<{ path: string; op: string }>;
+  reason?: string;
+  justification?: Justification;
+  /** Keyed HMACs of the dossier reference and subject ids (see index-terms.ts), for search. */
+  index?: IndexTerms;
+}
+
+interface Signed {
+  keyFingerprint?: string;
+}
+interface Peer {
+  peer?: string;
+  peerId?: string;
+  via?: string;
+}
+interface HitCounts {
+  count?: number;
+  duplicates?: number;
+  kinds?: string[];
+  partners?: string[];
+}
+
+/** What each action carries beyond the common members. */
+interface Extras {
+  'dossier.received': { classification?: string; subjects?: number };
+  'dossier.rejected': { paths?: string[] };
+  'dossier.recalled': { recipients?: string[]; note?: string; replayed?: boolean };
+  'dossier.erased': { erased?: string[]; state?: string };
+  'dossier.sealed_content_erased': object;
+  'packet.created': Signed & { redacted?: unknown };
+  'packet.retrieved': object;
+  'packet.acknowledged': object;
+  'packet.erased': { type?: 'recall'; state?: string };
+  'packet.erasure_skipped': object;
+  'delivery.blocked': object;
+  'recall.notice_sent': Signed & { notice?: string };
+  'recall.notice_blocked': object;
+  'hits.received': HitCounts & { partner?: string; subjects?: number; signed?: boolean };
+  'hits.refused': Peer & { partner?: string; note?: string; envelope?: string };
+  'hits.bundle_delivered': Signed & HitCounts & { links?: number };
+  'preview.used': object;
+  'policy.loaded': { previousRevision?: string };
+  'policy.refused': { problems?: number };
+  'auth.failed': { route?: string; remote?: string };
+  'audit.queried': { filter?: Record<string, unknown> };
+  'audit.checkpoint_requested': object;
+  'audit.checkpoint': { checkpoint: CheckpointStatement; signature: string };
+  'audit.trail_restarted': { previous?: { seq: number; hash: string; at: string; first?: string } };
+  'exchange.envelope_prepared': Signed & Peer;
+  'exchange.dossier_sent': Signed & Peer & { issuedAt?: string };
+  'exchange.dossier_received': Peer & { classification?: string; subjects?: number };
+  'exchange.dossier_cancelled': Peer;
+  'exchange.dossier_failed': Peer;
+  'exchange.blocked': Peer;
+  'exchange.not_forwarded': { peers?: string[] };
+  'exchange.rejected': Peer & { paths?: string[] };
+  'exchange.hits_relayed': Signed & Peer & HitCounts;
+  'exchange.hits_received': Peer & HitCounts;
+  'exchange.hits_failed': Peer;
+  'exchange.recall_sent': Signed & Peer & { inReplyTo?: string; issuedAt?: string };
+  'exchange.recall_received': Peer & { inReplyTo?: string; issuedAt?: string };
+  'exchange.recall_not_received': Peer & { inReplyTo?: string };
+  'exchange.recall_failed': Peer;
+}
+
+/** One audit event: discriminated by `action`, whose kind is fixed. */
+export type AuditEvent = {
+  [A in AuditAction]: { kind: (typeof AUDIT_ACTIONS)[A]; action: A } & CommonFields & Extras[A];
+}[AuditAction];
+
+/** The event of one action. */
+export type AuditEventOf<A extends AuditAction> = Extract<AuditEvent, { action: A }>;
