@@ -7,7 +7,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type express from 'express';
 import { AuditQuery } from '../audit/query.js';
 import type { ClientRegistry } from '../config/clients.js';
 import { checkRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
@@ -72,7 +71,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
   return listen(wiring, app);
 }
 
-async function listen({ config, logger, closers }: Wiring, app: express.Express): Promise<string> {
+async function listen({ config, logger, closers }: Wiring, app: ReturnType<typeof createApp>): Promise<string> {
   // Slow clients (slowloris) are cut off: headers and whole requests have deadlines, checked often.
   const serverOptions = {
     headersTimeout: config.headersTimeoutMs,
