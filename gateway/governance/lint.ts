@@ -12,7 +12,8 @@
  *  warnings  an agreement due for review within 90 days or not yet in force, `dataItems` and `fields`
  *            that disagree (data-items.ts), a key expiring within 30 days, a rule that changes nothing
  *            (its `set` only touches paths the base allowlist already strips, or asks for nothing
- *            stricter than the base), a partner no policy test covers.
+ *            stricter than the base), a partner no policy test covers, a rule that says
+ *            `unknown: ignore` (it does not fire when a fact it reads is unknown).
  * Peer gateways' agreements (peers/*.yaml) are checked like partners': review date, legal basis (a
  * police force, a competent authority) and data items.
  *
@@ -200,6 +201,22 @@ function checkRules(p: PartnerPolicy, gateway: GatewayRules, out: Findings): voi
   });
 }
 
+/**
+ * Every rule that opts out of firing on unknown facts: the opt-out is allowed (in words a reviewer can
+ * see), and lint makes sure a reviewer does see it.
+ */
+function checkUnknownIgnored(p: PartnerPolicy, out: Findings): void {
+  p.rules.forEach((rule, i) => {
+    if (rule.unknown !== 'ignore') return;
+    out.add(
+      'warning',
+      p.file,
+      `rules[${i}].unknown`,
+      `rule ${JSON.stringify(rule.name)} says unknown: ignore: when a fact it reads is unknown (no date of birth, no nationality…) it does not fire, so what it ${ruleIntent(rule)} does not happen for that subject`,
+    );
+  });
+}
+
 function ruleIntent(rule: Rule): string {
   if (rule.then.exclude === true) return 'excludes';
   return `sets (${Object.keys(rule.then.set ?? {}).join(', ')})`;
@@ -288,6 +305,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       await checkKey(p.file, `every delivery to ${p.partner.id} is blocked`, p.partner.key, 'partner.key', o, out);
       // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
       if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, set.gateway, out);
+      checkUnknownIgnored(p, out);
     }
     for (const s of set.sources.values()) {
       await checkKey(s.file, `hits for ${s.source.id} cannot be encrypted to it`, s.source.key, 'source.key', o, out);

@@ -9,7 +9,9 @@
  * and pseudonyms are computed with a preview key (never the partner's own, so a preview can never be
  * used to reverse the pseudonyms a partner holds). Beside it: the decision trace (rule → operation →
  * path, per subject), the disclosed paths and operations, and the reason when the delivery would be
- * blocked.
+ * blocked. The trace also says where facts the dossier does not give decided the outcome
+ * ("excluded: age unknown (isMinor)", "treated as a minor: flag child-criminal-exploitation"), and the
+ * block message names them when they are why nothing would be sent (policy/decide.ts).
  *
  * PolicyPreview is the use case behind the HTTP route: it validates the request, builds the preview
  * on the live set and appends one audit record (consultation, preview.used: who, which partner, which

@@ -72,7 +72,11 @@ function factShape(t: FactType, enumValues?: ReadonlyArray<string | number>) {
       return { type: 'number', list: false, nullable: true };
     case 'boolean':
       return { type: 'boolean', list: false, nullable: false };
+    case 'boolean?':
+      return { type: 'boolean', list: false, nullable: true };
     case 'string[]':
+    case 'string[]?':
+      // A list's items are never null (an unknown list is null as a whole: no contains/doesNotContain holds).
       return { type: 'string', list: true, nullable: false, enumValues };
   }
 }

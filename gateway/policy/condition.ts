@@ -132,6 +132,83 @@ export function evaluateCondition(cond: Condition, item: unknown): boolean {
   return evaluate(cond, item, 0) === TRUE;
 }
 
+// ---- rules on facts -----------------------------------------------------------------------------
+
+/** The three values of a rule's condition on a subject's or a dossier's facts. */
+export type RuleTruth = 'true' | 'false' | 'unknown';
+
+/** Integer comparisons against an age known only to lie in [lo, hi]. */
+function compareRange(operator: string, lo: number, hi: number, value: unknown): Tri {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return UNKNOWN;
+  const decide = (always: boolean, never: boolean): Tri => (always ? TRUE : never ? FALSE : UNKNOWN);
+  switch (operator) {
+    case 'lessThan':
+      return decide(hi < value, lo >= value);
+    case 'lessThanInclusive':
+      return decide(hi <= value, lo > value);
+    case 'greaterThan':
+      return decide(lo > value, hi <= value);
+    case 'greaterThanInclusive':
+      return decide(lo >= value, hi < value);
+    case 'equal':
+      return decide(lo === value && hi === value, value < lo || value > hi || !Number.isInteger(value));
+    case 'notEqual':
+      return decide(value < lo || value > hi || !Number.isInteger(value), lo === value && hi === value);
+    default:
+      return UNKNOWN;
+  }
+}
+
+function ruleLeaf(c: { fact: string; operator: string; value: unknown }, facts: Readonly<Record<string, unknown>>, unknown: Set<string>): Tri {
+  const v = facts[c.fact];
+  const { operator, value } = c;
+  if (v === null || v === undefined) {
+    // `equal null` asks whether the fact is unknown: that is known.
+    if (value === null && operator === 'equal') return TRUE;
+    if (value === null && operator === 'notEqual') return FALSE;
+    // A minor by a childhood flag whose exact age is not known is 0 to 17.
+    const r = c.fact === 'ageAtDossier' && facts.isMinor === true ? compareRange(operator, 0, 17, value) : UNKNOWN;
+    if (r === UNKNOWN) unknown.add(c.fact);
+    return r;
+  }
+  if (value === null) return operator === 'equal' ? FALSE : operator === 'notEqual' ? TRUE : UNKNOWN;
+  return compare(operator, isScalar(v) ? v : Array.isArray(v) && v.every(isScalar) ? (v as Scalar[]) : undefined, value);
+}
+
+function evaluateRule(cond: Condition, facts: Readonly<Record<string, unknown>>, unknown: Set<string>, depth: number): Tri {
+  if (depth > 32 || cond === null || typeof cond !== 'object') return UNKNOWN;
+  if ('all' in cond || 'any' in cond) {
+    const isAll = 'all' in cond;
+    const parts = isAll ? cond.all : cond.any;
+    if (!Array.isArray(parts) || parts.length === 0) return UNKNOWN;
+    let out: Tri = isAll ? TRUE : FALSE;
+    for (const c of parts) {
+      const r = evaluateRule(c, facts, unknown, depth + 1);
+      if (r === (isAll ? FALSE : TRUE)) return r;
+      if (r === UNKNOWN) out = UNKNOWN;
+    }
+    return out;
+  }
+  if ('not' in cond) {
+    const r = evaluateRule(cond.not, facts, unknown, depth + 1);
+    return r === UNKNOWN ? UNKNOWN : r === TRUE ? FALSE : TRUE;
+  }
+  if ('fact' in cond && typeof cond.fact === 'string' && typeof cond.operator === 'string') return ruleLeaf(cond, facts, unknown);
+  return UNKNOWN;
+}
+
+/**
+ * A policy rule's condition on precomputed facts (facts.ts), in three values: a null fact is unknown,
+ * and so is every comparison on it (Kleene logic as for item filters, above). `unknownFacts` names the
+ * unknown facts the evaluation read (for "excluded: age unknown" in the trace). json-rules-engine
+ * decides the known case; this decides the rules it did not fire (engines.ts).
+ */
+export function evaluateRuleCondition(cond: Condition, facts: object): { truth: RuleTruth; unknownFacts: string[] } {
+  const unknown = new Set<string>();
+  const r = evaluateRule(cond, facts as Readonly<Record<string, unknown>>, unknown, 0);
+  return { truth: r === TRUE ? 'true' : r === FALSE ? 'false' : 'unknown', unknownFacts: r === FALSE ? [] : [...unknown] };
+}
+
 /** Both conditions must hold. Flattens nested `all`s and drops exact duplicates, sorted for a stable shape. */
 export function andConditions(a: Condition, b: Condition): Condition {
   const parts: Condition[] = [];

@@ -14,13 +14,27 @@
  *    operation winning per path, rules only tightening (plan.ts, restrictiveness.ts); subjects a rule
  *    excludes are null. Every subject excluded → block `no_shareable_subjects`.
  * 4. The trace: each path's winning operation and the rule that set it (`base`, `gateway` or a rule
- *    name), and each exclusion.
+ *    name), and each exclusion. A rule that fired on facts the dossier does not establish says so
+ *    ("excluded: age unknown (isMinor)"), and a subject made a minor by a childhood flag gets a note
+ *    ("treated as a minor: flag child-criminal-exploitation"). When unknown facts are why nothing can
+ *    be shared, the block message names them.
  */
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../dossier/types.js';
 import { checkAgreement } from './agreement.js';
-import { LruCache, RuleRunner } from './engines.js';
-import { dossierDate, dossierFacts, factValues, subjectFacts, subjectOwnFacts, type DossierFacts, type SubjectFacts } from './facts.js';
+import { LruCache, RuleRunner, type Fired } from './engines.js';
+import {
+  childFlag,
+  dossierDate,
+  dossierFacts,
+  factValues,
+  subjectFacts,
+  subjectOwnFacts,
+  unknownFactsText,
+  type DossierFacts,
+  type SubjectFacts,
+  type SubjectOwnFacts,
+} from './facts.js';
 import { isSubjectPath, SUBJECTS } from './paths.js';
 import { basePlan, clonePlan, normalise, tighten, toOps, type WorkingPlan } from './plan.js';
 import { describeOp } from './restrictiveness.js';
@@ -50,9 +64,27 @@ interface CachedPlan {
 interface Outcome {
   top: CachedPlan;
   /** By subject index: the rules that exclude it, whether it lacks an id, and its plan when included. */
-  subjects: Array<{ excluding: Rule[]; noId: boolean; cached?: CachedPlan }>;
+  subjects: Array<{ excluding: Rule[]; noId: boolean; cached?: CachedPlan; unknown: Fired['unknown']; note?: string }>;
   /** The rules that fired, in policy order. */
   fired: string[];
+  /** Dossier rules that fired on unknown facts (see engines.ts). */
+  unknown: Fired['unknown'];
+}
+
+const NO_RULES: Fired = { names: [], unknown: new Map() };
+
+/** Why a rule fired without its condition known to hold: `excluded: age unknown (isMinor)`. */
+function unknownNote(verb: string, facts: readonly string[]): string {
+  return `${verb}: ${facts.length === 0 ? 'treated as a minor' : unknownFactsText(facts)}`;
+}
+
+/** "treated as a minor: flag …", when a childhood flag made the subject a minor. */
+function minorNote(subject: unknown, own: SubjectOwnFacts): string | undefined {
+  const flag = childFlag(own.vulnerabilities);
+  if (flag === undefined) return undefined;
+  const dob = (subject as { dateOfBirth?: unknown } | null)?.dateOfBirth;
+  const why = dob === undefined ? 'no date of birth' : own.ageKnown ? undefined : `date of birth ${JSON.stringify(dob)} overruled`;
+  return `treated as a minor: flag ${flag}${why === undefined ? '' : ` (${why})`}`;
 }
 
 /** An outcome and the fact values it was decided on (see Decider.outcome). */
@@ -137,7 +169,7 @@ interface DeciderOptions {
 
 export class Decider {
   private readonly compiled = new Map<string, CompiledPartner>();
-  private readonly outcomes: LruCache<Promise<string[]>>;
+  private readonly outcomes: LruCache<Promise<Fired>>;
   private readonly dossierCacheSize: number;
 
   constructor(
@@ -174,9 +206,10 @@ export class Decider {
     return c;
   }
 
-  private fired(c: CompiledPartner, scope: 'dossier' | 'subject', facts: DossierFacts | SubjectFacts): Promise<string[]> {
+  private fired(c: CompiledPartner, scope: 'dossier' | 'subject', facts: DossierFacts | SubjectFacts): Promise<Fired> {
     const runner = scope === 'dossier' ? c.dossierRunner : c.subjectRunner;
-    if (runner === undefined) return Promise.resolve([]);
+    if (runner === undefined) return Promise.resolve(NO_RULES);
+    // Every fact is in the key, null (unknown) included: JSON keeps null, [] and false apart.
     const key = `${this.set.revision}\u0000${c.policy.partner.id}\u0000${scope}\u0000${JSON.stringify(facts)}`;
     const hit = this.outcomes.get(key);
     if (hit !== undefined) return hit;
@@ -238,20 +271,28 @@ export class Decider {
     const hit = bucket.find((e) => sameValues(e.values, values));
     if (hit !== undefined) return hit.outcome;
 
-    const dossierFired = await this.fired(c, 'dossier', dFacts);
+    const dFired = await this.fired(c, 'dossier', dFacts);
+    const dossierFired = dFired.names;
     const top = this.planFor(c, dossierFired, undefined);
     const perSubject = await Promise.all(
       subjects.map((s, i) => this.fired(c, 'subject', subjectFacts(dossier, (s ?? {}) as Subject, dFacts, at, owns[i]))),
     );
-    const outSubjects = subjects.map((_, i): Outcome['subjects'][number] => {
-      const fired = perSubject[i] ?? [];
+    const outSubjects = subjects.map((s, i): Outcome['subjects'][number] => {
+      const { names: fired, unknown } = perSubject[i] ?? NO_RULES;
       const excluding = this.rulesNamed(c, fired).filter((r) => r.then.exclude === true);
       const noId = hasId[i] !== true;
-      if (excluding.length > 0 || noId) return { excluding, noId };
-      return { excluding, noId, cached: this.planFor(c, dossierFired, fired) };
+      const note = owns[i] === undefined ? undefined : minorNote(s, owns[i]);
+      const entry: Outcome['subjects'][number] = { excluding, noId, unknown, ...(note === undefined ? {} : { note }) };
+      if (excluding.length > 0 || noId) return entry;
+      return { ...entry, cached: this.planFor(c, dossierFired, fired) };
     });
-    const firedNames = new Set([...dossierFired, ...perSubject.flat()]);
-    const outcome: Outcome = { top, subjects: outSubjects, fired: c.policy.rules.map((r) => r.name).filter((n) => firedNames.has(n)) };
+    const firedNames = new Set([...dossierFired, ...perSubject.flatMap((f) => f.names)]);
+    const outcome: Outcome = {
+      top,
+      subjects: outSubjects,
+      fired: c.policy.rules.map((r) => r.name).filter((n) => firedNames.has(n)),
+      unknown: dFired.unknown,
+    };
     c.outcomes.set(key, [{ values, outcome }, ...bucket].slice(0, DIGEST_BUCKET));
     return outcome;
   }
@@ -274,14 +315,26 @@ export class Decider {
     // Who each subject is, for the trace (built only if someone reads it: the worker never does).
     const ids = subjects.map(subjectId);
 
+    // A rule's entries say when it fired on unknown facts (its own note, if any, comes first).
+    const noted = <T extends { rule: string; note?: string }>(t: T, unknown: Fired['unknown']): T => {
+      const facts = unknown.get(t.rule) ?? outcome.unknown.get(t.rule);
+      if (facts === undefined) return t;
+      const why = unknownNote('applied', facts);
+      return { ...t, note: t.note === undefined ? why : `${t.note}; ${why}` };
+    };
     const buildTrace = (): TraceEntry[] => {
-      const trace: TraceEntry[] = top.trace.map((t) => ({ ...t, scope: 'dossier' }));
-      outcome.subjects.forEach(({ excluding, noId, cached }, i) => {
+      const trace: TraceEntry[] = top.trace.map((t) => noted({ ...t, scope: 'dossier' }, outcome.unknown));
+      outcome.subjects.forEach(({ excluding, noId, cached, unknown, note }, i) => {
         const id = ids[i];
         const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: i } : { subject: id, subjectIndex: i };
-        for (const r of excluding) trace.push({ rule: r.name, scope: 'subject', ...who, path: SUBJECTS, op: 'exclude' });
+        if (note !== undefined) trace.push({ rule: 'facts', scope: 'subject', ...who, path: SUBJECTS, op: 'note', note });
+        for (const r of excluding) {
+          const facts = unknown.get(r.name);
+          const entry: TraceEntry = { rule: r.name, scope: 'subject', ...who, path: SUBJECTS, op: 'exclude' };
+          trace.push(facts === undefined ? entry : { ...entry, note: unknownNote('excluded', facts) });
+        }
         if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
-        if (cached) for (const t of cached.trace) trace.push({ ...t, scope: 'subject', ...who });
+        if (cached) for (const t of cached.trace) trace.push(noted({ ...t, scope: 'subject', ...who }, unknown));
       });
       return trace;
     };
@@ -298,9 +351,26 @@ export class Decider {
     if (!plan.subjects.some((s) => s !== null)) {
       decision.block = {
         reason: 'no_shareable_subjects',
-        message: `No subject of this dossier may be shared with ${c.policy.partner.name} under its policy`,
+        message: `No subject of this dossier may be shared with ${c.policy.partner.name} under its policy${unknownExclusions(outcome)}`,
       };
     }
     return decision;
   }
+}
+
+/**
+ * For the block message: the subjects excluded only by rules that fired on unknown facts, and those
+ * facts (`: 2 of 3 subjects excluded because age unknown (isMinor)`), or '' when unknown facts are not why.
+ */
+function unknownExclusions(outcome: Outcome): string {
+  const facts = new Set<string>();
+  let count = 0;
+  for (const s of outcome.subjects) {
+    if (s.noId || s.excluding.length === 0 || !s.excluding.every((r) => s.unknown.has(r.name))) continue;
+    count++;
+    for (const r of s.excluding) for (const f of s.unknown.get(r.name) ?? []) facts.add(f);
+  }
+  if (count === 0 || facts.size === 0) return '';
+  const n = outcome.subjects.length;
+  return `: ${count} of ${n} subject${n === 1 ? '' : 's'} excluded because ${unknownFactsText([...facts])}`;
 }

@@ -2,8 +2,15 @@
  * Running rules: one json-rules-engine Engine per (revision, partner, scope), each behind a promise
  * queue so that it never runs two documents at once (its run status is shared, and a concurrent run
  * can skip rules: a silent leak), and the bounded LRU maps the decider caches outcomes and plans in.
+ *
+ * Unknown is not "no": json-rules-engine decides the rules whose facts are known; every rule it did
+ * not fire is then evaluated three-valued on the same facts (condition.ts evaluateRuleCondition) and
+ * fires when that comes out TRUE (an age known only to be under 18) or UNKNOWN (a fact it reads is
+ * unknown), unless the rule says `unknown: ignore`. Every rule only tightens, so firing on unknown can
+ * only withhold more.
  */
 import { Engine } from 'json-rules-engine';
+import { evaluateRuleCondition } from './condition.js';
 import type { DossierFacts, SubjectFacts } from './facts.js';
 import type { Rule } from './types.js';
 
@@ -17,11 +24,21 @@ class Mutex {
   }
 }
 
+/** Which rules fired, in policy order, and for those that fired without their condition known to hold, the unknown facts they read. */
+export interface Fired {
+  names: string[];
+  /** Rule name → the unknown facts it read (empty when it held on what is known, e.g. an age under 18). Absent for rules json-rules-engine fired. */
+  unknown: ReadonlyMap<string, readonly string[]>;
+}
+
+const NONE: ReadonlyMap<string, readonly string[]> = new Map();
+
 /** One json-rules-engine Engine and the queue that keeps it to one document at a time. */
 export class RuleRunner {
   private readonly engine: Engine;
   private readonly mutex = new Mutex();
   private readonly order: Map<string, number>;
+  private readonly rules: Rule[];
   /** Number of runs in progress on this engine (never more than 1). */
   private active = 0;
 
@@ -36,19 +53,26 @@ export class RuleRunner {
       });
     }
     this.order = new Map(rules.map((r, i) => [r.name, i]));
+    this.rules = rules;
   }
 
-  /** The names of the rules that fired, in policy order. */
-  run(facts: DossierFacts | SubjectFacts): Promise<string[]> {
+  /** The rules that fired, in policy order (see the module comment for unknown facts). */
+  run(facts: DossierFacts | SubjectFacts): Promise<Fired> {
     return this.mutex.run(async () => {
       this.active++;
       maxConcurrentRuns = Math.max(maxConcurrentRuns, this.active);
       try {
         const { results } = await this.engine.run({ ...facts });
-        return results
-          .filter((r) => r.result === true)
-          .map((r) => r.name)
-          .sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
+        const known = new Set(results.filter((r) => r.result === true).map((r) => r.name));
+        let unknown: Map<string, readonly string[]> | undefined;
+        for (const rule of this.rules) {
+          if (known.has(rule.name)) continue;
+          const { truth, unknownFacts } = evaluateRuleCondition(rule.conditions, facts);
+          if (truth === 'false' || (truth === 'unknown' && rule.unknown === 'ignore')) continue;
+          (unknown ??= new Map()).set(rule.name, truth === 'true' ? [] : unknownFacts);
+        }
+        const names = [...known, ...(unknown?.keys() ?? [])].sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
+        return { names, unknown: unknown ?? NONE };
       } finally {
         this.active--;
       }

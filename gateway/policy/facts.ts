@@ -1,7 +1,26 @@
 /**
  * The plain, precomputed facts policy rules are evaluated against (json-rules-engine gets these and
- * nothing else: no JSONPath, no async facts). Every fact is always present; unknown values are null
- * (or false for the booleans), never undefined, so `allowUndefinedFacts: false` never trips.
+ * nothing else: no JSONPath, no async facts). Every fact is always present, never undefined, so
+ * `allowUndefinedFacts: false` never trips.
+ *
+ * Unknown is not "no": a fact the dossier does not establish is null (unknown), never false. A subject
+ * without a date of birth is neither a known minor nor a known adult (isMinor, isAdult and ageAtDossier
+ * are null), one without a nationality has an unknown one, a dossier without a threat band has an
+ * unknown one. Rules only tighten, so a rule whose condition is unknown because of
+ * such a fact fires (decide.ts, engines.ts, condition.ts evaluateRuleCondition) unless it says
+ * `unknown: ignore`.
+ *
+ * Vulnerabilities: an absent list is read as "none recorded", the same as `[]`. The list is the force's
+ * own vulnerability markers, which it records when it identifies them and which the contract leaves
+ * optional (its example omits it for the suspects); the gateway cannot know more than the force records,
+ * and reading absence as unknown would stop every referral to a partner with a protective rule on it
+ * (immigration enforcement) for any force that omits an empty list. What protects here is elsewhere:
+ * the flags always cross to peers, and a childhood flag makes a subject a minor (below). The fact type
+ * stays nullable so that a source with a real "not assessed" state can say so later.
+ *
+ * Childhood flags (CHILD_FLAGS, e.g. `child-criminal-exploitation`) make a subject a minor whatever the
+ * role or the date of birth says: isMinor true, isAdult false; the age is kept when the date of birth
+ * agrees (under 18), else it is null and read as "0 to 17" (condition.ts).
  *
  * Pure: depends only on the dossier.
  */
@@ -19,19 +38,25 @@ export interface DossierFacts {
 
 export interface SubjectFacts extends DossierFacts {
   role: string | null;
-  /** Completed years at the dossier's createdAt (UTC); null when unknown. */
+  /**
+   * Completed years at the dossier's createdAt (UTC); null when unknown (no usable date of birth, or one
+   * a childhood flag contradicts: then the age is known only to be under 18).
+   */
   ageAtDossier: number | null;
+  /** Whether ageAtDossier is known. */
   ageKnown: boolean;
-  /** True only when the date of birth is known and the subject was 18 or over at createdAt. */
-  isAdult: boolean;
-  /** True only when the date of birth is known and the subject was under 18 at createdAt. */
-  isMinor: boolean;
-  vulnerabilities: string[];
-  isVulnerable: boolean;
+  /** 18 or over at createdAt; null when unknown; false for a subject with a childhood flag. */
+  isAdult: boolean | null;
+  /** Under 18 at createdAt, or flagged with a childhood flag; null when unknown. */
+  isMinor: boolean | null;
+  /** The subject's vulnerability markers; none recorded ([]) when the dossier has no list (see above). */
+  vulnerabilities: string[] | null;
+  isVulnerable: boolean | null;
   nationality: string | null;
 }
 
-export type FactType = 'string' | 'string?' | 'number' | 'number?' | 'boolean' | 'string[]';
+/** `?`: the fact is null when the dossier does not establish it (unknown). */
+export type FactType = 'string' | 'string?' | 'number' | 'number?' | 'boolean' | 'boolean?' | 'string[]' | 'string[]?';
 
 /** The facts a dossier-scope rule may use, and their types (checked by the loader). */
 export const DOSSIER_FACT_TYPES: Readonly<Record<keyof DossierFacts, FactType>> = Object.freeze({
@@ -49,10 +74,10 @@ export const SUBJECT_FACT_TYPES: Readonly<Record<keyof SubjectFacts, FactType>> 
   role: 'string?',
   ageAtDossier: 'number?',
   ageKnown: 'boolean',
-  isAdult: 'boolean',
-  isMinor: 'boolean',
-  vulnerabilities: 'string[]',
-  isVulnerable: 'boolean',
+  isAdult: 'boolean?',
+  isMinor: 'boolean?',
+  vulnerabilities: 'string[]?',
+  isVulnerable: 'boolean?',
   nationality: 'string?',
 });
 
@@ -63,6 +88,45 @@ export const FACT_ENUM_PATHS: Readonly<Record<string, string>> = Object.freeze({
   threatBand: 'group.threatBand',
   role: 'subjects[].role',
 });
+
+/**
+ * Vulnerability flags that only a child can carry (the dossier schema has no closed list of flags:
+ * these are the childhood ones in use; add any new one here).
+ */
+export const CHILD_FLAGS: readonly string[] = Object.freeze([
+  'child-criminal-exploitation',
+  'child-sexual-exploitation',
+  'child-trafficking',
+  'looked-after-child',
+]);
+
+/** The first childhood flag of a vulnerabilities list, or undefined. */
+export function childFlag(vulnerabilities: readonly string[] | null): string | undefined {
+  return vulnerabilities?.find((v) => CHILD_FLAGS.includes(v));
+}
+
+/** What a person reading a trace calls each fact (`age unknown`). */
+const FACT_LABELS: Readonly<Record<string, string>> = Object.freeze({
+  ageAtDossier: 'age',
+  ageKnown: 'age',
+  isAdult: 'age',
+  isMinor: 'age',
+  vulnerabilities: 'vulnerabilities',
+  isVulnerable: 'vulnerabilities',
+  role: 'role',
+  nationality: 'nationality',
+  classification: 'classification',
+  handlingCode: 'handling code',
+  threatBand: 'threat band',
+  originatorForce: 'originating force',
+});
+
+/** `age unknown (isMinor)`, `age and vulnerabilities unknown (isAdult, isVulnerable)`. */
+export function unknownFactsText(facts: readonly string[]): string {
+  const labels = [...new Set(facts.map((f) => FACT_LABELS[f] ?? f))];
+  const said = labels.length <= 1 ? (labels[0] ?? 'a fact') : `${labels.slice(0, -1).join(', ')} and ${labels[labels.length - 1]}`;
+  return `${said} unknown (${facts.join(', ')})`;
+}
 
 function str(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
@@ -100,14 +164,17 @@ export type SubjectOwnFacts = Omit<SubjectFacts, keyof DossierFacts>;
 /** `at` is dossierDate(): ages are at the dossier's createdAt, never at the time of deciding. */
 export function subjectOwnFacts(subject: Subject, at: CalendarDate | undefined): SubjectOwnFacts {
   const s = obj(subject);
-  const age = ageOn(s.dateOfBirth, at);
   const vulnerabilities = strings(s.vulnerabilities);
+  const child = childFlag(vulnerabilities) !== undefined;
+  let age = ageOn(s.dateOfBirth, at);
+  // A childhood flag outweighs a date of birth that says 18 or over: the age is then only "under 18".
+  if (child && age !== undefined && age >= 18) age = undefined;
   return {
     role: str(s.role),
     ageAtDossier: age ?? null,
     ageKnown: age !== undefined,
-    isAdult: age !== undefined && age >= 18,
-    isMinor: age !== undefined && age < 18,
+    isAdult: child ? false : age === undefined ? null : age >= 18,
+    isMinor: child ? true : age === undefined ? null : age < 18,
     vulnerabilities,
     isVulnerable: vulnerabilities.length > 0,
     nationality: str(s.nationality),
@@ -144,6 +211,7 @@ export function subjectFacts(
 export function factValues(facts: DossierFacts | SubjectOwnFacts, out: unknown[]): void {
   for (const k in facts) {
     const v = (facts as unknown as Record<string, unknown>)[k];
+    // null (unknown) is a value of its own: an unknown list pushes null, an empty one its length 0.
     if (Array.isArray(v)) out.push(v.length, ...v);
     else out.push(v);
   }

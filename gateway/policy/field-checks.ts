@@ -165,7 +165,14 @@ export function checkRules(rel: string, rawRules: unknown[], neverShare: Set<str
   const rules: Rule[] = [];
   const names = new Set<string>();
   rawRules.forEach((raw, i) => {
-    const r = raw as { name: string; description?: string; when: 'dossier' | 'subject'; conditions: Rule['conditions']; then: { exclude?: boolean; set?: Record<string, unknown> } };
+    const r = raw as {
+      name: string;
+      description?: string;
+      when: 'dossier' | 'subject';
+      conditions: Rule['conditions'];
+      unknown?: 'fire' | 'ignore';
+      then: { exclude?: boolean; set?: Record<string, unknown> };
+    };
     const at = (...more: Array<string | number>) => loc('rules', i, ...more);
     if (names.has(r.name)) problems.add(rel, at('name'), `duplicate rule name ${JSON.stringify(r.name)}`);
     names.add(r.name);
@@ -186,7 +193,9 @@ export function checkRules(rel: string, rawRules: unknown[], neverShare: Set<str
         scope: r.when,
       });
     }
-    rules.push({ name: r.name, when: r.when, conditions: structuredClone(r.conditions), then });
+    const rule: Rule = { name: r.name, when: r.when, conditions: structuredClone(r.conditions), then };
+    if (r.unknown === 'ignore') rule.unknown = 'ignore';
+    rules.push(rule);
   });
   return rules;
 }

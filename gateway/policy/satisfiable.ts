@@ -8,7 +8,8 @@
  * and each conjunction is checked variable by variable, with json-rules-engine's own semantics for
  * every operator (a numeric comparison never holds for null, `notIn` holds for null, …). Facts that
  * are views of one underlying value are checked together: `ageAtDossier`, `ageKnown`, `isAdult` and
- * `isMinor` are all the subject's age (unknown, or 0 to 120 completed years); `isVulnerable` says
+ * `isMinor` are all the subject's age (unknown, a minor by a childhood flag of unknown exact age, or 0
+ * to 120 completed years); `isVulnerable` says
  * whether `vulnerabilities` is empty.
  *
  * The check is conservative: it says "never" only when it is sure. Conditions too large to expand
@@ -90,7 +91,9 @@ function enumOf(schemaPath: string): Scalar[] | undefined {
   return entry?.enum ? [...entry.enum] : undefined;
 }
 
-const AGE_UNIVERSE: Scalar[] = [null, ...Array.from({ length: MAX_PLAUSIBLE_AGE + 1 }, (_, i) => i)];
+/** A minor by a childhood flag whose exact age is unknown (facts.ts): ageAtDossier null, isMinor true. */
+const FLAGGED_CHILD = 'flagged-child';
+const AGE_UNIVERSE: Scalar[] = [null, FLAGGED_CHILD, ...Array.from({ length: MAX_PLAUSIBLE_AGE + 1 }, (_, i) => i)];
 
 /** fact → [variable name, variable]. */
 function variables(universes: FactUniverses): Map<string, [string, Var]> {
@@ -112,13 +115,13 @@ function variables(universes: FactUniverses): Map<string, [string, Var]> {
     read: (fact, v) => {
       switch (fact) {
         case 'ageAtDossier':
-          return v;
+          return v === FLAGGED_CHILD ? null : v;
         case 'ageKnown':
-          return v !== null;
+          return v !== null && v !== FLAGGED_CHILD;
         case 'isAdult':
-          return v !== null && (v as number) >= 18;
+          return v === FLAGGED_CHILD ? false : v !== null && (v as number) >= 18;
         case 'isMinor':
-          return v !== null && (v as number) < 18;
+          return v === FLAGGED_CHILD ? true : v !== null && (v as number) < 18;
         default:
           return null;
       }

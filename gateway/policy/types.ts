@@ -58,6 +58,11 @@ export interface Rule {
   /** dossier: run once per dossier; subject: run once per subject with subject facts. */
   when: 'dossier' | 'subject';
   conditions: { all: Condition[] } | { any: Condition[] } | { not: Condition };
+  /**
+   * When a fact the conditions read is unknown (no date of birth, no vulnerabilities list…), the rule
+   * fires (`fire`, the default: rules only tighten) or not (`ignore`, which lint warns about).
+   */
+  unknown?: 'fire' | 'ignore';
   then: {
     /** subject scope only: the subject is left out of the packet entirely. */
     exclude?: boolean;
@@ -151,11 +156,17 @@ export interface TraceEntry {
   /** The dossier's own id of the subject (the trace is for governance preview, never for the packet). */
   subject?: string;
   subjectIndex?: number;
-  /** A policy path, or `subjects[]` for an exclusion. */
+  /** A policy path, or `subjects[]` for an exclusion or a subject note. */
   path: string;
-  /** `keep`, `strip`, `generalise:year`, `mask:last:3`, …, or `exclude`. */
+  /**
+   * `keep`, `strip`, `generalise:year`, `mask:last:3`, …, `exclude`, or `note` (rule `facts`: how the
+   * subject's facts were read, e.g. "treated as a minor: flag child-criminal-exploitation").
+   */
   op: string;
-  /** Why the operation differs from what the rule asked for (e.g. a rule cannot widen the base allowlist). */
+  /**
+   * Why the operation differs from what the rule asked for (e.g. a rule cannot widen the base allowlist),
+   * or why the rule fired on facts the dossier does not establish ("excluded: age unknown (isMinor)").
+   */
   note?: string;
 }
 

@@ -119,6 +119,8 @@ describe('Decider: whole-dossier outcome cache', () => {
       const d = dossier();
       d.createdAt = createdAt;
       (d.subjects[3] as Subject).dateOfBirth = '2008-11-20';
+      // Without its childhood flag (which makes a subject a minor whatever the date of birth says).
+      (d.subjects[3] as Subject).vulnerabilities = [];
       return d;
     };
     expect(included(await decider.decide('t', child('2026-11-19T09:00:00Z'), NOW))[3]).toBe(false); // 17 that day

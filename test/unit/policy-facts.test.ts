@@ -42,15 +42,15 @@ describe('subject facts', () => {
 
   it('treats a missing date of birth as unknown: neither adult nor minor', () => {
     const f = facts('2026-11-20T09:15:00Z', {});
-    expect(f).toMatchObject({ ageAtDossier: null, ageKnown: false, isAdult: false, isMinor: false });
+    expect(f).toMatchObject({ ageAtDossier: null, ageKnown: false, isAdult: null, isMinor: null });
   });
 
   it.each(['2001-02-30', '1987-4-12', 'yesterday', '', '2030-01-01', '1850-01-01'])('treats date of birth %j as unknown', (dob) => {
-    expect(facts('2026-11-20T09:15:00Z', { dateOfBirth: dob })).toMatchObject({ ageAtDossier: null, ageKnown: false, isAdult: false, isMinor: false });
+    expect(facts('2026-11-20T09:15:00Z', { dateOfBirth: dob })).toMatchObject({ ageAtDossier: null, ageKnown: false, isAdult: null, isMinor: null });
   });
 
   it('treats a malformed createdAt as unknown age', () => {
-    expect(facts('20 Nov 2026', { dateOfBirth: '1980-01-01' })).toMatchObject({ ageKnown: false, isAdult: false });
+    expect(facts('20 Nov 2026', { dateOfBirth: '1980-01-01' })).toMatchObject({ ageKnown: false, isAdult: null, isMinor: null });
   });
 
   it('has every fact present, never undefined', () => {
@@ -60,8 +60,25 @@ describe('subject facts', () => {
       expect((f as unknown as Record<string, unknown>)[k]).not.toBeUndefined();
     }
     expect(f.nationality).toBeNull();
+    // No vulnerabilities list: none recorded (see facts.ts), the same as [].
     expect(f.vulnerabilities).toEqual([]);
     expect(f.isVulnerable).toBe(false);
+    expect(facts('2026-11-20T09:15:00Z', { vulnerabilities: [] })).toMatchObject({ vulnerabilities: [], isVulnerable: false });
+  });
+
+  it.each(['child-criminal-exploitation', 'child-sexual-exploitation'])('makes a subject flagged %s a minor whatever the date of birth says', (flag) => {
+    const at = '2026-11-20T09:15:00Z';
+    // No date of birth: a minor of unknown exact age.
+    expect(facts(at, { vulnerabilities: [flag] })).toMatchObject({ isMinor: true, isAdult: false, ageAtDossier: null, ageKnown: false });
+    // A date of birth that agrees keeps the age.
+    expect(facts(at, { dateOfBirth: '2010-07-19', vulnerabilities: [flag] })).toMatchObject({ isMinor: true, isAdult: false, ageAtDossier: 16, ageKnown: true });
+    // One that contradicts the flag is overruled: under 18, exact age unknown.
+    expect(facts(at, { role: 'principal', dateOfBirth: '1990-01-01', vulnerabilities: ['debt-bondage', flag] })).toMatchObject({
+      isMinor: true,
+      isAdult: false,
+      ageAtDossier: null,
+      ageKnown: false,
+    });
   });
 
   it('reads vulnerabilities, nationality and role', () => {

@@ -97,16 +97,23 @@ describe('rule facts', () => {
     expect(s4.role).toBe('associate');
   });
 
-  it('treat an unknown date of birth as neither adult nor minor, and a missing group as no threat band', async () => {
-    const x = structuredClone(full) as unknown as Dossier & { group?: unknown };
+  it('fire on an unknown date of birth and a missing threat band (unknown is not "no"), never on a known empty list', async () => {
+    const x = structuredClone(d) as Dossier & { group?: unknown };
     delete x.group;
     delete (x.subjects[0] as { dateOfBirth?: string }).dateOfBirth;
     const decision = await new Decider(makeSet(fields, [...dossierRules, ...subjectRules])).decide('t', x, NOW);
-    expect(decision.fired).not.toContain('threat');
-    expect(decision.fired).not.toContain('crime');
+    expect(decision.fired).toContain('threat');
+    expect(decision.fired).toContain('threat-no');
+    expect(decision.fired).not.toContain('crime'); // no group: crime types are [] (known none)
     const refs = new Map(x.subjects.map((s, i) => [s.id, `ref-${i + 1}`]));
     const out = redact(x, decision.plan, { refs, pseudonymKey: Buffer.alloc(32, 1) }).dossier as { subjects: Array<Record<string, any>> };
-    expect(out.subjects[0]).toMatchObject({ role: 'principal', gender: 'male' });
+    // Age unknown: both "adult" (role stripped) and "under 18" (family name stripped) fire; "age known" does not.
+    expect(out.subjects[0]).not.toHaveProperty('role');
+    expect(out.subjects[0]?.name).not.toHaveProperty('family');
+    expect(out.subjects[0]).toMatchObject({ gender: 'male' });
+    const notes = decision.trace.filter((t) => t.subject === 'S1' && t.note !== undefined).map((t) => `${t.rule}: ${t.note}`);
+    expect(notes).toContain('adult: applied: age unknown (isAdult)');
+    expect(notes).toContain('age-under-18: applied: age unknown (ageAtDossier)');
   });
 });
 
