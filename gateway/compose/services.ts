@@ -9,6 +9,7 @@
  * api.ts), and the api role hands its dossier queue back through `useDossierQueue`.
  */
 import type { AuditLog } from '../audit/log.js';
+import { Keyring } from '../crypto/keyring.js';
 import { parseRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
 import { GatewayError } from '../errors/index.js';
 import { Exchange } from '../exchange/exchange.js';
@@ -32,6 +33,8 @@ import type { RedisConnection } from './redis.js';
 
 export interface Services extends RedisConnection, Secrets {
   live: () => LiveSet<RecipientKey>;
+  /** Every key derived from the master secret, by name. */
+  keyring: Keyring;
   keys: Keys;
   store: DossierStore;
   mailbox: Mailbox;
@@ -49,11 +52,12 @@ export interface Services extends RedisConnection, Secrets {
 export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisConnection, secrets: Secrets, policies: LivePolicies): Promise<Services> {
   const { config, logger, closers } = wiring;
   const { master, gatewayKey } = secrets;
+  const keyring = new Keyring(master);
   const { live } = policies;
   const keys = new Keys(config.redisPrefix);
   const store = new DossierStore(redis, keys);
   const mailbox = new Mailbox(redis, keys);
-  const audit = await startAuditTrail(wiring, redis, keys, secrets, live().set.revision);
+  const audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
   const retention = new RetentionSweeper(redis, keys, new Eraser(redis, keys, audit), {
     onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
@@ -80,7 +84,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   // Cross-border exchange with peer forces' gateways (gateway/exchange): hits on a peer's dossier go back to it.
   let dossierQueue: DossierQueue | undefined;
   const hitsModule = new HitsModule({
-    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, master, logger,
+    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
   });
@@ -89,7 +93,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
   const peerDirectory = new PeerDirectory(live, (armored, fp) => parseRecipientKey(armored, fp));
   const exchange: Exchange = new Exchange({
-    redis, keys, store, audit, live, gatewayKey, master, hitStore: hitsModule.hitStore,
+    redis, keys, store, audit, live, gatewayKey, keyring, hitStore: hitsModule.hitStore,
     peers: peerDirectory,
     stateDir: config.stateDir,
     forceId: config.forceId,
@@ -109,11 +113,11 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   });
   // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
   const recall = new Recall({
-    redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live, gatewayKey, master,
+    redis, keys, store, audit, eraser: new Eraser(redis, keys, audit), live, gatewayKey, keyring,
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, master, gatewayKey, live, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
+    redis, redisUrl, master, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

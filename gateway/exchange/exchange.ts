@@ -36,7 +36,8 @@ import { randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { AuditLog } from '../audit/log.js';
 import { decryptAndVerify, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { HitStore, StoredHit } from '../hits/store.js';
 import { newDossierId } from '../intake/intake.js';
@@ -167,7 +168,7 @@ export interface ExchangeDeps {
   live: () => LiveSet<RecipientKey>;
   peers: PeerDirectory;
   gatewayKey: GatewayKey;
-  master: Buffer;
+  keyring: Keyring;
   hitStore: HitStore;
   /** Where `peers/<id>.token` (the bearer token this gateway presents to that peer) lives. */
   stateDir: string;
@@ -202,9 +203,9 @@ export class Exchange {
   private readonly hitIdKey: Buffer;
 
   constructor(private readonly deps: ExchangeDeps) {
-    this.sealKey = deriveKey(deps.master, 'seal');
-    this.idKey = deriveKey(deps.master, 'envelope-id');
-    this.hitIdKey = deriveKey(deps.master, 'hit-id');
+    this.sealKey = deps.keyring.seal;
+    this.idKey = deps.keyring.envelopeId;
+    this.hitIdKey = deps.keyring.hitId;
   }
 
   // ---- keys ------------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ export class Exchange {
     const envelopeId = this.envelopeId(dossierId, peer);
     const random = randomBytes(8 * dossier.subjects.length).toString('hex');
     const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
-    const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey: deriveKey(this.deps.master, `pseudonym:peer:${peer}`) });
+    const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey: this.deps.keyring.peerPseudonym(peer) });
     const body = {
       policy: { id: `peer:${peer}`, revision: decision.revision },
       agreement: agreementOf(policy),

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { AuditEvent, AuditLog } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
 import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
@@ -27,7 +28,7 @@ export interface FanoutDeps {
   audit: AuditLog;
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
-  master: Buffer;
+  keyring: Keyring;
   /** Runs once the dossier is open, before any delivery (the hits module keeps its link items). */
   onOpened?: (dossierId: string, source: string, dossier: Dossier) => Promise<void>;
   /** A packet TTL shorter than the agreements' retention (`CORDON_PACKET_TTL_DAYS`), when set. */
@@ -38,21 +39,13 @@ export class Fanout {
   private readonly sealKey: Buffer;
   private readonly idKey: Buffer;
 
-  private readonly pseudonymKeys = new Map<string, Buffer>();
-
   constructor(private readonly deps: FanoutDeps) {
-    this.sealKey = deriveKey(deps.master, 'seal');
-    this.idKey = deriveKey(deps.master, 'packet-id');
+    this.sealKey = deps.keyring.seal;
+    this.idKey = deps.keyring.packetId;
   }
 
   packetId(dossierId: string, partner: string): string {
     return 'pkt_' + hmacId(this.idKey, dossierId, partner);
-  }
-
-  private pseudonymKey(partner: string): Buffer {
-    let key = this.pseudonymKeys.get(partner);
-    if (key === undefined) this.pseudonymKeys.set(partner, (key = deriveKey(this.deps.master, `pseudonym:${partner}`)));
-    return key;
   }
 
   async process(dossierId: string): Promise<void> {
@@ -124,7 +117,7 @@ export class Fanout {
     // One random draw for all the refs of this packet, and the partner's pseudonym key derived once.
     const random = randomBytes(8 * dossier.subjects.length).toString('hex');
     const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
-    const pseudonymKey = this.pseudonymKey(partner);
+    const pseudonymKey = this.deps.keyring.pseudonym(partner);
     const endRedact = stageSeconds.startTimer({ stage: 'redact' });
     const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey });
     endRedact();
