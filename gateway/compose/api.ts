@@ -11,7 +11,7 @@ import type express from 'express';
 import { AuditQuery } from '../audit/query.js';
 import type { ClientRegistry } from '../config/clients.js';
 import { checkRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
-import { EXCHANGE_QUEUE } from '../exchange/queue.js';
+import { EXCHANGE_QUEUE } from '../queue/exchange-queue.js';
 import { serverTlsOptions } from '../exchange/tls.js';
 import { HIT_NOTICE_QUEUE } from '../hits/notify.js';
 import { createApp } from '../http/app.js';

@@ -14,7 +14,7 @@ import { parseRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
 import { GatewayError } from '../errors/index.js';
 import { Exchange } from '../exchange/exchange.js';
 import { PeerDirectory } from '../exchange/peers.js';
-import { ExchangeQueue } from '../exchange/queue.js';
+import { ExchangeQueue } from '../queue/exchange-queue.js';
 import { HitsModule } from '../hits/module.js';
 import { Mailbox } from '../mailbox/mailbox.js';
 import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
@@ -25,6 +25,7 @@ import { Recall } from '../recall/recall.js';
 import { Eraser } from '../retention/erase.js';
 import { RetentionSweeper } from '../retention/sweeper.js';
 import { DossierStore } from '../store/dossiers.js';
+import { ExchangeStore } from '../store/exchange.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
 import type { Wiring } from './context.js';
@@ -93,7 +94,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
   const peerDirectory = new PeerDirectory(live, (armored, fp) => parseRecipientKey(armored, fp));
   const exchange: Exchange = new Exchange({
-    redis, keys, store, audit, live, gatewayKey, keyring, hitStore: hitsModule.hitStore,
+    records: new ExchangeStore(redis, keys), store, audit, live, gatewayKey, keyring, hitStore: hitsModule.hitStore,
     peers: peerDirectory,
     stateDir: config.stateDir,
     forceId: config.forceId,

@@ -7,7 +7,7 @@
  */
 import type { Worker } from 'bullmq';
 import type { GatewayError } from '../errors/index.js';
-import { startExchangeWorker } from '../exchange/queue.js';
+import { startExchangeWorker } from '../queue/exchange-queue.js';
 import { Fanout } from '../fanout/fanout.js';
 import { startDossierWorker } from '../queue/queue.js';
 import { connectRedisForQueue } from '../store/redis.js';
