@@ -1,7 +1,9 @@
 /**
- * Fan-out: the story of one dossier leaving the gateway. For every partner it was queued for, decide
- * with that partner's policy, redact, encrypt to the partner's pinned key, sign, and file the packet in
- * the partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
+ * Fan-out: the story of one dossier leaving the gateway. Open the sealed dossier; for every partner it
+ * was queued for, disclose it (gateway/pipeline/disclose.ts: decide with that partner's policy, check
+ * its key, redact with refs for this packet alone), write the packet's plaintext, encrypt it to the
+ * partner's pinned key and sign it; audit all the disclosures at once, then file each packet in its
+ * partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
  * delivery already settled is skipped and a packet id is derived from (dossier, partner), so a retried
  * job or one picked up after a worker died never makes a second packet. When every delivery is settled
  * the sealed dossier is erased.

@@ -1,8 +1,12 @@
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RecipientKey } from '../../gateway/crypto/openpgp.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import { disclose, drawRefs, packetPlaintext } from '../../gateway/pipeline/disclose.js';
+import { Decider } from '../../gateway/policy/decide.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
 import type { Agreement, Decision } from '../../gateway/policy/types.js';
+import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import { fixture } from '../helpers/gateway.js';
 
 const dossier = fixture('dossier-minimal.json') as unknown as Dossier;
@@ -55,5 +59,49 @@ describe('disclose', () => {
       key: async () => ({ reason: 'recipient_key_invalid', message: 'no key' }),
     });
     expect(noKey).toEqual({ revision: 'r2', block: { reason: 'recipient_key_invalid', message: 'no key' } });
+  });
+});
+
+describe('disclose with the sample policies', () => {
+  it('replaces subject ids by refs it can map back, and describes the disclosure for the audit trail', async () => {
+    const now = new Date('2026-11-21T12:00:00Z');
+    const set = await loadPolicySet(path.resolve(import.meta.dirname, '../../policies'), now);
+    const policy = set.partners.get('council-housing')!;
+    const d = full as unknown as Dossier;
+    const out = await disclose({
+      dossierId: 'dos_1',
+      source: 'west-midlands',
+      dossier: d,
+      recipient: 'council-housing',
+      policy,
+      decide: () => new Decider(set).decide('council-housing', d, now),
+      key: async () => key,
+      pseudonymKey: Buffer.alloc(32, 2),
+    });
+    if ('block' in out) throw new Error(`blocked: ${out.block.reason}`);
+    const subjects = out.redacted.subjects as Array<{ id: string }>;
+    expect(subjects.length).toBeGreaterThan(0);
+    for (const s of subjects) {
+      expect(s.id).toMatch(/^ref_/);
+      expect(d.subjects.map((x) => x.id)).toContain(out.byRef[s.id]);
+    }
+    expect(JSON.stringify(out.redacted)).not.toContain(d.subjects[0]!.id);
+    const seen: string[][] = [];
+    const event = out.event('packet.created', 'pkt_1', (ids) => (seen.push(ids), undefined));
+    expect(event).toMatchObject({
+      kind: 'disclosure',
+      action: 'packet.created',
+      dossier: 'dos_1',
+      packet: 'pkt_1',
+      recipient: 'council-housing',
+      source: 'west-midlands',
+      policyRevision: set.revision,
+      agreement: { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose },
+      keyFingerprint: key.fingerprint,
+      justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: 'sealed with dossier dos_1' },
+    });
+    expect(Array.isArray(event.fields)).toBe(true);
+    expect(seen).toEqual([subjects.map((s) => out.byRef[s.id])]);
+    expect('index' in out.event('exchange.envelope_prepared', 'env_1')).toBe(false);
   });
 });
