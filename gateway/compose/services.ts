@@ -32,7 +32,8 @@ import type { Wiring } from './context.js';
 import type { LivePolicies } from './policies.js';
 import type { RedisConnection } from './redis.js';
 
-export interface Services extends RedisConnection, Secrets {
+/** The master secret itself stays here: everything else gets the keys derived from it (`keyring`). */
+export interface Services extends RedisConnection, Omit<Secrets, 'master'> {
   live: () => LiveSet<RecipientKey>;
   /** Every key derived from the master secret, by name. */
   keyring: Keyring;
@@ -118,7 +119,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, master, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
+    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { GatewayError } from '../errors/index.js';
 import type { Client } from '../config/clients.js';
 import type { AuditLog } from '../audit/log.js';
+import type { Keyring } from '../crypto/keyring.js';
 import { canonical } from '../audit/log.js';
 import type { DossierQueue } from '../queue/queue.js';
 import { accept, newDossierId, newRecord, type AcceptDeps } from '../pipeline/accept.js';
@@ -24,7 +25,7 @@ export interface IntakeDeps {
   audit: AuditLog;
   queue: Pick<DossierQueue, 'enqueue'>;
   policies: () => PolicySet;
-  sealKey: Buffer;
+  keyring: Keyring;
   /** The retention schedule: the dossier's status record is erased (and audited) when its retention ends. */
   retention?: { schedule(member: string, due: Date): Promise<void> };
   /** Deliveries to peer gateways (gateway/exchange), shown in the status as `peers` when there are any. */
@@ -42,7 +43,7 @@ export class Intake {
   private readonly accepting: AcceptDeps;
 
   constructor(private readonly deps: IntakeDeps) {
-    this.accepting = { ...deps, enqueue: (id) => deps.queue.enqueue(id) };
+    this.accepting = { ...deps, sealKey: deps.keyring.seal, enqueue: (id) => deps.queue.enqueue(id) };
   }
 
   async submit(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
