@@ -126,7 +126,8 @@ function schemaProblem(err: ErrorObject, e: Record<string, unknown>, add: (path:
   if (member === undefined || member === '') return; // the `if` of the inReplyTo rule: reported by its `then`
   if (err.keyword === 'additionalProperties' && err.instancePath === '') return add(`/envelope/${member}`, 'is not allowed in an envelope header');
   if (member === 'inReplyTo') {
-    return add('/envelope/inReplyTo', e.type === 'recall' ? 'must name the dossier envelope recalled' : 'must name the dossier envelope the hits answer');
+    const what = e.type === 'recall' ? 'must name the dossier envelope recalled' : e.type === 'hits' ? 'must name the dossier envelope the hits answer' : 'must be an envelope id';
+    return add('/envelope/inReplyTo', what);
   }
   const must = MUST[member];
   if (must) return add(`/envelope/${member}`, must);
