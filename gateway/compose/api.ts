@@ -5,9 +5,8 @@
  * is accepted before everything behind it exists, and its close is pushed last, so on shutdown it stops
  * taking requests first, before the queues it enqueues on are closed. Returns the API's base URL.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type express from 'express';
 import { AuditQuery } from '../audit/query.js';
 import type { ClientRegistry } from '../config/clients.js';
 import { checkRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
@@ -70,7 +69,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
   return listen(wiring, app);
 }
 
-async function listen({ config, logger, closers }: Wiring, app: express.Express): Promise<string> {
+async function listen({ config, logger, closers }: Wiring, app: RequestListener): Promise<string> {
   // Slow clients (slowloris) are cut off: headers and whole requests have deadlines, checked often.
   const serverOptions = {
     headersTimeout: config.headersTimeoutMs,

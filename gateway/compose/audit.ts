@@ -5,7 +5,6 @@
  * among the closers, so that on a clean stop it runs after the api and workers (pushed later, closed
  * first) have stopped, and before Redis (pushed earlier) is closed: the trail ends signed.
  */
-import type { Redis } from 'ioredis';
 import { gatewaySigner } from '../audit/checkpoint.js';
 import { AuditLog } from '../audit/log.js';
 import type { GatewayKey } from '../crypto/openpgp.js';
@@ -20,7 +19,7 @@ export interface Secrets {
 
 export async function startAuditTrail(
   { config, logger, closers }: Wiring,
-  redis: Redis,
+  redis: ConstructorParameters<typeof AuditLog>[0],
   keys: Keys,
   { gatewayKey }: Secrets,
   keyring: Keyring,

@@ -5,11 +5,12 @@
  * server stops last of all. Start-up waits until Redis answers, and then checks that it will not evict
  * keys: an evicting Redis can silently drop queued dossiers, which production refuses outright.
  */
-import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import { startPrivateRedis, type PrivateRedis } from '../store/private-redis.js';
 import { connectRedis, maxmemoryPolicy, whenReady } from '../store/redis.js';
 import type { Wiring } from './context.js';
+
+type Redis = ReturnType<typeof connectRedis>;
 
 export interface RedisConnection {
   redis: Redis;

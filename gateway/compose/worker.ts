@@ -5,7 +5,6 @@
  * close, so on shutdown the worker finishes its in-flight job before its connection goes away. Any
  * number of worker processes can share one Redis: BullMQ hands each job to one of them.
  */
-import type { Worker } from 'bullmq';
 import type { GatewayError } from '../errors/index.js';
 import { startExchangeWorker } from '../queue/exchange-queue.js';
 import { Fanout } from '../fanout/fanout.js';
@@ -32,7 +31,7 @@ export function startWorkerRole({ config, logger, closers }: Wiring, services: S
   retention.start(30_000);
   closers.push(() => retention.stop());
   const conn = connectRedisForQueue(redisUrl);
-  const worker: Worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
+  const worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
     await fanout.process(job.data.dossierId);
   }, async (job, err) => {
     await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');

@@ -6,7 +6,6 @@ import { disclose, drawRefs, packetPlaintext } from '../../gateway/pipeline/disc
 import { Decider } from '../../gateway/policy/decide.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import type { Agreement, Decision } from '../../gateway/policy/types.js';
-import full from '../fixtures/dossier-full.json' with { type: 'json' };
 import { fixture } from '../helpers/gateway.js';
 
 const dossier = fixture('dossier-minimal.json') as unknown as Dossier;
@@ -67,7 +66,7 @@ describe('disclose with the sample policies', () => {
     const now = new Date('2026-11-21T12:00:00Z');
     const set = await loadPolicySet(path.resolve(import.meta.dirname, '../../policies'), now);
     const policy = set.partners.get('council-housing')!;
-    const d = full as unknown as Dossier;
+    const d = fixture('dossier-full.json') as unknown as Dossier;
     const out = await disclose({
       dossierId: 'dos_1',
       source: 'west-midlands',
