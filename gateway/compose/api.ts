@@ -10,8 +10,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { AuditQuery } from '../audit/query.js';
 import type { ClientRegistry } from '../config/clients.js';
 import { checkRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey } from '../crypto/seal.js';
-import { EXCHANGE_QUEUE } from '../exchange/queue.js';
+import { EXCHANGE_QUEUE } from '../queue/exchange-queue.js';
 import { serverTlsOptions } from '../exchange/tls.js';
 import { createApp } from '../http/app.js';
 import { RateLimits } from '../http/ratelimit.js';
@@ -30,7 +29,7 @@ import type { Services } from './services.js';
 
 export async function startApiRole(wiring: Wiring, services: Services, clients: () => ClientRegistry): Promise<string> {
   const { config, logger, closers } = wiring;
-  const { redis, redisUrl, store, mailbox, audit, live, master, gatewayKey, retention, hitsModule, exchange, recall } = services;
+  const { redis, redisUrl, store, mailbox, audit, live, keyring, gatewayKey, retention, hitsModule, exchange, recall } = services;
   const queueConn = connectRedisForQueue(redisUrl);
   closers.push(() => queueConn.quit());
   const queue = new DossierQueue(queueConn, config.redisPrefix);
@@ -44,7 +43,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
   ];
   closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
-  const intake = new Intake({ store, audit, queue, policies: () => live().set, sealKey: deriveKey(master, 'seal'), retention, peerDeliveries: (id) => exchange.deliveries(id) });
+  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.deliveries(id) });
   const app = createApp({
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -54,7 +53,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     packets: new Packets(mailbox, audit),
     accountability: {
       audit,
-      query: new AuditQuery(audit, deriveKey(master, 'audit-index'), () => [...live().set.sources.keys()]),
+      query: new AuditQuery(audit, keyring.auditIndex, () => [...live().set.sources.keys()]),
       recall,
     },
     hits: hitsModule.http(),

@@ -8,7 +8,7 @@
 import { gatewaySigner } from '../audit/checkpoint.js';
 import { AuditLog } from '../audit/log.js';
 import type { GatewayKey } from '../crypto/openpgp.js';
-import { deriveKey } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
 import { RedisAuditChain } from '../store/audit.js';
 import type { Connection, Keys } from '../store/redis.js';
 import type { Wiring } from './context.js';
@@ -22,11 +22,12 @@ export async function startAuditTrail(
   { config, logger, closers }: Wiring,
   redis: Connection,
   keys: Keys,
-  { master, gatewayKey }: Secrets,
+  { gatewayKey }: Secrets,
+  keyring: Keyring,
   policyRevision: string,
 ): Promise<AuditLog> {
   const audit = new AuditLog(new RedisAuditChain(redis, keys), {
-    indexKey: deriveKey(master, 'audit-index'),
+    indexKey: keyring.auditIndex,
     signer: gatewaySigner(gatewayKey),
     stateDir: config.stateDir,
     onBackgroundError: (err) => logger.error({ err: err.message }, 'audit checkpoint or anchor failed'),

@@ -9,11 +9,12 @@
  * api.ts), and the api role hands its dossier queue back through `useDossierQueue`.
  */
 import type { AuditLog } from '../audit/log.js';
+import { Keyring } from '../crypto/keyring.js';
 import { parseRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
 import { GatewayError } from '../errors/index.js';
 import { Exchange } from '../exchange/exchange.js';
 import { PeerDirectory } from '../exchange/peers.js';
-import { ExchangeQueue } from '../exchange/queue.js';
+import { ExchangeQueue } from '../queue/exchange-queue.js';
 import { HitsModule } from '../hits/module.js';
 import { Mailbox } from '../mailbox/mailbox.js';
 import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
@@ -26,14 +27,18 @@ import { RetentionSweeper } from '../retention/sweeper.js';
 import { DossierStore } from '../store/dossiers.js';
 import { RedisMailbox } from '../store/mailbox.js';
 import { RedisRetention } from '../store/retention.js';
+import { ExchangeStore } from '../store/exchange.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
 import type { Wiring } from './context.js';
 import type { LivePolicies } from './policies.js';
 import type { RedisConnection } from './redis.js';
 
-export interface Services extends RedisConnection, Secrets {
+/** The master secret itself stays here: everything else gets the keys derived from it (`keyring`). */
+export interface Services extends RedisConnection, Omit<Secrets, 'master'> {
   live: () => LiveSet<RecipientKey>;
+  /** Every key derived from the master secret, by name. */
+  keyring: Keyring;
   keys: Keys;
   store: DossierStore;
   mailbox: Mailbox;
@@ -51,11 +56,12 @@ export interface Services extends RedisConnection, Secrets {
 export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisConnection, secrets: Secrets, policies: LivePolicies): Promise<Services> {
   const { config, logger, closers } = wiring;
   const { master, gatewayKey } = secrets;
+  const keyring = new Keyring(master);
   const { live } = policies;
   const keys = new Keys(config.redisPrefix);
   const store = new DossierStore(redis, keys);
   const mailbox = new Mailbox(new RedisMailbox(redis, keys));
-  const audit = await startAuditTrail(wiring, redis, keys, secrets, live().set.revision);
+  const audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
   const retentionStore = new RedisRetention(redis, keys);
   const retention = new RetentionSweeper(retentionStore, new Eraser(retentionStore, audit), {
@@ -83,7 +89,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   // Cross-border exchange with peer forces' gateways (gateway/exchange): hits on a peer's dossier go back to it.
   let dossierQueue: DossierQueue | undefined;
   const hitsModule = new HitsModule({
-    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, master, logger,
+    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
   });
@@ -92,7 +98,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const exchangeRetry = { attempts: config.exchangeAttempts, backoffMs: config.exchangeBackoffMs };
   const peerDirectory = new PeerDirectory(live, (armored, fp) => parseRecipientKey(armored, fp));
   const exchange: Exchange = new Exchange({
-    redis, keys, store, audit, live, gatewayKey, master, hitStore: hitsModule.hitStore,
+    records: new ExchangeStore(redis, keys), store, audit, live, gatewayKey, keyring, hitStore: hitsModule.hitStore,
     peers: peerDirectory,
     stateDir: config.stateDir,
     forceId: config.forceId,
@@ -112,11 +118,11 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   });
   // A recall is passed on to the peers the dossier was sent to (exchange.recallPeers).
   const recall = new Recall({
-    store, mailboxes: mailbox.store, audit, eraser: new Eraser(retentionStore, audit), live, gatewayKey, master,
+    store, mailboxes: mailbox.store, audit, eraser: new Eraser(retentionStore, audit), live, gatewayKey, keyring,
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, master, gatewayKey, live, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
+    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

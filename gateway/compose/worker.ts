@@ -6,7 +6,7 @@
  * number of worker processes can share one Redis: BullMQ hands each job to one of them.
  */
 import type { GatewayError } from '../errors/index.js';
-import { startExchangeWorker } from '../exchange/queue.js';
+import { startExchangeWorker } from '../queue/exchange-queue.js';
 import { Fanout } from '../fanout/fanout.js';
 import { startDossierWorker } from '../queue/queue.js';
 import { connectRedisForQueue } from '../store/redis.js';
@@ -14,14 +14,14 @@ import type { Wiring } from './context.js';
 import type { Services } from './services.js';
 
 export function startWorkerRole({ config, logger, closers }: Wiring, services: Services): void {
-  const { redisUrl, store, mailbox, audit, live, gatewayKey, master, retention, hitsModule, exchange } = services;
+  const { redisUrl, store, mailbox, audit, live, gatewayKey, keyring, retention, hitsModule, exchange } = services;
   const fanout = new Fanout({
     store,
     mailbox,
     audit,
     live,
     gatewayKey,
-    master,
+    keyring,
     packetTtlDays: config.packetTtlDays,
     // Link items (sealed) outlive the dossier, so bundles can still connect subjects later.
     onOpened: async (id, source, dossier) => {

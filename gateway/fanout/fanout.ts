@@ -1,22 +1,24 @@
 /**
- * Fan-out: the story of one dossier leaving the gateway. For every partner it was queued for, decide
- * with that partner's policy, redact, encrypt to the partner's pinned key, sign, and file the packet in
- * the partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
+ * Fan-out: the story of one dossier leaving the gateway. Open the sealed dossier; for every partner it
+ * was queued for, disclose it (gateway/pipeline/disclose.ts: decide with that partner's policy, check
+ * its key, redact with refs for this packet alone), write the packet's plaintext, encrypt it to the
+ * partner's pinned key and sign it; audit all the disclosures at once, then file each packet in its
+ * partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
  * delivery already settled is skipped and a packet id is derived from (dossier, partner), so a retried
  * job or one picked up after a worker died never makes a second packet. When every delivery is settled
  * the sealed dossier is erased.
  */
-import { randomBytes } from 'node:crypto';
 import type { AuditEvent, AuditLog } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
 import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey, hmacId, seal, unseal } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
-import { redact } from '../redact/redact.js';
+import { agreementOf, disclose, packetPlaintext } from '../pipeline/disclose.js';
 import type { Delivery, DossierStore } from '../store/dossiers.js';
 import { packetExpiry } from '../retention/schedule.js';
 import { packets as packetsMetric, stageSeconds, timed } from '../metrics/metrics.js';
@@ -27,7 +29,7 @@ export interface FanoutDeps {
   audit: AuditLog;
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
-  master: Buffer;
+  keyring: Keyring;
   /** Runs once the dossier is open, before any delivery (the hits module keeps its link items). */
   onOpened?: (dossierId: string, source: string, dossier: Dossier) => Promise<void>;
   /** A packet TTL shorter than the agreements' retention (`CORDON_PACKET_TTL_DAYS`), when set. */
@@ -38,21 +40,13 @@ export class Fanout {
   private readonly sealKey: Buffer;
   private readonly idKey: Buffer;
 
-  private readonly pseudonymKeys = new Map<string, Buffer>();
-
   constructor(private readonly deps: FanoutDeps) {
-    this.sealKey = deriveKey(deps.master, 'seal');
-    this.idKey = deriveKey(deps.master, 'packet-id');
+    this.sealKey = deps.keyring.seal;
+    this.idKey = deps.keyring.packetId;
   }
 
   packetId(dossierId: string, partner: string): string {
     return 'pkt_' + hmacId(this.idKey, dossierId, partner);
-  }
-
-  private pseudonymKey(partner: string): Buffer {
-    let key = this.pseudonymKeys.get(partner);
-    if (key === undefined) this.pseudonymKeys.set(partner, (key = deriveKey(this.deps.master, `pseudonym:${partner}`)));
-    return key;
   }
 
   async process(dossierId: string): Promise<void> {
@@ -107,79 +101,45 @@ export class Fanout {
     if (!policy) {
       return this.block(dossierId, partner, live.set.revision, { reason: 'no_agreement', message: 'No policy or agreement for this partner is in force' } as unknown as Block);
     }
-    const decision = await timed('decide', () => live.decider.decide(partner, dossier, now));
-    if (decision.block) return this.block(dossierId, partner, decision.revision, decision.block, policy);
-
-    const key = live.keys.get(partner);
-    if (isInvalid(key)) {
-      return this.block(dossierId, partner, decision.revision, { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' }, policy);
-    }
-    try {
-      await checkRecipientKey(key, now);
-    } catch (err) {
-      return this.block(dossierId, partner, decision.revision, { reason: 'recipient_key_invalid', message: (err as Error).message }, policy);
-    }
+    const disclosed = await disclose({
+      dossierId,
+      source,
+      dossier,
+      recipient: partner,
+      policy,
+      decide: () => timed('decide', () => live.decider.decide(partner, dossier, now)),
+      key: async () => {
+        const key = live.keys.get(partner);
+        if (isInvalid(key)) return { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' };
+        try {
+          await checkRecipientKey(key, now);
+        } catch (err) {
+          return { reason: 'recipient_key_invalid', message: (err as Error).message };
+        }
+        return key;
+      },
+      pseudonymKey: this.deps.keyring.pseudonym(partner),
+      measure: true,
+    });
+    if ('block' in disclosed) return this.block(dossierId, partner, disclosed.revision, disclosed.block, policy);
 
     const packetId = this.packetId(dossierId, partner);
-    // One random draw for all the refs of this packet, and the partner's pseudonym key derived once.
-    const random = randomBytes(8 * dossier.subjects.length).toString('hex');
-    const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
-    const pseudonymKey = this.pseudonymKey(partner);
-    const endRedact = stageSeconds.startTimer({ stage: 'redact' });
-    const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey });
-    endRedact();
-
-    const issuedAt = now.toISOString();
-    const expiresAt = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays).toISOString();
-    const plaintext = JSON.stringify({
-      packet: {
-        id: packetId,
-        recipient: partner,
-        issuedAt,
-        expiresAt,
-        classification: dossier.classification,
-        handling: dossier.handling,
-        policy: { id: partner, revision: decision.revision },
-        agreement: {
-          reference: policy.agreement.reference,
-          legalBasis: policy.agreement.legalBasis,
-          purpose: policy.agreement.purpose,
-        },
-      },
-      dossier: redacted,
-    });
-    const message = await timed('encrypt', () => encryptAndSign(plaintext, key, this.deps.gatewayKey));
-
-    const event: AuditEvent = {
-      kind: 'disclosure',
-      action: 'packet.created',
-      dossier: dossierId,
-      packet: packetId,
-      recipient: partner,
-      policyRevision: decision.revision,
-      agreement: agreementOf(policy),
-      fields: disclosed,
-      keyFingerprint: key.fingerprint,
-      source,
-      // The dossier's purpose is dossier content: the record says where it is, never what it says.
-      justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
-      // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
-      index: terms(disclosedSubjects(dossier, redacted, refs)),
-    };
-    const byRef = Object.fromEntries([...refs].map(([id, ref]) => [ref, id]));
+    const expires = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays);
+    const plaintext = packetPlaintext({ id: packetId, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy }, disclosed.redacted);
+    const message = await timed('encrypt', () => encryptAndSign(plaintext, disclosed.key, this.deps.gatewayKey));
     return {
-      event,
-      revision: decision.revision,
+      event: disclosed.event('packet.created', packetId, terms),
+      revision: disclosed.revision,
       packet: {
         id: packetId,
         partner,
         dossier: dossierId,
         source,
-        createdAt: issuedAt,
-        expiresAt,
+        createdAt: now.toISOString(),
+        expiresAt: expires.toISOString(),
         state: 'delivered',
         message,
-        refs: seal(this.sealKey, JSON.stringify(byRef), packetId),
+        refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
       },
     };
   }
@@ -221,12 +181,3 @@ interface Prepared {
   packet: PacketRecord;
 }
 
-/** The dossier's own ids of the subjects that made it into the packet (whose refs it carries). */
-function disclosedSubjects(dossier: Dossier, redacted: Record<string, unknown>, refs: Map<string, string>): string[] {
-  const shown = new Set((Array.isArray(redacted.subjects) ? (redacted.subjects as Array<{ id?: unknown }>) : []).map((s) => s.id));
-  return dossier.subjects.filter((s) => shown.has(refs.get(s.id))).map((s) => s.id);
-}
-
-function agreementOf(policy: PartnerPolicy) {
-  return { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose };
-}

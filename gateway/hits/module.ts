@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
 import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
 import type { Mailbox } from '../mailbox/mailbox.js';
 import type { LiveSet } from '../policy/live.js';
 import type { DossierStore } from '../store/dossiers.js';
@@ -33,7 +33,7 @@ export interface HitsModuleDeps {
   audit: AuditLog;
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
-  master: Buffer;
+  keyring: Keyring;
   logger: Logger;
   /** Also told of new hits (the exchange relays hits on a peer's dossier back to that peer). */
   onNewHits?: (dossierId: string, source: string, total: number) => Promise<void>;
@@ -47,14 +47,7 @@ export class HitsModule {
   private noticeQueue?: HitNoticeQueue;
 
   constructor(private readonly deps: HitsModuleDeps) {
-    const sealKey = deriveKey(deps.master, 'seal');
-    const macKeys = new Map<string, Buffer>();
-    const macKey = (source: string) => {
-      let k = macKeys.get(source);
-      if (!k) macKeys.set(source, (k = deriveKey(deps.master, `link-index:${source}`)));
-      return k;
-    };
-    this.hitStore = new RedisHitStore<LinkItem>(deps.redis, deps.keys, sealKey, macKey);
+    this.hitStore = new RedisHitStore<LinkItem>(deps.redis, deps.keys, deps.keyring.seal, (source) => deps.keyring.linkIndex(source));
     this.indexer = new DossierLinkIndexer(this.hitStore);
   }
 
@@ -68,8 +61,8 @@ export class HitsModule {
       audit: deps.audit,
       live: deps.live,
       gatewayKey: deps.gatewayKey,
-      sealKey: deriveKey(deps.master, 'seal'),
-      idKey: deriveKey(deps.master, 'hit-id'),
+      sealKey: deps.keyring.seal,
+      idKey: deps.keyring.hitId,
       onNewHits: async (dossierId, source, total) => {
         await deps.onNewHits?.(dossierId, source, total).catch((err: Error) => deps.logger.warn({ dossier: dossierId, err: err.message }, 'hits relay to the peer not queued'));
         if (!deps.live().set.sources.get(source)?.source.webhook) return;

@@ -1,20 +1,20 @@
 /**
- * Intake: the story of a dossier arriving. Validate it, check the sender may speak for its force, seal
- * it, record it with one queued delivery per partner, audit the collection, and queue it. If any step
- * after storing fails, everything stored is undone and the client is told to retry: a dossier is either
- * accepted whole (stored, audited, queued) or not at all.
+ * Intake: the story of a dossier arriving from a force. Check the Idempotency-Key, validate the
+ * dossier (a refusal is audited), check the sender may speak for its force and that the force is
+ * configured, then accept it (gateway/pipeline/accept.ts: seal, store, audit the collection, schedule,
+ * queue; all or nothing). A repeated Idempotency-Key with the same body gets the first answer.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { GatewayError } from '../errors/index.js';
 import type { Client } from '../config/clients.js';
 import type { AuditLog } from '../audit/log.js';
+import type { Keyring } from '../crypto/keyring.js';
 import { canonical } from '../audit/log.js';
-import { seal } from '../crypto/seal.js';
 import type { DossierQueue } from '../queue/queue.js';
+import { accept, newDossierId, newRecord, type AcceptDeps } from '../pipeline/accept.js';
 import type { Delivery, DossierRecord, DossierStore } from '../store/dossiers.js';
 import type { PolicySet } from '../policy/types.js';
 import { validateDossier } from '../dossier/validate.js';
-import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
 import { dossiersReceived } from '../metrics/metrics.js';
 import { recallStatus, type RecallStatus } from '../recall/status.js';
 
@@ -25,7 +25,7 @@ export interface IntakeDeps {
   audit: AuditLog;
   queue: Pick<DossierQueue, 'enqueue'>;
   policies: () => PolicySet;
-  sealKey: Buffer;
+  keyring: Keyring;
   /** The retention schedule: the dossier's status record is erased (and audited) when its retention ends. */
   retention?: { schedule(member: string, due: Date): Promise<void> };
   /** Deliveries to peer gateways (gateway/exchange), shown in the status as `peers` when there are any. */
@@ -39,12 +39,12 @@ export interface Accepted {
   replayed: boolean;
 }
 
-export function newDossierId(): string {
-  return 'dos_' + randomBytes(16).toString('hex');
-}
-
 export class Intake {
-  constructor(private readonly deps: IntakeDeps) {}
+  private readonly accepting: AcceptDeps;
+
+  constructor(private readonly deps: IntakeDeps) {
+    this.accepting = { ...deps, sealKey: deps.keyring.seal, enqueue: (id) => deps.queue.enqueue(id) };
+  }
 
   async submit(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
     try {
@@ -58,7 +58,7 @@ export class Intake {
   }
 
   private async accept(client: Client, body: unknown, idempotencyKey?: string): Promise<Accepted> {
-    const { store, audit, queue } = this.deps;
+    const { audit } = this.deps;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new GatewayError('idempotency_key_invalid', 'Idempotency-Key must be 1–128 characters of A–Z, a–z, 0–9, ".", "_", ":" or "-"');
     }
@@ -91,22 +91,13 @@ export class Intake {
           bodyHash: createHash('sha256').update(canonical(dossier)).digest('hex'),
         }
       : undefined;
-    const id = newDossierId();
-    const record: DossierRecord = {
-      id,
-      source: client.source!,
-      client: client.id,
-      receivedAt: new Date().toISOString(),
-      state: 'accepted',
-      revision: policies.revision,
-      partners: [...policies.partners.keys()].sort(),
-    };
-    const sealed = seal(this.deps.sealKey, JSON.stringify(dossier), id);
-    const { existing } = await store.create(record, sealed, idem);
-    if (existing && idem) return this.replay(existing, idem.bodyHash);
-
-    try {
-      const collected = audit.append({
+    const record = newRecord(newDossierId(), client.source!, client.id, policies);
+    const { id } = record;
+    const { existing } = await accept(this.accepting, {
+      record,
+      dossier,
+      idem,
+      collection: {
         kind: 'collection',
         action: 'dossier.received',
         actor: client.id,
@@ -119,16 +110,10 @@ export class Intake {
         justification: { dossierPurpose: `sealed with dossier ${id}` },
         // Keyed HMACs of the reference and subject ids, so GET /v1/audit can find this dossier.
         index: audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
-      });
-      // The erasure date is written alongside the record; the job is queued only once both are kept.
-      const scheduled = this.deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(record.receivedAt) + STATUS_RETENTION_MS));
-      await Promise.all([collected, scheduled]);
-      await queue.enqueue(id);
-    } catch (err) {
-      await store.discard(id, idem).catch(() => undefined);
-      if (err instanceof GatewayError) throw err;
-      throw new GatewayError('store_unavailable', 'The dossier could not be queued; nothing was kept, try again', undefined, { cause: err });
-    }
+      },
+      failure: 'The dossier could not be queued; nothing was kept, try again',
+    });
+    if (existing && idem) return this.replay(existing, idem.bodyHash);
     return { id, state: record.state, partners: record.partners, replayed: false };
   }
 

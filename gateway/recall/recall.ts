@@ -18,7 +18,8 @@
 import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
 import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
-import { deriveKey, hmacId, seal } from '../crypto/seal.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { hmacId, seal } from '../crypto/seal.js';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Eraser } from '../retention/erase.js';
@@ -50,7 +51,7 @@ export interface RecallDeps {
   eraser: Eraser;
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
-  master: Buffer;
+  keyring: Keyring;
   now?: () => Date;
   /**
    * Once the recall is done here and audited: passes it on to the peer gateways the dossier was sent to
@@ -109,8 +110,8 @@ export class Recall {
   private readonly now: () => Date;
 
   constructor(private readonly deps: RecallDeps) {
-    this.idKey = deriveKey(deps.master, 'packet-id');
-    this.sealKey = deriveKey(deps.master, 'seal');
+    this.idKey = deps.keyring.packetId;
+    this.sealKey = deps.keyring.seal;
     this.now = deps.now ?? (() => new Date());
   }
 

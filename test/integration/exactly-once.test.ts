@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
+import { Keyring } from '../../gateway/crypto/keyring.js';
 import { loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import { Fanout } from '../../gateway/fanout/fanout.js';
 import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
@@ -40,7 +41,7 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
     audit: new AuditLog(new RedisAuditChain(gw.redis, keys)),
     live: () => live,
     gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
-    master: await loadOrCreateMasterSecret(gw.stateDir),
+    keyring: new Keyring(await loadOrCreateMasterSecret(gw.stateDir)),
   });
 }
 

@@ -6,8 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { pid } from 'node:process';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { isGatewayError } from '../errors/index.js';
 
 export const EXCHANGE_QUEUE = 'exchange';
@@ -32,7 +31,7 @@ export interface ExchangeRetry {
 export class ExchangeQueue {
   readonly queue: Queue<ExchangeJob>;
 
-  constructor(connection: Redis, prefix: string, private readonly retry: ExchangeRetry) {
+  constructor(connection: ConnectionOptions, prefix: string, private readonly retry: ExchangeRetry) {
     this.queue = new Queue<ExchangeJob>(EXCHANGE_QUEUE, { connection, prefix: `${prefix}:bull` });
   }
 
@@ -66,7 +65,7 @@ export class ExchangeQueue {
 export class PermanentExchangeError extends Error {}
 
 export function startExchangeWorker(
-  connection: Redis,
+  connection: ConnectionOptions,
   prefix: string,
   run: (job: ExchangeJob) => Promise<void>,
   onFinalFailure: (job: ExchangeJob, err: Error) => Promise<void>,

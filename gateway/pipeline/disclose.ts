@@ -1,0 +1,125 @@
+/**
+ * Disclose: the step that makes what one recipient may see of a dossier, whoever the recipient is (a
+ * partner, gateway/fanout; another force's gateway, gateway/exchange/outbound.ts). Decide with the
+ * recipient's policy, check its key, replace the subject ids by refs drawn for this packet alone,
+ * redact, and describe the disclosure for the audit trail. A decision or key that blocks the
+ * recipient returns the block and nothing else. Encrypting to the recipient is the caller's (a
+ * partner's packet is encrypted at once, a peer's envelope each time it is sent).
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuditEvent } from '../audit/log.js';
+import type { IndexTerms } from '../audit/index-terms.js';
+import type { RecipientKey } from '../crypto/openpgp.js';
+import type { Dossier } from '../dossier/types.js';
+import type { Agreement, Block, Decision } from '../policy/types.js';
+import { redact } from '../redact/redact.js';
+import { stageSeconds } from '../metrics/metrics.js';
+
+/** What a disclosure says of the agreement it is made under. */
+export function agreementOf(policy: { agreement: Pick<Agreement, 'reference' | 'legalBasis' | 'purpose'> }) {
+  return { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose };
+}
+
+/** Subject id → a ref for this packet alone: one random draw for all the refs. */
+export function drawRefs(dossier: Dossier): Map<string, string> {
+  const random = randomBytes(8 * dossier.subjects.length).toString('hex');
+  return new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
+}
+
+export interface DiscloseTo {
+  dossierId: string;
+  source: string;
+  dossier: Dossier;
+  /** Who receives it, as the audit trail names it (a partner id, `peer:<id>`). */
+  recipient: string;
+  policy: { agreement: Agreement };
+  decide(): Promise<Decision>;
+  /** The recipient's key once the decision lets the dossier go, or why it cannot be used. */
+  key(): Promise<RecipientKey | Block>;
+  pseudonymKey: Buffer;
+  /** Times the redaction (the `redact` stage of the metrics). */
+  measure?: boolean;
+}
+
+export interface Disclosed {
+  revision: string;
+  key: RecipientKey;
+  redacted: Record<string, unknown>;
+  /** The dossier's own subject id of each ref (to map hits back). */
+  byRef: Record<string, string>;
+  /** The disclosure record for the audit trail; `packet` is the packet's (or envelope's) id. */
+  event(action: 'packet.created' | 'exchange.envelope_prepared', packet: string, index?: (subjectIds: string[]) => IndexTerms | undefined): AuditEvent;
+}
+
+export interface Blocked {
+  revision: string;
+  block: Block;
+}
+
+export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
+  const decision = await to.decide();
+  if (decision.block) return { revision: decision.revision, block: decision.block };
+  const key = await to.key();
+  if ('reason' in key) return { revision: decision.revision, block: key };
+
+  const refs = drawRefs(to.dossier);
+  const endRedact = to.measure ? stageSeconds.startTimer({ stage: 'redact' }) : undefined;
+  const { dossier: redacted, disclosed } = redact(to.dossier, decision.plan, { refs, pseudonymKey: to.pseudonymKey });
+  endRedact?.();
+  const { dossierId, policy } = to;
+  return {
+    revision: decision.revision,
+    key,
+    redacted,
+    byRef: Object.fromEntries([...refs].map(([id, ref]) => [ref, id])),
+    event: (action, packet, index) => ({
+      kind: 'disclosure',
+      action,
+      dossier: dossierId,
+      packet,
+      recipient: to.recipient,
+      policyRevision: decision.revision,
+      agreement: agreementOf(policy),
+      fields: disclosed,
+      keyFingerprint: key.fingerprint,
+      source: to.source,
+      // The dossier's purpose is dossier content: the record says where it is, never what it says.
+      justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
+      // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
+      ...(index ? { index: index(disclosedSubjects(to.dossier, redacted, refs)) } : {}),
+    }),
+  };
+}
+
+/** The dossier's own ids of the subjects that made it into the packet (whose refs it carries). */
+function disclosedSubjects(dossier: Dossier, redacted: Record<string, unknown>, refs: Map<string, string>): string[] {
+  const shown = new Set((Array.isArray(redacted.subjects) ? (redacted.subjects as Array<{ id?: unknown }>) : []).map((s) => s.id));
+  return dossier.subjects.filter((s) => shown.has(refs.get(s.id))).map((s) => s.id);
+}
+
+/** A partner packet's plaintext header: what, for whom, until when, under which policy and agreement. */
+export interface PacketHeader {
+  id: string;
+  recipient: string;
+  issuedAt: string;
+  expiresAt: string;
+  classification: Dossier['classification'];
+  handling: Dossier['handling'];
+  policy: { id: string; revision: string };
+  agreement: { reference: string; legalBasis: string; purpose: string };
+}
+
+/** The plaintext of a partner's packet (the contract: `{"packet": {...}, "dossier": {...}}`). */
+export function packetPlaintext(h: { id: string; recipient: string; issuedAt: Date; expiresAt: Date; dossier: Dossier; revision: string; policy: { agreement: Agreement } }, redacted: Record<string, unknown>): string {
+  const packet: PacketHeader = {
+    id: h.id,
+    recipient: h.recipient,
+    issuedAt: h.issuedAt.toISOString(),
+    expiresAt: h.expiresAt.toISOString(),
+    classification: h.dossier.classification,
+    handling: h.dossier.handling,
+    policy: { id: h.recipient, revision: h.revision },
+    agreement: agreementOf(h.policy),
+  };
+  return JSON.stringify({ packet, dossier: redacted });
+}
