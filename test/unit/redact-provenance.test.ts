@@ -15,7 +15,8 @@ import { DERIVED_ARRAYS } from '../../gateway/redact/provenance.js';
 import { Decider } from '../../gateway/policy/decide.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { buildPreview } from '../../gateway/governance/preview.js';
-import type { Condition, Operation, Plan, PolicySet } from '../../gateway/policy/types.js';
+import { asPartner } from '../../gateway/exchange/peers.js';
+import type { Condition, Operation, PeerPolicy, Plan, PolicySet } from '../../gateway/policy/types.js';
 import full from '../../examples/dossier-full.json' with { type: 'json' };
 
 const NOW = new Date('2026-11-21T12:00:00Z');
@@ -208,19 +209,29 @@ describe('provenance with the sample policies', () => {
     expect(p.trace[i - 1]).toMatchObject({ scope: 'subject', subjectIndex: 0 });
   });
 
-  it('no partner gets technical or undercover intelligence', async () => {
+  it('no partner and no peer gets technical or undercover intelligence, nor what was derived from it', async () => {
     const d = derived();
     d.subjects[0]!.intelligence![1]!.sourceType = 'technical';
     d.subjects[1]!.intelligence![0]!.sourceType = 'undercover';
-    const decider = new Decider(set);
-    for (const partner of set.partners.keys()) {
-      const decision = await decider.decide(partner, validateDossier(d), NOW);
-      if (decision.block) continue;
-      const text = JSON.stringify(run(d, decision.plan).dossier);
-      for (const v of ['Believed to control rentals', 'Collects debts', '9 Cedar Road', 'Yard 3, Canal Basin', 'CV6 5HY', 'CV1 4LY']) {
-        expect(text, `${partner}: ${v}`).not.toContain(v);
+    // Peers are decided as the partners of a derived set sharing gateway.yaml (gateway/exchange/peers.ts).
+    const peers: PolicySet = { ...set, partners: new Map([...(set.peerPolicies ?? new Map<string, PeerPolicy>())].map(([id, p]) => [id, asPartner(p)])) };
+    expect(peers.partners.size).toBeGreaterThan(0);
+    const delivered = new Set<string>();
+    for (const [recipients, decider] of [
+      [set.partners.keys(), new Decider(set)],
+      [peers.partners.keys(), new Decider(peers)],
+    ] as const) {
+      for (const partner of recipients) {
+        const decision = await decider.decide(partner, validateDossier(d), NOW);
+        if (decision.block) continue;
+        delivered.add(partner);
+        const text = JSON.stringify(run(d, decision.plan).dossier);
+        for (const v of ['Believed to control rentals', 'Collects debts', '9 Cedar Road', 'Yard 3, Canal Basin', 'CV6 5HY', 'CV1 4LY']) {
+          expect(text, `${partner}: ${v}`).not.toContain(v);
+        }
       }
     }
+    expect([...peers.partners.keys(), 'council-housing', 'dvla'].filter((r) => !delivered.has(r))).toEqual([]);
   });
 });
 
