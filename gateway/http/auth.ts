@@ -1,4 +1,8 @@
-/** Bearer authentication and role checks. Failures are audited without the token. */
+/**
+ * Bearer authentication and role checks. Failures are audited without the token, one record per
+ * address per rate-limit window (the first failure opens it; the rest are counted in Redis, not
+ * written), so an unauthenticated sender cannot grow the trail without bound.
+ */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AuditLog } from '../audit/log.js';
 import type { Client, ClientRegistry, ClientRole } from '../config/clients.js';
@@ -15,15 +19,16 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{1,256})$/;
 
 /**
  * Checks the bearer token (in memory), then, with rate limits, settles both budgets in one Redis call:
- * an address that used up its failed attempts gets 429 whatever token it shows (so a guess that
- * happens to be right is not told apart), a failure costs the address a slot, and a valid client
- * spends one request of its own budget.
+ * a request without a valid token costs its address a slot, and once the address has used up its
+ * failed attempts such requests get 429; a valid client spends one request of its own budget and is
+ * never refused for its address's failures (behind a proxy that address is everyone's).
  */
 export function authenticate(registry: () => ClientRegistry, audit: AuditLog, limits?: RateLimits): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     const match = header ? BEARER.exec(header) : null;
     const client = match ? registry().authenticate(match[1]!) : undefined;
+    let firstFailureThisWindow = true; // without rate limits there is no window: every failure is recorded
     if (limits) {
       let check: RateCheck;
       try {
@@ -39,11 +44,14 @@ export function authenticate(registry: () => ClientRegistry, audit: AuditLog, li
         return;
       }
       if (check.outcome === 'ok') res.setHeader('RateLimit-Remaining', String(check.remaining));
+      if (check.outcome === 'failed') firstFailureThisWindow = check.failures === 1;
     }
     if (!client) {
-      void audit
-        .append({ kind: 'auth_failure', action: 'auth.failed', reason: header ? 'unknown_token' : 'no_token', route: `${req.method} ${req.baseUrl}${req.route?.path ?? ''}`, remote: req.ip })
-        .catch(() => undefined);
+      if (firstFailureThisWindow) {
+        void audit
+          .append({ kind: 'auth_failure', action: 'auth.failed', reason: header ? 'unknown_token' : 'no_token', route: `${req.method} ${req.baseUrl}${req.route?.path ?? ''}`, remote: req.ip })
+          .catch(() => undefined);
+      }
       next(new GatewayError('unauthenticated', header ? 'The bearer token is not valid' : 'A bearer token is required'));
       return;
     }

@@ -1,9 +1,12 @@
 /**
  * Rate limits kept in Redis, so every api process shares them: requests per client per minute, and
- * failed authentications per remote address (a brute-force guess costs a slot too; an address over its
- * budget is refused for a minute whatever token it shows). Both are settled by one script per request,
- * after the token has been checked in memory. Over a limit: 429 with Retry-After. If Redis cannot
- * answer, the request is refused (503), never let through.
+ * failed authentications per remote address (a brute-force guess costs a slot; an address over its
+ * budget has its unauthenticated attempts refused for a minute). A valid token is never refused for
+ * its address's failures: behind a proxy every client shares one address, and an unauthenticated
+ * sender must not be able to lock them all out (a 256-bit token is not found by guessing at 30 a
+ * minute anyway). Both budgets are settled by one script per request, after the token has been checked
+ * in memory. Over a limit: 429 with Retry-After. If Redis cannot answer, the request is refused (503),
+ * never let through.
  */
 import { GatewayError } from '../errors/index.js';
 import type { RateCheck, RateLimitStore } from '../store/ratelimit.js';
@@ -19,7 +22,7 @@ export interface RateLimitOptions {
 }
 
 const WINDOW_MS = 60_000;
-/** How long an address that used up its failures is refused. */
+/** How long an address that used up its failures has its unauthenticated attempts refused. */
 const BLOCK_MS = 60_000;
 
 export class RateLimits {

@@ -1,7 +1,8 @@
 /**
  * Rate-limit counters in Redis, so every api process shares them: requests per client per window, and
- * failed authentications per remote address (an address over its budget is blocked for a while). One
- * script per request settles both (store/scripts/ratelimit-check.lua).
+ * failed authentications per remote address (an address over its budget has its unauthenticated
+ * attempts blocked for a while; valid tokens from it still pass). One script per request settles both
+ * (store/scripts/ratelimit-check.lua).
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
@@ -12,17 +13,21 @@ const CHECK = loadScript('ratelimit-check');
 export interface RateLimitBudget {
   /** Requests per client per window. */
   perClient: number;
-  /** Failed authentications per address per window before the address is blocked. */
+  /** Failed authentications per address per window before the address's unauthenticated attempts are blocked. */
   authFailures: number;
   windowMs: number;
   /** How long an address that used up its failures is blocked. */
   blockMs: number;
 }
 
-export type RateCheck = { outcome: 'ok'; remaining: number } | { outcome: 'failed' } | { outcome: 'blocked' | 'limited'; retryAfterMs: number };
+/** `failed`: `failures` is the address's count this window including this one (1 opens a new window). */
+export type RateCheck = { outcome: 'ok'; remaining: number } | { outcome: 'failed'; failures: number } | { outcome: 'blocked' | 'limited'; retryAfterMs: number };
 
 export interface RateLimitStore {
-  /** Counts one request against its client (`clientId`), or without a valid token a failure against its address. */
+  /**
+   * Counts one request against its client (`clientId`), or without a valid token a failure against
+   * its address; only the latter can be `blocked`.
+   */
   check(address: string, clientId: string | undefined, budget: RateLimitBudget): Promise<RateCheck>;
 }
 
@@ -44,7 +49,7 @@ export class RedisRateLimits implements RateLimitStore {
       clientId === undefined ? '0' : '1',
     )) as [string, number];
     if (outcome === 'ok') return { outcome, remaining: n };
-    if (outcome === 'failed') return { outcome };
+    if (outcome === 'failed') return { outcome, failures: n };
     return { outcome: outcome as 'blocked' | 'limited', retryAfterMs: Math.max(0, n) };
   }
 }

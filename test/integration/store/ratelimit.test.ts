@@ -17,14 +17,16 @@ describe('RedisRateLimits', () => {
     expect(await limits.check('10.0.0.1', 'client-b', budget)).toEqual({ outcome: 'ok', remaining: 1 });
   });
 
-  it('counts failed authentications per address and then blocks the address, whatever token it shows', async () => {
+  it('counts failed authentications per address and then blocks its unauthenticated attempts; valid clients still pass', async () => {
     const limits = new RedisRateLimits(f.redis, f.keys);
-    expect(await limits.check('10.0.0.9', undefined, budget)).toEqual({ outcome: 'failed' });
-    expect(await limits.check('10.0.0.9', undefined, budget)).toEqual({ outcome: 'failed' });
-    const blocked = await limits.check('10.0.0.9', 'client-c', budget);
+    expect(await limits.check('10.0.0.9', undefined, budget)).toEqual({ outcome: 'failed', failures: 1 });
+    expect(await limits.check('10.0.0.9', undefined, budget)).toEqual({ outcome: 'failed', failures: 2 });
+    const blocked = await limits.check('10.0.0.9', undefined, budget);
     expect(blocked.outcome).toBe('blocked');
     expect(blocked.outcome === 'blocked' && blocked.retryAfterMs).toBeGreaterThan(20_000);
     expect(blocked.outcome === 'blocked' && blocked.retryAfterMs).toBeLessThanOrEqual(30_000);
-    expect(await f.redis.exists(f.keys.rateClient('client-c'))).toBe(0);
+    expect(await f.redis.get(f.keys.rateAuthFailures('10.0.0.9'))).toBe('2'); // a blocked attempt is not counted again
+    expect(await limits.check('10.0.0.9', 'client-c', budget)).toEqual({ outcome: 'ok', remaining: 1 });
+    expect(await f.redis.get(f.keys.rateAuthFailures('10.0.0.9'))).toBe('2');
   });
 });
