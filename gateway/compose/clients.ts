@@ -1,6 +1,7 @@
 /**
- * The client registry: who may call the API, with which token and roles. Loaded at start-up (the sample
- * credentials file is refused in production), then kept current: a change to the file (polled every
+ * The client registry: who may call the API, with which token and roles. Loaded at start-up (in
+ * production the sample credentials file, and any published sample token whatever file holds it, are
+ * refused: config/demo-material.ts), then kept current: a change to the file (polled every
  * CORDON_CLIENTS_POLL_MS, 2 s by default) or SIGHUP reloads it. The SIGHUP listener is registered here, before the policy reloader's
  * (services.ts), so on SIGHUP the credentials are reloaded first, then the policies.
  * Callers read the registry through the returned function, never a captured copy, so a reload is seen
@@ -8,6 +9,7 @@
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { ClientRegistry, loadClientsFile } from '../config/clients.js';
+import { refuseSampleTokens } from '../config/demo-material.js';
 import { GatewayError } from '../errors/index.js';
 import type { Wiring } from './context.js';
 
@@ -16,6 +18,7 @@ export async function watchClients({ config, logger, closers }: Wiring): Promise
   if (clientsFile.sample && config.production) {
     throw new GatewayError('config_invalid', `${config.clientsFile} is the sample credentials file: set CORDON_CLIENTS to your own in production`);
   }
+  if (config.production) refuseSampleTokens(config.clientsFile, clientsFile.clients);
   let registry = new ClientRegistry(clientsFile);
   // New clients (`cordon clients add`) and rotated tokens take effect without a restart; a broken
   // file is refused and the last good registry stays in force.
@@ -23,6 +26,7 @@ export async function watchClients({ config, logger, closers }: Wiring): Promise
     try {
       const next = await loadClientsFile(config.clientsFile);
       if (next.sample && config.production) throw new GatewayError('config_invalid', 'sample credentials refused in production');
+      if (config.production) refuseSampleTokens(config.clientsFile, next.clients);
       registry = new ClientRegistry(next);
       logger.info({ clients: next.clients.length }, 'clients file reloaded');
     } catch (err) {

@@ -3,10 +3,12 @@
  * before the shared services because every one of them decides against it. It is held in one slot,
  * swapped whole by the policy reloader (services.ts); every consumer reads it through `live()`, never a
  * captured copy, so a job always sees one consistent set and a reload is seen by the next one. Partner
- * keys that cannot be used are reported here, not fatal: only their deliveries are blocked.
+ * keys that cannot be used are reported here, not fatal: only their deliveries are blocked. In
+ * production a set pinning a published test key stops start-up (config/demo-material.ts).
  */
 import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
 import { parseRecipientKey } from '../crypto/openpgp.js';
+import { refuseDemoKeys } from '../config/demo-material.js';
 import { setPolicyRevision } from '../metrics/metrics.js';
 import { buildLiveSet, type LiveSet } from '../policy/live.js';
 import { loadPolicySet } from '../policy/load.js';
@@ -21,6 +23,7 @@ export interface LivePolicies {
 
 export async function loadPolicies({ config, logger }: Wiring, gatewayKey: GatewayKey): Promise<LivePolicies> {
   const set = await loadPolicySet(config.policyDir);
+  if (config.production) refuseDemoKeys(set);
   // Swapped whole by the policy reloader (services.ts); every consumer reads it through a closure.
   let live: LiveSet<RecipientKey> = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
   for (const [id, k] of live.keys) {

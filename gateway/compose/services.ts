@@ -9,6 +9,7 @@
  * api.ts), and the api role hands its dossier queue back through `useDossierQueue`.
  */
 import type { AuditLog } from '../audit/log.js';
+import { refuseDemoKeys } from '../config/demo-material.js';
 import { Keyring } from '../crypto/keyring.js';
 import { parseRecipientKey, type RecipientKey } from '../crypto/openpgp.js';
 import { GatewayError } from '../errors/index.js';
@@ -19,6 +20,7 @@ import { HitsModule } from '../hits/module.js';
 import { Mailbox } from '../mailbox/mailbox.js';
 import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
 import type { LiveSet } from '../policy/live.js';
+import { loadPolicySet } from '../policy/load.js';
 import { PolicyReloader } from '../policy/reloader.js';
 import type { DossierQueue } from '../queue/queue.js';
 import { Recall } from '../recall/recall.js';
@@ -74,6 +76,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     current: live,
     apply: policies.replace,
     parseKey: (armored, fp) => parseRecipientKey(armored, fp),
+    // In production a set pinning a published test key is refused like an invalid one.
+    ...(config.production ? { load: async (dir: string) => refuseDemoKeys(await loadPolicySet(dir)) } : {}),
     audit,
     logger,
     onOutcome: (o) => {

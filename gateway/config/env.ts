@@ -33,8 +33,13 @@ export interface Config {
   clientsPollMs: number;
   stateDir: string;
   role: Role;
-  /** NODE_ENV=production: refuse sample credentials and an evicting Redis instead of warning. */
+  /**
+   * NODE_ENV=production: refuse sample credentials, published test keys (config/demo-material.ts), an
+   * evicting Redis and an API without TLS instead of warning.
+   */
   production: boolean;
+  /** `CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1`: a TLS proxy is in front, so production may serve plain HTTP. */
+  allowPlaintextBehindProxy: boolean;
   /** Prefix of every Redis key and BullMQ queue, so several gateways or test runs can share one Redis. */
   redisPrefix: string;
   bodyLimitBytes: number;
@@ -88,11 +93,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   for (const [name, setting] of Object.entries(configSchema.properties)) {
     const field = setting['x-field'];
     const value = values[name];
-    // Derived below: NODE_ENV is a switch, and the two TLS files are read together.
-    if (value === undefined || field === 'production' || field === 'tls') continue;
+    // Derived below: NODE_ENV and the plaintext allowance are switches, and the two TLS files are read together.
+    if (value === undefined || field === 'production' || field === 'allowPlaintextBehindProxy' || field === 'tls') continue;
     settings[field] = setting['x-path'] ? path.resolve(cwd, String(value)) : value;
   }
   settings.production = values.NODE_ENV === 'production';
+  settings.allowPlaintextBehindProxy = values.CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY === '1';
   settings.clientsFile ??= path.join(settings.policyDir as string, 'clients.sample.yaml');
   const bad = new Set(problems.map((p) => p.variable));
   if (!bad.has('CORDON_HEADERS_TIMEOUT_MS') && !bad.has('CORDON_REQUEST_TIMEOUT_MS') && (settings.requestTimeoutMs as number) < (settings.headersTimeoutMs as number)) {
@@ -103,6 +109,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (certVar !== undefined && keyVar !== undefined && !bad.has('CORDON_TLS_CERT') && !bad.has('CORDON_TLS_KEY')) {
     const tls = serverTls(path.resolve(cwd, String(certVar)), path.resolve(cwd, String(keyVar)), problems);
     if (tls) settings.tls = tls;
+  }
+  // Bearer tokens and dossiers must not cross the network in clear: a production API listens on HTTPS,
+  // or says a TLS proxy is in front. A worker-only process serves no API.
+  if (settings.production && settings.role !== 'worker' && certVar === undefined && !settings.allowPlaintextBehindProxy && !bad.has('CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY')) {
+    problems.push({ variable: 'CORDON_TLS_CERT', message: 'production needs TLS: set CORDON_TLS_CERT and CORDON_TLS_KEY, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1 when a TLS-terminating proxy is in front' });
   }
   if (problems.length) throw configError(problems);
   return deepFreeze(settings as unknown as Config);

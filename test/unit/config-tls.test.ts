@@ -87,4 +87,19 @@ describe('CORDON_TLS_CERT and CORDON_TLS_KEY', () => {
       message: expect.stringMatching(/^CORDON_TLS_KEY: .*other\.key is not the private key of the certificate in CORDON_TLS_CERT/),
     });
   });
+
+  it('production: an api process needs TLS, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1 for a TLS proxy in front', () => {
+    for (const role of ['all', 'api']) {
+      expect(configError({ NODE_ENV: 'production', CORDON_ROLE: role })).toMatchObject({
+        code: 'config_invalid',
+        message: expect.stringMatching(/^production needs TLS: set CORDON_TLS_CERT and CORDON_TLS_KEY, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1/),
+        details: [{ path: 'CORDON_TLS_CERT' }],
+      });
+    }
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_TLS_CERT: 'server.crt', CORDON_TLS_KEY: 'server.key' }, dir).tls).toBeDefined();
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: '1' }, dir)).toMatchObject({ production: true, allowPlaintextBehindProxy: true });
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_ROLE: 'worker' }, dir).tls).toBeUndefined(); // a worker serves no API
+    expect(loadConfig({}, dir)).toMatchObject({ production: false, allowPlaintextBehindProxy: false }); // development: plain HTTP is fine
+    expect(configError({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: 'yes' }).message).toBe('CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY must be one of 0, 1, not "yes"');
+  });
 });
