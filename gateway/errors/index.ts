@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'classification_refused',
   'idempotency_key_invalid',
   'idempotency_key_reused',
+  'path_invalid',
   // authentication and authorisation
   'unauthenticated',
   'forbidden',

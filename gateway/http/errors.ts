@@ -6,6 +6,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_json: 400,
   schema_violation: 400,
   idempotency_key_invalid: 400,
+  path_invalid: 400,
   classification_refused: 422,
   idempotency_key_reused: 422,
   unsupported_media_type: 415,
@@ -93,9 +94,29 @@ function isRedisDown(err: unknown): boolean {
   );
 }
 
+/**
+ * The router decodes route parameters with decodeURIComponent, which throws URIError on a malformed
+ * `%`-escape (`/v1/packets/%E0%A4%A`): the client's mistake, answered 400 naming the path segment,
+ * not an internal error with a stack trace in the log. The segment is not echoed (it is free input).
+ */
+function fromBadEscape(req: Request): GatewayError {
+  const segments = req.path.split('/');
+  const bad = segments.findIndex((s) => {
+    try {
+      decodeURIComponent(s);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  const where = bad < 0 ? 'the path' : `path segment ${bad}`;
+  return new GatewayError('path_invalid', 'The request path has a malformed %-escape', [{ path: bad < 0 ? 'path' : `path[${bad}]`, message: `${where} is not valid percent-encoding (UTF-8)` }]);
+}
+
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   let gw: GatewayError;
   if (err instanceof GatewayError) gw = err;
+  else if (err instanceof URIError) gw = fromBadEscape(req);
   else if (err && typeof err === 'object' && 'type' in err && fromBodyParser(err)) gw = fromBodyParser(err)!;
   else if (isRedisDown(err)) gw = new GatewayError('store_unavailable', 'The gateway store is unavailable; try again shortly');
   else gw = new GatewayError('internal', 'Internal error');

@@ -2,6 +2,7 @@
  * Every kind of bad input gets a specific JSON error with the right status, and changes nothing:
  * no dossier stored, nothing queued, nothing in any mailbox.
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, dumpKeys, fixture, startTestGateway, TOKENS, type TestGateway } from '../helpers/gateway.js';
 
@@ -16,8 +17,8 @@ afterAll(async () => {
 });
 
 /** Keys that only exist once something was accepted (the audit and policy keys are expected). */
-async function storedWork(): Promise<string[]> {
-  const keys = [...(await dumpKeys(gw.redis, gw.prefix)).keys()];
+async function storedWork(on: TestGateway = gw): Promise<string[]> {
+  const keys = [...(await dumpKeys(on.redis, on.prefix)).keys()];
   // Audit records, rate-limit counters and the queue's metadata are expected; nothing else may exist.
   return keys.filter((k) => !k.includes(':audit:') && !k.includes(':rl:') && !k.endsWith(':bull:dossiers:meta'));
 }
@@ -127,6 +128,27 @@ describe('routes', () => {
     expectError(await api(gw.url, 'GET', '/v1/dossiers/dos_doesnotexist', source), 404, 'not_found');
     expectError(await api(gw.url, 'GET', '/v1/packets/pkt_doesnotexist', TOKENS['dvla']), 404, 'not_found');
     expectError(await api(gw.url, 'GET', '/v1/packets/../../etc', TOKENS['dvla']), 404, 'not_found');
+  });
+
+  it('a malformed %-escape in a route parameter → 400 path_invalid naming the segment, logged without a stack trace', async () => {
+    const lines: string[] = [];
+    const logged = await startTestGateway({ role: 'api' }, pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }));
+    try {
+      const before = await storedWork(logged);
+      for (const [method, route, token] of [
+        ['GET', '/v1/packets/%E0%A4%A', TOKENS['dvla']],
+        ['GET', '/v1/dossiers/dos_%ZZ/hits', source],
+        ['POST', '/v1/packets/%/ack', TOKENS['dvla']],
+      ] as const) {
+        const res = await api(logged.url, method, route, token);
+        expectError(res, 400, 'path_invalid');
+        expect(res.json.error.details).toEqual([{ path: 'path[3]', message: 'path segment 3 is not valid percent-encoding (UTF-8)' }]);
+      }
+      expect(lines.join('')).not.toMatch(/URIError|"stack"|request failed/);
+      expect(await storedWork(logged)).toEqual(before);
+    } finally {
+      await logged.stop();
+    }
   });
 
   it('partners toolkit lists the six sample partners with their agreements', async () => {
