@@ -53,6 +53,12 @@ export interface HttpDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
+/** The path of a request URL, its query string cut off. */
+function withoutQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
 export function createApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -68,9 +74,10 @@ export function createApp(deps: HttpDeps): express.Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      // Only method, route and status: never headers (tokens) or bodies (personal data).
+      // Only method, path and status: never headers (tokens), bodies (personal data) or the query
+      // string (audit searches carry references and subject ids there).
       serializers: {
-        req: (req: { method: string; url: string; id: unknown }) => ({ id: req.id, method: req.method, url: req.url }),
+        req: (req: { method: string; url: string; id: unknown }) => ({ id: req.id, method: req.method, url: withoutQuery(req.url) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),

@@ -151,6 +151,21 @@ describe('routes', () => {
     }
   });
 
+  it('the access log carries the path, never the query string (audit search terms are there)', async () => {
+    const lines: string[] = [];
+    const logged = await startTestGateway({ role: 'api' }, pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }));
+    try {
+      const res = await api(logged.url, 'GET', '/v1/audit?reference=OP-SECRET-REF-42&subject=s-secret-subject', TOKENS['governance']);
+      expect(res.status).toBe(200);
+      await api(logged.url, 'GET', '/v1/nope?reference=OP-SECRET-REF-42', TOKENS['governance']);
+      const access = lines.map((l) => JSON.parse(l) as { req?: { url?: string } }).filter((l) => l.req);
+      expect(access.map((l) => l.req!.url)).toEqual(expect.arrayContaining(['/v1/audit', '/v1/nope']));
+      expect(lines.join('\n')).not.toMatch(/OP-SECRET-REF-42|s-secret-subject/);
+    } finally {
+      await logged.stop();
+    }
+  });
+
   it('partners toolkit lists the six sample partners with their agreements', async () => {
     const res = await api(gw.url, 'GET', '/v1/partners', TOKENS['dvla']);
     expect(res.status).toBe(200);
