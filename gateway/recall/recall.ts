@@ -13,7 +13,10 @@
  * The dossier's record keeps the recall (reason, time, client) and each partner's notice id or problem,
  * which the source's status shows (status.ts); hits on its packets are refused from step 2 on.
  * Every step is idempotent (notice ids derive from the packet id), so a recall interrupted half-way is
- * completed by sending the same request again.
+ * completed by sending the same request again. Such a repeat changes nothing recorded: the first
+ * recall's time and client stay on the record (and in the notices still to send), and it writes no
+ * second `dossier.recalled` record (the recall happened once; notices and erasures it completes are
+ * audited as they happen).
  */
 import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
@@ -145,21 +148,23 @@ export class Recall {
     if (RECALL_REASONS.includes(state as RecallReason) && !replayed) {
       throw new GatewayError('dossier_recalled', `The dossier was already recalled as "${state}"`);
     }
-    const issuedAt = this.now().toISOString();
+    // A repeat keeps the first recall's time, so notices, peers and later refusals all tell one story.
+    const issuedAt = (replayed && record.recall?.at) || this.now().toISOString();
     const deliveries = await store.deliveries(dossierId);
     const sent = record.partners.filter((p) => deliveries[p]?.packetId);
 
-    await audit.append({
-      kind: 'alteration',
-      action: 'dossier.recalled',
-      actor: client.id,
-      dossier: dossierId,
-      source: record.source,
-      reason: request.reason,
-      recipients: sent,
-      ...(request.note ? { note: 'given; sent sealed in the recall notices only' } : {}),
-      ...(replayed ? { replayed: true } : {}),
-    });
+    if (!replayed) {
+      await audit.append({
+        kind: 'alteration',
+        action: 'dossier.recalled',
+        actor: client.id,
+        dossier: dossierId,
+        source: record.source,
+        reason: request.reason,
+        recipients: sent,
+        ...(request.note ? { note: 'given; sent sealed in the recall notices only' } : {}),
+      });
+    }
     const marked = await this.deps.store.markRecalled(dossierId, request.reason, { reason: request.reason, at: issuedAt, by: client.id });
     if (!marked) throw new GatewayError('not_found', 'No such dossier');
 

@@ -131,7 +131,10 @@ export class DossierStore {
     };
   }
 
-  /** Marks a stored dossier recalled (`withdrawn` or `corrected`); false when its record is gone. */
+  /**
+   * Marks a stored dossier recalled (`withdrawn` or `corrected`); false when its record is gone. A mark
+   * already there (the first recall's time and client) is kept.
+   */
   async markRecalled(id: string, state: DossierState, mark: { reason: string; at: string; by: string }): Promise<boolean> {
     return (await evalScript(this.redis, MARK_RECALLED, 1, this.keys.dossier(id), state, JSON.stringify({ reason: mark.reason, at: mark.at, by: mark.by }))) === 1;
   }

@@ -120,10 +120,18 @@ describe('POST /v1/dossiers/:id/recall', () => {
     expect(dump).not.toContain('Okafor');
   });
 
-  it('sent again for the same reason it completes without duplicates; another reason is refused', async () => {
+  it('sent again for the same reason it completes without duplicates and changes nothing recorded; another reason is refused', async () => {
+    const statusBefore = (await api(gw.url, 'GET', `/v1/dossiers/${id}`, FORCE)).json.recall;
+    const recordsBefore = (await auditOf()).filter((r) => r.dossier === id).length;
+    await new Promise((r) => setTimeout(r, 5)); // a repeat at another time, by another client of the force
     const again = await api(gw.url, 'POST', `/v1/dossiers/${id}/recall`, FORCE, { reason: 'withdrawn' });
     expect(again.status).toBe(200);
     expect(again.json.replayed).toBe(true);
+    expect(again.json.recall).toEqual(result.recall); // the first recall's time
+    expect((await api(gw.url, 'GET', `/v1/dossiers/${id}`, FORCE)).json.recall).toEqual(statusBefore);
+    expect(statusBefore).toMatchObject({ issuedAt: result.recall.issuedAt, by: 'west-midlands-rocu' });
+    const added = (await auditOf()).filter((r) => r.dossier === id).slice(recordsBefore);
+    expect(added.filter((r) => r.action === 'dossier.recalled')).toEqual([]);
     expect(again.json.partners.map((o: any) => o.notice)).toEqual(result.partners.map((o: any) => o.notice));
     expect(again.json.partners.every((o: any) => o.erased === false)).toBe(true);
     const list = await api(gw.url, 'GET', '/v1/packets', TOKENS['hmrc']);
