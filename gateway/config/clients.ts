@@ -78,6 +78,25 @@ export function parseClientsFile(text: string, file: string): ClientsFile {
   return { sample: root.sample === true, clients };
 }
 
+/** The ids a client may speak for: the partners, sources and peers of the policy set. */
+export interface KnownScopes {
+  partner: ReadonlySet<string>;
+  source: ReadonlySet<string>;
+  peer: ReadonlySet<string>;
+}
+
+/** One problem per partner, source or peer a client names that the policy set does not have. */
+export function unknownScopes(client: Client, known: KnownScopes): ErrorDetail[] {
+  const problems: ErrorDetail[] = [];
+  for (const scope of ['partner', 'source', 'peer'] as const) {
+    const id = client[scope];
+    if (id === undefined || known[scope].has(id)) continue;
+    const have = [...known[scope]].sort();
+    problems.push({ path: scope, message: `no ${scope} "${id}" in the policy set (${have.length ? `known: ${have.join(', ')}` : `it has no ${scope}s`})` });
+  }
+  return problems;
+}
+
 export async function loadClientsFile(file: string): Promise<ClientsFile> {
   let text: string;
   try {

@@ -119,4 +119,28 @@ describe('cordon clients add', () => {
     expect(noScope.stdout).toBe('');
     expect(await readFile(clientsFile, 'utf8')).toBe(before);
   });
+
+  it('refuses a partner, source or peer the policy set does not have, naming it, leaving the file unchanged', async () => {
+    const before = await readFile(clientsFile, 'utf8');
+    for (const [scope, id] of [['partner', 'nosuch'], ['source', 'atlantis'], ['peer', 'nowhere']] as const) {
+      const res = cordon('clients', 'add', '--id', `x-${scope}`, '--role', scope, `--${scope}`, id, '--clients', clientsFile, '--policies', policies.dir);
+      expect(res.code).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toContain(`no ${scope} "${id}" in the policy set`);
+    }
+    expect(await readFile(clientsFile, 'utf8')).toBe(before);
+    expect(cordon('clients', 'add', '--id', 'warwickshire-gateway', '--role', 'peer', '--peer', 'warwickshire', '--clients', clientsFile, '--policies', policies.dir).code).toBe(0);
+  });
+
+  it('edits the file in place: comments and every existing entry stay byte for byte, the new one is written alike', async () => {
+    const file = path.join(policies.dir, 'clients-edit.yaml');
+    const original = await readFile(path.join(ROOT, 'policies/clients.sample.yaml'), 'utf8');
+    await writeFile(file, original);
+    const token = cordon('clients', 'add', '--id', 'hmrc-batch', '--role', 'partner', '--partner', 'hmrc', '--clients', file).stdout.trim();
+    const added = await readFile(file, 'utf8');
+    expect(added.startsWith(original)).toBe(true);
+    expect(added.slice(original.length)).toBe(`  - id: hmrc-batch\n    role: partner\n    partner: hmrc\n    tokens: ["${hashToken(token)}"]\n`);
+    const second = cordon('clients', 'rotate', '--id', 'hmrc-batch', '--clients', file).stdout.trim();
+    expect((await readFile(file, 'utf8')).slice(original.length)).toBe(`  - id: hmrc-batch\n    role: partner\n    partner: hmrc\n    tokens: ["${hashToken(token)}", "${hashToken(second)}"]\n`);
+  });
 });
