@@ -22,6 +22,7 @@ import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Agreement, PartnerPolicy } from '../policy/types.js';
 import { agreementStatus, type AgreementStatus } from '../policy/agreement.js';
+import { refuseControlCharacters } from './detail-text.js';
 import { hitItems, matchTokens } from './links.js';
 import type { HitStore, StoredHit } from './store.js';
 import { isRecalled, type DossierStore } from '../store/dossiers.js';
@@ -71,7 +72,9 @@ export class Hits {
     const packet = await this.ownPacket(client, packetId, now);
     await this.refuseRecalled(client, packet);
 
-    const submission = validateHits(format === 'openpgp' ? await this.open(live, packet.partner, body) : body);
+    const opened = format === 'openpgp' ? await this.open(live, packet.partner, body) : body;
+    refuseControlCharacters(opened);
+    const submission = validateHits(opened);
     if (submission.packet !== packet.id) {
       throw new GatewayError('packet_mismatch', 'The submission names another packet than the one it was sent to', [
         { path: '/packet', message: `must be "${packet.id}", the packet in the URL` },

@@ -193,6 +193,35 @@ describe('hits across dossiers and sources', () => {
   });
 });
 
+describe('bad hits', () => {
+  it('control characters (ANSI escapes and the like) in detail → 400 naming each path; tab and newline pass; nothing is stored', async () => {
+    const id = await push(FORCE, fixture('dossier-full.json'));
+    const packet = await packetOf('council-housing', id);
+    const hit = (detail: Record<string, unknown>) => ({ subject: refOf(packet, 'Andrei'), kind: 'address', detail, matchedOn: ['postcode'], confidence: 'possible' });
+    const before = await dumpKeys(gw.redis, prefix);
+    const res = await api(gw.url, 'POST', `/v1/packets/${packet.id}/hits`, TOKENS['council-housing'], {
+      schema: 'cordon.hits/v1',
+      packet: packet.id,
+      hits: [hit({ line1: '1 Elm Street', postcode: 'CV1 1AA' }), hit({ line1: '\u001b[2J\u001b[1;1HAll clear', note: 'fine', bell: 'a\u0007', csi: 'x\u009b31m', cr: 'visible\rhidden' })],
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.error.code).toBe('schema_violation');
+    expect(res.json.error.details.map((d: any) => d.path)).toEqual(['/hits/1/detail/line1', '/hits/1/detail/bell', '/hits/1/detail/csi', '/hits/1/detail/cr']);
+    expect(res.text).not.toContain('All clear');
+    const after = await dumpKeys(gw.redis, prefix);
+    // No hit, link or index written (the fan-out's own queue bookkeeping may still move meanwhile).
+    const changed = [...after.keys()].filter((k) => /hit|link|match/.test(k) && after.get(k) !== before.get(k));
+    expect(changed).toEqual([]);
+    expect(after.has(`${prefix}:dossier:${id}:hits`)).toBe(false);
+    const ok = await api(gw.url, 'POST', `/v1/packets/${packet.id}/hits`, TOKENS['council-housing'], {
+      schema: 'cordon.hits/v1',
+      packet: packet.id,
+      hits: [hit({ line1: '1 Elm Street', postcode: 'CV1 1AA', note: 'two lines:\n\tsecond' })],
+    });
+    expect(ok.status, ok.text).toBe(202);
+  });
+});
+
 describe('fail closed', () => {
   it('if the audit cannot be written, hits are not kept and no bundle goes out (503)', async () => {
     const id = await push(FORCE, fixture('dossier-full.json'));
