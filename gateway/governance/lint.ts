@@ -26,6 +26,7 @@ import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { stableJson } from '../policy/condition.js';
 import { agreementStatus } from '../policy/agreement.js';
 import { applyGateway, applyRules } from '../policy/decide.js';
+import { gatewayFor } from '../policy/non-competent.js';
 import { collectPolicySet } from '../policy/load.js';
 import { loadPolicyTests } from './policy-tests.js';
 import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from '../policy/locate.js';
@@ -304,7 +305,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       checkBasisAndItems(p.file, p.agreement, p.fields, { kind: p.partner.kind, competentAuthority: p.partner.competentAuthority === true }, out);
       await checkKey(p.file, `every delivery to ${p.partner.id} is blocked`, p.partner.key, 'partner.key', o, out);
       // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
-      if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, set.gateway, out);
+      if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, gatewayFor(set.gateway, p.partner.competentAuthority), out);
       checkUnknownIgnored(p, out);
     }
     for (const s of set.sources.values()) {

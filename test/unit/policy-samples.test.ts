@@ -5,6 +5,8 @@
  *  - no potential victim, victim or witness reaches an enforcement partner (council-housing, dvla,
  *    dwp-benefits, hmrc, immigration-enforcement);
  *  - childrens-services receives only known minors;
+ *  - no intelligence graded E reaches anyone, nor graded 3 or D a partner that is not a competent
+ *    authority (council-housing, childrens-services);
  * and each partner still gets what its checks need.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +27,7 @@ const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');
 const PARTNERS = ['council-housing', 'dwp-benefits', 'dvla', 'hmrc', 'immigration-enforcement', 'childrens-services'];
 const ADULTS_ONLY = new Set(['dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+const NOT_COMPETENT = new Set(['council-housing', 'childrens-services']);
 const ENFORCEMENT = new Set(['council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
 
 let set: PolicySet;
@@ -65,6 +68,10 @@ function checkGuarantees(partner: string, d: Dossier, shared: Shared | undefined
   expect(valuesAt(shared.out, 'originator.officer.email')).toEqual([]);
   expect(valuesAt(shared.out, 'subjects[].identifiers.pnc')).toEqual([]);
   expect(valuesAt(shared.out, 'subjects[].intelligence[].sourceType')).not.toContain('CHIS');
+  for (const g of valuesAt(shared.out, 'subjects[].intelligence[].grading') as Array<{ source: number; intelligence: string }>) {
+    expect(g.intelligence, `${partner} got intelligence graded E`).not.toBe('E');
+    if (NOT_COMPETENT.has(partner)) expect(`${g.source}${g.intelligence}`, `${partner} is not a competent authority`).toMatch(/^[12][ABC]$/);
+  }
 }
 
 describe('sample policies on dossier-full.json', () => {
