@@ -24,7 +24,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { stableJson } from '../policy/condition.js';
-import { agreementStatus } from '../policy/agreement.js';
+import { agreementStatus, REVIEW_WARN_DAYS } from '../policy/agreement.js';
 import { applyGateway, applyRules } from '../policy/decide.js';
 import { gatewayFor } from '../policy/non-competent.js';
 import { collectPolicySet } from '../policy/load.js';
@@ -75,8 +75,8 @@ interface LintOptions {
   /** How long before a key expiry to warn; default 30 days. */
   warnDays?: number;
   /**
-   * How long before a review date to warn; default 90 days: renewing an agreement takes both parties'
-   * sign-off, and a quarter is what that takes.
+   * How long before a review date to warn; default REVIEW_WARN_DAYS (90, policy/agreement.ts), the
+   * threshold of the partnership toolkit's `review_due` too.
    */
   reviewWarnDays?: number;
 }
@@ -276,7 +276,7 @@ async function addPositions(dir: string, findings: LintFinding[]): Promise<void>
 // ---- the whole lint ----------------------------------------------------------------------------
 
 export async function lintPolicies(dir: string, options: LintOptions = {}): Promise<LintResult> {
-  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30, reviewWarnDays: options.reviewWarnDays ?? 90 };
+  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30, reviewWarnDays: options.reviewWarnDays ?? REVIEW_WARN_DAYS };
   const out = new Findings();
   // What loads is checked even when other files do not (the gateway would refuse the whole set).
   let set: PolicySet | undefined;
