@@ -25,7 +25,7 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-export function createLogger(level: string): Logger {
+function createLogger(level: string): Logger {
   return pino({
     // An unknown level would make pino throw before the configuration is read; the configuration
     // then refuses it by name (LOG_LEVEL), logged at the default level.

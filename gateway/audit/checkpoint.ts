@@ -17,8 +17,8 @@ import path from 'node:path';
 import { signDetached, verifyDetached, type GatewayKey } from '../crypto/openpgp.js';
 import { canonical } from './canonical.js';
 
-export const CHECKPOINT_STATEMENT_TYPE = 'cordon.audit.checkpoint/v1';
-export const ANCHOR_FILE = 'audit-anchor.json';
+const CHECKPOINT_STATEMENT_TYPE = 'cordon.audit.checkpoint/v1';
+const ANCHOR_FILE = 'audit-anchor.json';
 export const DEFAULT_CHECKPOINT_EVERY = 100;
 
 /** What a checkpoint's signature covers: "record `seq` of this log had hash `hash`". */

@@ -1,7 +1,7 @@
 /**
  * Search terms for "who received data about this dossier / this subject" without storing either in
- * plaintext: keyed HMACs (HMAC-SHA-256 with `deriveKey(master, 'audit-index')`, see crypto/seal
- * `hmacId`). The dossier reference and subject ids are scoped by the source that sent them, so "S1"
+ * plaintext: keyed HMACs (HMAC-SHA-256 with the keyring's `auditIndex`, crypto/keyring.ts, and
+ * crypto/seal.ts `hmacId`). The dossier reference and subject ids are scoped by the source that sent them, so "S1"
  * of one force never matches "S1" of another. Without the gateway's master secret the terms reveal
  * nothing, not even whether two forces used the same reference; with it, a governance query computes
  * the same term and finds the records.

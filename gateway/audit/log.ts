@@ -66,7 +66,7 @@ export function recordHash(record: Record<string, unknown>): string {
 export interface AuditLogOptions {
   /** The clock (tests inject one). Record times never go backwards along the chain. */
   now?: () => Date;
-  /** deriveKey(master, 'audit-index'): enables `terms()`. */
+  /** The keyring's `auditIndex`: enables `terms()`. */
   indexKey?: Buffer;
   /** The gateway key, for signed checkpoints. Without it no checkpoint is written. */
   signer?: CheckpointSigner;

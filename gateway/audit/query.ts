@@ -15,8 +15,8 @@ import type { TermDimension } from './keys.js';
 import { recordHash, type AuditKind, type AuditLog, type AuditRecord } from './log.js';
 
 export { AUDIT_KINDS } from './events.js';
-export const DEFAULT_LIMIT = 100;
-export const MAX_LIMIT = 500;
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 500;
 /** Index entries examined per search at most (then `next` says where to resume). */
 const MAX_SCAN = 20_000;
 const BATCH = 1000;

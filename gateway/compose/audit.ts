@@ -29,6 +29,7 @@ export async function startAuditTrail(
   const audit = new AuditLog(new RedisAuditChain(redis, keys), {
     indexKey: keyring.auditIndex,
     signer: gatewaySigner(gatewayKey),
+    checkpointEvery: config.auditCheckpointEvery,
     stateDir: config.stateDir,
     onBackgroundError: (err) => logger.error({ err: err.message }, 'audit checkpoint or anchor failed'),
   });
@@ -40,7 +41,7 @@ export async function startAuditTrail(
   // A checkpoint on a clean stop, so the trail ends signed; pushed early, it runs after the api and
   // workers have stopped and before Redis is closed.
   closers.push(() => audit.checkpoint('shutdown'));
-  const stopCheckpoints = audit.startCheckpointTimer(10 * 60_000);
+  const stopCheckpoints = audit.startCheckpointTimer(config.auditCheckpointIntervalMs);
   closers.push(async () => stopCheckpoints());
   return audit;
 }

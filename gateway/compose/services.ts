@@ -89,7 +89,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   // Cross-border exchange with peer forces' gateways (gateway/exchange): hits on a peer's dossier go back to it.
   let dossierQueue: DossierQueue | undefined;
   const hitsModule = new HitsModule({
-    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger,
+    redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger, noticeTimeoutMs: config.hitNoticeTimeoutMs,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
   });
@@ -102,6 +102,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     peers: peerDirectory,
     stateDir: config.stateDir,
     forceId: config.forceId,
+    fetchTimeoutMs: config.exchangeTimeoutMs,
+    freshness: { freshnessMs: config.exchangeFreshnessMs, clockSkewMs: config.exchangeClockSkewMs },
     // Opened on first use; its closers, pushed then, run first on shutdown.
     queue: () => {
       if (!exchangeQueue) {

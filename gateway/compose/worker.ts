@@ -28,7 +28,7 @@ export function startWorkerRole({ config, logger, closers }: Wiring, services: S
       await Promise.all([hitsModule.indexer.index(id, source, dossier), exchange.prepare(id, source, dossier)]);
     },
   });
-  retention.start(30_000);
+  retention.start(config.retentionSweepIntervalMs);
   closers.push(() => retention.stop());
   const conn = connectRedisForQueue(redisUrl);
   const worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {

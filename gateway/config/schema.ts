@@ -45,11 +45,11 @@ export interface ConfigProblem {
   message: string;
 }
 
-export const CONFIG_SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
+const CONFIG_SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(CONFIG_SCHEMA_URL, 'utf8')) as ConfigSchema;
 
 /** Variables that belong to Cordon: every CORDON_* variable must be one of the schema's. */
-export const OWN_PREFIX = 'CORDON_';
+const OWN_PREFIX = 'CORDON_';
 
 let validator: ValidateFunction | undefined;
 

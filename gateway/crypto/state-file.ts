@@ -27,7 +27,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Creates the state directory (0700) if absent; tightens its mode if we own it and it is wider. */
-export async function ensureStateDir(stateDir: string): Promise<void> {
+async function ensureStateDir(stateDir: string): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: DIR_MODE });
   await tighten(stateDir, DIR_MODE);
 }

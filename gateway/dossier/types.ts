@@ -30,6 +30,7 @@ type SourceType =
   | 'neighbourhood-officer'
   | 'open-source'
   | 'technical'
+  | 'undercover'
   | 'other';
 
 export type Check =
@@ -93,6 +94,8 @@ export interface Address {
   postcode: string;
   from?: string; // YYYY-MM-DD
   to?: string; // YYYY-MM-DD
+  /** The id of the intelligence item this came from: disclosed only where that item is. */
+  derivedFrom?: string;
 }
 
 interface Vehicle {
@@ -101,6 +104,8 @@ interface Vehicle {
   model?: string;
   colour?: string;
   relationship?: VehicleRelationship;
+  /** The id of the intelligence item this came from: disclosed only where that item is. */
+  derivedFrom?: string;
 }
 
 interface BankAccount {
@@ -113,6 +118,8 @@ interface Business {
   name: string;
   companyNumber?: string;
   role?: string;
+  /** The id of the intelligence item this came from: disclosed only where that item is. */
+  derivedFrom?: string;
 }
 
 interface Benefit {
@@ -182,6 +189,8 @@ interface Location {
   county?: string;
   postcode: string;
   notes?: string;
+  /** The id of the intelligence item this came from: disclosed only where that item is. */
+  derivedFrom?: string;
 }
 
 interface Requests {

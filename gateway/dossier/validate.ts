@@ -168,7 +168,11 @@ function toDetail(error: ErrorObject): (ErrorDetail & { path: string }) | undefi
   }
 }
 
-/** Rules JSON Schema cannot say: subject ids are unique, and associates name another subject of the dossier. */
+/**
+ * Rules JSON Schema cannot say: subject ids are unique, associates name another subject of the dossier,
+ * and a `derivedFrom` names an intelligence item of the dossier (an address from a report nobody can
+ * find would have no provenance to withhold it by).
+ */
 function referenceDetails(dossier: Dossier): ErrorDetail[] {
   const details: ErrorDetail[] = [];
   const firstIndex = new Map<string, number>();
@@ -187,6 +191,28 @@ function referenceDetails(dossier: Dossier): ErrorDetail[] {
       }
     });
   });
+  details.push(...provenanceDetails(dossier));
+  return details;
+}
+
+/** The item arrays that may say which intelligence item they came from (`derivedFrom`). */
+const DERIVED_SUBJECT_ARRAYS = ['addresses', 'vehicles', 'businesses'] as const;
+
+function provenanceDetails(dossier: Dossier): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  const ids = new Set<string>();
+  for (const subject of dossier.subjects) for (const item of subject.intelligence ?? []) ids.add(item.id);
+  const check = (items: ReadonlyArray<{ derivedFrom?: string }> | undefined, at: string) => {
+    items?.forEach((item, j) => {
+      if (item.derivedFrom !== undefined && !ids.has(item.derivedFrom)) {
+        details.push({ path: `${at}/${j}/derivedFrom`, message: 'must be the id of an intelligence item in this dossier', keyword: 'intelligenceRef' });
+      }
+    });
+  };
+  dossier.subjects.forEach((subject, i) => {
+    for (const name of DERIVED_SUBJECT_ARRAYS) check(subject[name], `/subjects/${i}/${name}`);
+  });
+  check(dossier.locations, '/locations');
   return details;
 }
 

@@ -17,7 +17,7 @@ import { PermanentExchangeError, type ExchangeQueue } from '../queue/exchange-qu
 import type { RecallReason } from '../recall/recall.js';
 import type { DossierStore } from '../store/dossiers.js';
 import type { ExchangeStore } from '../store/exchange.js';
-import { sealEnvelope, type EnvelopeHeader } from './envelope.js';
+import { sealEnvelope, type EnvelopeHeader, type Freshness } from './envelope.js';
 import type { PeerDirectory } from './peers.js';
 import { postToPeer } from './tls.js';
 
@@ -48,6 +48,8 @@ export interface ExchangeDeps {
   recall?: (dossierId: string, actor: string, reason: RecallReason) => Promise<{ state: string }>;
   retention?: { schedule(member: string, due: Date): Promise<void> };
   fetchTimeoutMs?: number;
+  /** How long an envelope stays fresh, and how far ahead a peer's clock may be (envelope.ts). */
+  freshness?: Freshness;
 }
 
 /** A peer's 4xx refusal of an envelope, with its error code: not retried. */
@@ -100,7 +102,7 @@ export class ExchangeContext {
 
   /** Seals an envelope from this gateway to the peer of `policy`. */
   seal(type: EnvelopeHeader['type'], id: string, policy: PeerPolicy, key: RecipientKey, body: Record<string, unknown>, inReplyTo?: string) {
-    return sealEnvelope({ type, id, from: this.forceId(), to: policy.peer.force, ...(inReplyTo !== undefined ? { inReplyTo } : {}) }, key, this.deps.gatewayKey, body);
+    return sealEnvelope({ type, id, from: this.forceId(), to: policy.peer.force, ...(inReplyTo !== undefined ? { inReplyTo } : {}) }, key, this.deps.gatewayKey, body, this.deps.freshness);
   }
 
   /**

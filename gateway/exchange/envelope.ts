@@ -12,9 +12,18 @@ import { decryptAndVerify, encryptAndSign, type GatewayKey, type RecipientKey } 
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { PeerPolicy } from '../policy/types.js';
 
-/** An envelope older than this (or issued further than CLOCK_SKEW_MS in the future) is refused. */
+/**
+ * An envelope older than this (or issued further than CLOCK_SKEW_MS in the future) is refused. The
+ * defaults of CORDON_EXCHANGE_FRESHNESS_MS and CORDON_EXCHANGE_CLOCK_SKEW_MS (config/env.ts).
+ */
 export const FRESHNESS_MS = 10 * 60_000;
 export const CLOCK_SKEW_MS = 2 * 60_000;
+
+export interface Freshness {
+  freshnessMs: number;
+  clockSkewMs: number;
+}
+const DEFAULT_FRESHNESS: Freshness = { freshnessMs: FRESHNESS_MS, clockSkewMs: CLOCK_SKEW_MS };
 const MAX_PLAINTEXT_BYTES = 4 * 1024 * 1024;
 
 export interface EnvelopeHeader {
@@ -57,6 +66,7 @@ export async function sealEnvelope(
   key: RecipientKey,
   gatewayKey: GatewayKey,
   body: Record<string, unknown>,
+  freshness: Freshness = DEFAULT_FRESHNESS,
 ): Promise<{ header: EnvelopeHeader; message: string }> {
   const now = new Date();
   const full: EnvelopeHeader = {
@@ -65,7 +75,7 @@ export async function sealEnvelope(
     from: header.from,
     to: header.to,
     issuedAt: now.toISOString(),
-    expiresAt: new Date(now.getTime() + FRESHNESS_MS).toISOString(),
+    expiresAt: new Date(now.getTime() + freshness.freshnessMs).toISOString(),
     ...(header.inReplyTo !== undefined ? { inReplyTo: header.inReplyTo } : {}),
   };
   const message = await encryptAndSign(JSON.stringify({ envelope: { ...full, ...pick(body, ['policy', 'agreement']) }, ...omit(body, ['policy', 'agreement']) }), key, gatewayKey, now);
@@ -97,7 +107,7 @@ export async function openEnvelope(armored: unknown, gatewayKey: GatewayKey, pee
  * peer whose credential sent it, is addressed to this gateway's force (`me`, undefined when that is
  * not configured), and is fresh. Every problem is reported at once (`envelope_invalid`).
  */
-export function checkHeader(raw: unknown, policy: PeerPolicy, me: string | undefined, now = Date.now()): EnvelopeHeader {
+export function checkHeader(raw: unknown, policy: PeerPolicy, me: string | undefined, now = Date.now(), freshness: Freshness = DEFAULT_FRESHNESS): EnvelopeHeader {
   const problems = new Map<string, string>();
   const add = (path: string, message: string) => {
     if (!problems.has(path)) problems.set(path, message);
@@ -108,7 +118,7 @@ export function checkHeader(raw: unknown, policy: PeerPolicy, me: string | undef
   if (me === undefined || e.to !== me) add('/envelope/to', `is addressed to another gateway (this is "${me ?? 'unconfigured'}")`);
   const issued = typeof e.issuedAt === 'string' ? Date.parse(e.issuedAt) : NaN;
   const expires = typeof e.expiresAt === 'string' ? Date.parse(e.expiresAt) : NaN;
-  if (!Number.isFinite(issued) || issued > now + CLOCK_SKEW_MS || issued < now - FRESHNESS_MS) add('/envelope/issuedAt', 'is not fresh (stale, in the future, or missing)');
+  if (!Number.isFinite(issued) || issued > now + freshness.clockSkewMs || issued < now - freshness.freshnessMs) add('/envelope/issuedAt', 'is not fresh (stale, in the future, or missing)');
   if (!Number.isFinite(expires) || expires <= now) add('/envelope/expiresAt', 'has passed');
   if (problems.size) {
     const rank = (path: string) => (ORDER.indexOf(path) + ORDER.length + 1) % (ORDER.length + 1);

@@ -64,7 +64,7 @@ export class Inbound {
     } catch {
       /* reported by the header check */
     }
-    const header = checkHeader(doc?.envelope, policy, me);
+    const header = checkHeader(doc?.envelope, policy, me, Date.now(), this.cx.deps.freshness);
     if (header.type === 'dossier') return this.receiveDossier(clientId, peerId, policy, header, doc.dossier);
     if (header.type === 'recall') return this.recalls.receive(clientId, peerId, policy, header, doc as Record<string, unknown>);
     return this.hits.receive(clientId, peerId, policy, header, doc.hits);

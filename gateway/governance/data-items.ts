@@ -32,7 +32,7 @@ export interface FieldFamily {
 const subject = (...p: string[]) => p.map((x) => `subjects[].${x}`);
 
 /** In order: a family whose words match takes them out of the item before the next looks (the group's name is not a person's). */
-export const FIELD_FAMILIES: readonly FieldFamily[] = [
+const FIELD_FAMILIES: readonly FieldFamily[] = [
   { id: 'group', label: "the group's details", words: /\b(?:the )?group(?:'s)?\s+(?:name|details|crime types|areas|ocgm)[^;]*|\b(?:name|details|crime types|areas) of the group\b/i, paths: ['group'] },
   { id: 'role', label: "each person's role", words: /\broles? in the (?:group|dossier)\b(?:\s*\([^)]*\))?|\bcategor(?:y|ies) of (?:person|subject)s?\b/i, paths: subject('role') },
   { id: 'aliases', label: 'aliases', words: /\baliases\b/i, paths: subject('name.aliases') },
@@ -92,7 +92,7 @@ export function familiesOfItem(item: string): FieldFamily[] {
 }
 
 /** The family a granted path belongs to, or undefined for administrative fields. */
-export function familyOfPath(path: string): FieldFamily | undefined {
+function familyOfPath(path: string): FieldFamily | undefined {
   return FIELD_FAMILIES.find((f) => f.paths.some((p) => belongs(path, p)));
 }
 

@@ -23,6 +23,7 @@ import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
 import { validateDossier } from '../dossier/validate.js';
 import { redact, type Disclosure } from '../redact/redact.js';
+import type { Withheld } from '../redact/provenance.js';
 import type { Decider } from '../policy/decide.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PolicySet, TraceEntry } from '../policy/types.js';
@@ -108,7 +109,7 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
 
   const subjects = Array.isArray(dossier.subjects) ? dossier.subjects : [];
   const refs = new Map(subjects.map((s, i) => [s.id, previewRef(i)]));
-  const { dossier: redacted, disclosed } = redact(dossier, decision.plan, { refs, pseudonymKey: previewPseudonymKey(partner) });
+  const { dossier: redacted, disclosed, withheld } = redact(dossier, decision.plan, { refs, pseudonymKey: previewPseudonymKey(partner) });
   const plaintext: PreviewPlaintext = {
     packet: {
       id: PREVIEW_PACKET_ID,
@@ -126,7 +127,29 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
   subjects.forEach((s, i) => {
     if (decision.plan.subjects[i] != null) shared.push({ subjectIndex: i, subject: s.id, ref: previewRef(i) });
   });
-  return { ...head, blocked: null, plaintext, trace: decision.trace, disclosed, refs: shared, notes: NOTES };
+  const trace = withheld.length === 0 ? decision.trace : withProvenance(decision.trace, withheld, subjects);
+  return { ...head, blocked: null, plaintext, trace, disclosed, refs: shared, notes: NOTES };
+}
+
+/**
+ * The trace with a `provenance → withhold` line for each item withheld because the intelligence it came
+ * from is not in the packet, each after the last line of its own subject (or of the dossier).
+ */
+function withProvenance(trace: TraceEntry[], withheld: Withheld[], subjects: Dossier['subjects']): TraceEntry[] {
+  const out = [...trace];
+  for (const w of withheld) {
+    const scope = w.subjectIndex === undefined ? { scope: 'dossier' as const } : { scope: 'subject' as const, subject: subjects[w.subjectIndex]?.id ?? '', subjectIndex: w.subjectIndex };
+    const entry: TraceEntry = { rule: 'provenance', ...scope, path: w.path, op: 'withhold', note: w.reason };
+    let at = out.length;
+    for (let k = out.length - 1; k >= 0; k--) {
+      if (out[k]!.scope === entry.scope && out[k]!.subjectIndex === entry.subjectIndex) {
+        at = k + 1;
+        break;
+      }
+    }
+    out.splice(at, 0, entry);
+  }
+  return out;
 }
 
 // ---- the use case ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ export interface HitsDeps {
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
   sealKey: Buffer;
-  /** Key for hit ids (deduplication), e.g. `deriveKey(master, 'hit-id')`. */
+  /** Key for hit ids (deduplication), the keyring's `hitId`. */
   idKey: Buffer;
   /** Largest decrypted submission accepted (the JSON body limit applies to the armored message). */
   maxPlaintextBytes?: number;

@@ -98,7 +98,7 @@ export function dossierItems(dossierId: string, dossier: Pick<Dossier, 'subjects
 }
 
 /** Field names (case-insensitive) read from a hit's flat detail. */
-export const HIT_FIELDS = Object.freeze({
+const HIT_FIELDS = Object.freeze({
   line1: ['line1', 'addressLine1', 'address_line1'],
   postcode: ['postcode', 'postCode', 'post_code'],
   vehicle: ['vrm', 'registration', 'registrationMark', 'registration_mark'],

@@ -37,6 +37,8 @@ export interface HitsModuleDeps {
   logger: Logger;
   /** Also told of new hits (the exchange relays hits on a peer's dossier back to that peer). */
   onNewHits?: (dossierId: string, source: string, total: number) => Promise<void>;
+  /** How long a source's webhook may take to answer a notice (CORDON_HIT_NOTICE_TIMEOUT_MS). */
+  noticeTimeoutMs?: number;
 }
 
 export class HitsModule {
@@ -94,7 +96,7 @@ export class HitsModule {
   startNoticeWorker(): QueueWorker<HitNoticeJob> {
     const { deps } = this;
     const conn = connectRedisForQueue(deps.redisUrl);
-    const notifier = new HitNotifier({ store: deps.store, hitStore: this.hitStore, live: deps.live, gatewayKey: deps.gatewayKey, sourceKeys: this.sourceKeys });
+    const notifier = new HitNotifier({ store: deps.store, hitStore: this.hitStore, live: deps.live, gatewayKey: deps.gatewayKey, sourceKeys: this.sourceKeys, timeoutMs: deps.noticeTimeoutMs });
     const worker = startHitNoticeWorker(conn, deps.keys.prefix, (dossierId) => notifier.deliver(dossierId));
     worker.on('failed', (job, err) =>
       deps.logger.warn({ job: job?.id, attempts: job?.attemptsMade, code: (err as { code?: string }).code, err: err.message }, 'hit notice not delivered'),

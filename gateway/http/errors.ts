@@ -49,7 +49,7 @@ export function statusOf(code: ErrorCode): number {
   return STATUS[code] ?? 500;
 }
 
-export function sendError(req: Request, res: Response, err: GatewayError): void {
+function sendError(req: Request, res: Response, err: GatewayError): void {
   const status = statusOf(err.code);
   if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cordon"');
   if (status === 503) res.setHeader('Retry-After', '5');

@@ -50,7 +50,7 @@ export const hitsReceived = new Counter({
   registers: [registry],
 });
 
-export const policyInfo = new Gauge({
+const policyInfo = new Gauge({
   name: 'cordon_policy_revision_info',
   help: 'The policy set in force (value 1) by revision',
   labelNames: ['revision'] as const,

@@ -4,10 +4,8 @@
  * sealed in Redis until the job encrypts it. Job ids are the envelope ids, so queueing one twice is a
  * no-op.
  */
-import { hostname } from 'node:os';
-import { pid } from 'node:process';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { isGatewayError } from '../errors/index.js';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { bullPrefix, PermanentJobError, startWorker, type QueueWorker } from './worker.js';
 
 export const EXCHANGE_QUEUE = 'exchange';
 
@@ -32,7 +30,7 @@ export class ExchangeQueue {
   readonly queue: Queue<ExchangeJob>;
 
   constructor(connection: ConnectionOptions, prefix: string, private readonly retry: ExchangeRetry) {
-    this.queue = new Queue<ExchangeJob>(EXCHANGE_QUEUE, { connection, prefix: `${prefix}:bull` });
+    this.queue = new Queue<ExchangeJob>(EXCHANGE_QUEUE, { connection, prefix: bullPrefix(prefix) });
   }
 
   async enqueue(job: ExchangeJob): Promise<void> {
@@ -61,27 +59,14 @@ export class ExchangeQueue {
   }
 }
 
-/** A failure marked permanent (a peer refusing the envelope) is not retried. */
-export class PermanentExchangeError extends Error {}
+/** A failure marked permanent (a peer refusing the envelope) is not retried (queue/worker.ts's one rule). */
+export class PermanentExchangeError extends PermanentJobError {}
 
 export function startExchangeWorker(
   connection: ConnectionOptions,
   prefix: string,
   run: (job: ExchangeJob) => Promise<void>,
   onFinalFailure: (job: ExchangeJob, err: Error) => Promise<void>,
-): Worker<ExchangeJob> {
-  return new Worker<ExchangeJob>(
-    EXCHANGE_QUEUE,
-    async (job: Job<ExchangeJob>) => {
-      try {
-        await run(job.data);
-      } catch (err) {
-        const permanent = err instanceof PermanentExchangeError || (isGatewayError(err) && err.code === 'recipient_key_invalid');
-        if (permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await onFinalFailure(job.data, err as Error).catch(() => undefined);
-        if (permanent) throw new UnrecoverableError((err as Error).message);
-        throw err;
-      }
-    },
-    { connection, prefix: `${prefix}:bull`, concurrency: 4, name: `${hostname()}:${pid}` },
-  );
+): QueueWorker<ExchangeJob> {
+  return startWorker<ExchangeJob>(EXCHANGE_QUEUE, (job) => run(job.data), { connection, prefix, concurrency: 4, onFinalFailure: (job, err) => onFinalFailure(job.data, err) });
 }

@@ -12,7 +12,7 @@ export interface HitNoticeJob {
   dossierId: string;
 }
 
-export const NOTICE_JOB_OPTIONS = {
+const NOTICE_JOB_OPTIONS = {
   attempts: 10,
   backoff: { type: 'exponential', delay: 5000 },
   removeOnComplete: { age: 24 * 3600, count: 10_000 },

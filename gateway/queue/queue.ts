@@ -12,7 +12,7 @@ export interface FanoutJob {
   dossierId: string;
 }
 
-export const JOB_OPTIONS = {
+const JOB_OPTIONS = {
   attempts: 8,
   backoff: { type: 'exponential', delay: 1000 },
   removeOnComplete: { age: 24 * 3600, count: 10_000 },

@@ -29,7 +29,7 @@ import type { MailboxStore } from '../store/mailbox.js';
 
 export type RecallReason = 'withdrawn' | 'corrected';
 export const RECALL_REASONS: RecallReason[] = ['withdrawn', 'corrected'];
-export const MAX_NOTE_LENGTH = 500;
+const MAX_NOTE_LENGTH = 500;
 /** A notice stays at least this long in the mailbox, even when the packet it recalls expires sooner. */
 const MIN_NOTICE_DAYS = 7;
 
@@ -89,7 +89,7 @@ export interface RecallResult {
 }
 
 /** Validates the request body: `{ "reason": "withdrawn"|"corrected", "note"?: string ≤ 500 }`. */
-export function parseRecallRequest(body: unknown): RecallRequest {
+function parseRecallRequest(body: unknown): RecallRequest {
   const problems: ErrorDetail[] = [];
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw new GatewayError('schema_violation', 'The recall must be a JSON object', [{ path: '', message: 'must be an object with a "reason"' }]);

@@ -5,6 +5,7 @@
  */
 import type { CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT } from '../policy/paths.js';
+import type { Provenance } from './provenance.js';
 
 export interface ProjectionEnv {
   /** The recipient's pseudonymisation key. */
@@ -19,6 +20,11 @@ export interface ProjectionEnv {
    * associate is ever emitted.
    */
   refs?: ReadonlyMap<string, string>;
+  /**
+   * Which intelligence items this recipient is given, for the items derived from them (provenance.ts);
+   * without it no item with a `derivedFrom` is ever emitted.
+   */
+  provenance?: Provenance;
 }
 
 /** One (path, operation label) pair emitted. */

@@ -16,8 +16,11 @@ import type { Condition, Operation } from '../policy/types.js';
 import { isScalar, type Scalar } from './values.js';
 import { Recorder, type ProjectionEnv } from './disclosures.js';
 import { scalarTransform } from './leaf-ops.js';
+import { DERIVED_ARRAYS, provenanceOnly } from './provenance.js';
 
 const ASSOCIATES_PATH = 'subjects[].associates[]';
+/** The property of a subject holding its intelligence items. */
+const INTELLIGENCE = 'intelligence';
 
 /**
  * Builds the projected object, or undefined when nothing at all is emitted. With `into`, the fields are
@@ -113,7 +116,9 @@ function fieldsOf(compiled: Child[]): Fields {
 
 function compileNode(node: Node): Fn {
   const fn = compileNodeInner(node);
-  return node.path === ASSOCIATES_PATH ? associatesOnly(fn) : fn;
+  if (node.path === ASSOCIATES_PATH) return associatesOnly(fn);
+  if (node.array && DERIVED_ARRAYS.has(node.path)) return provenanceOnly(fn, node.path);
+  return fn;
 }
 
 /**
@@ -311,6 +316,8 @@ function buildTrie(ops: Record<string, Operation>, root: string | undefined): No
 interface Compiled {
   project: Projection;
   fields: Fields;
+  /** Under the `subjects[]` root: whether the projection emits one intelligence item (see intelligenceProbe). */
+  intelligence?: (item: unknown, env: ProjectionEnv) => boolean;
 }
 
 const byIdentity = new WeakMap<object, Map<string, Compiled>>();
@@ -325,6 +332,15 @@ const MAX_CACHED = 1000;
  */
 export function compileProjection(ops: Record<string, Operation>, root?: string): Projection {
   return compiled(ops, root).project;
+}
+
+/**
+ * Whether a subject projection emits one item of the subject's `intelligence[]`, in whatever form (run on
+ * that item alone: items of an array are projected independently). Undefined when the projection has no
+ * intelligence at all. For provenance: what is derived from an item goes only where the item goes.
+ */
+export function intelligenceProbe(ops: Record<string, Operation>): ((item: unknown, env: ProjectionEnv) => boolean) | undefined {
+  return compiled(ops, SUBJECTS).intelligence;
 }
 
 /** The same projection (root: the dossier), as its top-level fields (see Fields). */
@@ -348,6 +364,13 @@ function compiled(ops: Record<string, Operation>, root: string | undefined): Com
     // The caller puts the packet ref in a subject's `id` (see redact.ts): never written over.
     const children = compileChildren(top.children, root === SUBJECTS ? 'id' : undefined);
     c = { project: buildObject(children), fields: fieldsOf(children) };
+    const intel = root === SUBJECTS ? children.find((x) => x.name === INTELLIGENCE) : undefined;
+    if (intel !== undefined) {
+      c.intelligence = (item, env) => {
+        const r = childOutput(intel, [item], env);
+        return Array.isArray(r) && r.length === 1;
+      };
+    }
     if (byKey.size >= MAX_CACHED) {
       const oldest = byKey.keys().next().value;
       if (oldest !== undefined) byKey.delete(oldest);

@@ -7,6 +7,8 @@
  *  - `subjects[].id` always becomes the subject's packet ref (ctx.refs), never the dossier's own id;
  *  - `subjects[].associates[]` items pointing at an excluded or unknown subject are dropped, the others
  *    have their `subject` mapped to that subject's ref;
+ *  - an address, vehicle, business or location derived from an intelligence item (`derivedFrom`) is
+ *    absent unless that item is in this packet (provenance.ts); `withheld` says which and why;
  *  - `disclosed` lists the distinct (path, operation) pairs actually emitted: paths, never values.
  */
 import { GatewayError } from '../errors/index.js';
@@ -15,7 +17,8 @@ import { parseDateTimeUtc, type CalendarDate } from '../policy/dates.js';
 import { ASSOCIATE_SUBJECT, isSubjectPath, SUBJECT_ID, SUBJECTS } from '../policy/paths.js';
 import type { Operation, Plan } from '../policy/types.js';
 import { Disclosures, Recorder, type ProjectionEnv } from './disclosures.js';
-import { compileFields, compileProjection } from './projection.js';
+import { compileFields, compileProjection, intelligenceProbe } from './projection.js';
+import { Provenance, type Withheld } from './provenance.js';
 import { MIN_PSEUDONYM_KEY_BYTES } from './values.js';
 
 interface RedactContext {
@@ -33,6 +36,8 @@ export interface Disclosure {
 interface RedactResult {
   dossier: Record<string, unknown>;
   disclosed: Disclosure[];
+  /** The items left out because the intelligence they were derived from is (input indexes; for the trace). */
+  withheld: Withheld[];
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -58,16 +63,53 @@ function checkPlan(plan: Plan): void {
 class Env implements ProjectionEnv {
   readonly disclosed = new Disclosures();
   private date: CalendarDate | undefined | null = null;
+  readonly provenance: Provenance;
   constructor(
     readonly pseudonymKey: Buffer,
     private readonly createdAt: unknown,
     readonly refs: ReadonlyMap<string, string>,
-  ) {}
+    disclosedIntelligence: (env: ProjectionEnv) => ReadonlySet<string>,
+  ) {
+    this.provenance = new Provenance(() => disclosedIntelligence(this));
+  }
   /** createdAt's UTC date, parsed on first use: only age bands need it. */
   get at(): CalendarDate | undefined {
     if (this.date === null) this.date = parseDateTimeUtc(this.createdAt);
     return this.date;
   }
+}
+
+/** A sink that keeps nothing: what the intelligence probe emits is not the packet's. */
+const DISCARD = { set: () => undefined };
+
+/**
+ * The ids of the intelligence items this packet holds (in any form), found by running each included
+ * subject's own intelligence projection on each item. An id also carried by an item that is not in the
+ * packet counts as withheld: a `derivedFrom` cannot say which of the two it meant.
+ */
+function disclosedIntelligence(subjectsIn: unknown[], plan: Plan, env: ProjectionEnv): ReadonlySet<string> {
+  const given = new Set<string>();
+  const withheld = new Set<string>();
+  const probeEnv: ProjectionEnv = {
+    pseudonymKey: env.pseudonymKey,
+    get at() {
+      return env.at;
+    },
+    disclosed: DISCARD,
+    ...(env.refs ? { refs: env.refs } : {}),
+  };
+  for (let i = 0; i < subjectsIn.length; i++) {
+    const s: unknown = subjectsIn[i];
+    if (!isPlainObject(s) || !Array.isArray(s.intelligence)) continue;
+    const ops = plan.subjects[i];
+    const probe = ops == null || typeof s.id !== 'string' ? undefined : intelligenceProbe(ops);
+    for (const item of s.intelligence as unknown[]) {
+      if (!isPlainObject(item) || typeof item.id !== 'string') continue;
+      (probe?.(item, probeEnv) === true ? given : withheld).add(item.id);
+    }
+  }
+  for (const id of withheld) given.delete(id);
+  return given;
 }
 
 const schemaKept = new Recorder('schema', 'keep');
@@ -100,7 +142,7 @@ export function redact(dossier: Dossier, plan: Plan, ctx: RedactContext): Redact
     included.set(s.id, ref);
   }
 
-  const env = new Env(ctx.pseudonymKey, input.createdAt, included);
+  const env = new Env(ctx.pseudonymKey, input.createdAt, included, (e) => disclosedIntelligence(subjectsIn, plan, e));
   const result: Record<string, unknown> = {};
   if (typeof input.schema === 'string') {
     result.schema = input.schema;
@@ -118,9 +160,11 @@ export function redact(dossier: Dossier, plan: Plan, ctx: RedactContext): Redact
     if (ops == null || !isPlainObject(s) || typeof s.id !== 'string') continue;
     checkSubjectOps(ops);
     const out: Record<string, unknown> = { id: included.get(s.id) as string };
+    env.provenance.subject = i;
     compileProjection(ops, SUBJECTS)(s, env, out); // the subject's fields, after its ref
     subjectsOut.push(out);
   }
+  env.provenance.subject = -1;
   if (subjectsOut.length > 0) subjectRef.record(env);
 
   // The dossier's own top-level order, schema first.
@@ -134,5 +178,5 @@ export function redact(dossier: Dossier, plan: Plan, ctx: RedactContext): Redact
     }
   }
 
-  return { dossier: result, disclosed: env.disclosed.list() };
+  return { dossier: result, disclosed: env.disclosed.list(), withheld: env.provenance.withheld };
 }

@@ -20,7 +20,7 @@ export interface Delivery {
 }
 
 /** The states of a dossier its source has recalled (gateway/recall). */
-export const RECALLED_STATES: readonly DossierState[] = ['withdrawn', 'corrected'];
+const RECALLED_STATES: readonly DossierState[] = ['withdrawn', 'corrected'];
 
 export function isRecalled(state: DossierState): boolean {
   return RECALLED_STATES.includes(state);

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { encryptAndSign, type RecipientKey } from '../../gateway/crypto/openpgp.js';
-import { deriveKey } from '../../gateway/crypto/seal.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import type { Plan } from '../../gateway/policy/types.js';
 import { redact } from '../../gateway/redact/redact.js';
@@ -44,7 +43,7 @@ async function deliveriesOf(env: Env, dossiers: Dossier[]): Promise<Delivery[]> 
         partner,
         plan: decision.plan,
         refs: new Map(dossier.subjects.map((s) => [s.id, 'ref_' + randomBytes(8).toString('hex')])),
-        pseudonymKey: deriveKey(env.master, `pseudonym:${partner}`),
+        pseudonymKey: env.keyring.pseudonym(partner),
       });
     }
   }

@@ -1,18 +1,19 @@
 /**
  * What the in-process stages share: the sample policy set, the partners' parsed keys, a gateway key and
- * master secret in a temporary state directory, and one delivery's work without Redis (decide, redact,
- * encrypt+sign), exactly as gateway/fanout/fanout.ts does it before it writes anything.
+ * master secret in a temporary state directory, and one delivery's work without Redis (the pipeline's
+ * disclose step, then encrypt+sign), as gateway/fanout/fanout.ts does it before it writes anything.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { checkRecipientKey, encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey, type RecipientKey } from '../../gateway/crypto/openpgp.js';
-import { deriveKey, hmacId, loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
+import { Keyring } from '../../gateway/crypto/keyring.js';
+import { hmacId, loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import { buildLiveSet, isInvalid, type LiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
-import { redact } from '../../gateway/redact/redact.js';
+import { disclose, packetPlaintext as packetHeaderAndBody } from '../../gateway/pipeline/disclose.js';
+import { packetExpiry } from '../../gateway/retention/schedule.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -22,9 +23,7 @@ export interface Env {
   partners: string[];
   keys: Map<string, RecipientKey>;
   gatewayKey: GatewayKey;
-  master: Buffer;
-  idKey: Buffer;
-  pseudonymKeys: Map<string, Buffer>;
+  keyring: Keyring;
 }
 
 export async function setup(): Promise<Env> {
@@ -44,37 +43,30 @@ export async function setup(): Promise<Env> {
     partners,
     keys,
     gatewayKey: await loadOrCreateGatewayKey(stateDir),
-    master,
-    idKey: deriveKey(master, 'packet-id'),
-    pseudonymKeys: new Map(partners.map((p) => [p, deriveKey(master, `pseudonym:${p}`)])),
+    keyring: new Keyring(master),
   };
 }
 
-/** The packet plaintext one partner would get, or undefined when the delivery is blocked. */
+/**
+ * The packet plaintext one partner would get, or undefined when the delivery is blocked: the
+ * pipeline's own disclose step and header (gateway/pipeline/disclose.ts), without Redis or the audit.
+ */
 export async function packetPlaintext(env: Env, dossier: Dossier, partner: string, now = new Date()): Promise<string | undefined> {
   const policy = env.live.set.partners.get(partner)!;
-  const decision = await env.live.decider.decide(partner, dossier, now);
-  if (decision.block) return undefined;
-  const packetId = 'pkt_' + hmacId(env.idKey, dossier.reference, partner);
-  // As gateway/fanout/fanout.ts: one random draw for the refs, the partner's pseudonym key derived once.
-  const random = randomBytes(8 * dossier.subjects.length).toString('hex');
-  const refs = new Map(dossier.subjects.map((s, i) => [s.id, 'ref_' + random.slice(16 * i, 16 * i + 16)]));
-  const pseudonymKey = env.pseudonymKeys.get(partner)!;
-  const { dossier: redacted } = redact(dossier, decision.plan, { refs, pseudonymKey });
-  const issuedAt = now.toISOString();
-  return JSON.stringify({
-    packet: {
-      id: packetId,
-      recipient: partner,
-      issuedAt,
-      expiresAt: new Date(now.getTime() + policy.agreement.retentionDays * 86_400_000).toISOString(),
-      classification: dossier.classification,
-      handling: dossier.handling,
-      policy: { id: partner, revision: decision.revision },
-      agreement: { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose },
-    },
-    dossier: redacted,
+  const disclosed = await disclose({
+    dossierId: dossier.reference,
+    source: 'bench',
+    dossier,
+    recipient: partner,
+    policy,
+    decide: () => env.live.decider.decide(partner, dossier, now),
+    key: async () => env.keys.get(partner)!,
+    pseudonymKey: env.keyring.pseudonym(partner),
   });
+  if ('block' in disclosed) return undefined;
+  const id = 'pkt_' + hmacId(env.keyring.packetId, dossier.reference, partner);
+  const expiresAt = packetExpiry(now, policy.agreement.retentionDays);
+  return packetHeaderAndBody({ id, recipient: partner, issuedAt: now, expiresAt, dossier, revision: disclosed.revision, policy }, disclosed.redacted);
 }
 
 /** One delivery without Redis: decide, check the key, redact, encrypt+sign. Returns the message or undefined if blocked. */

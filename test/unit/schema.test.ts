@@ -707,7 +707,8 @@ describe('schema hygiene', () => {
         for (const ch of ['a', 'A', '0', ' ', '-', '/', '\u0001']) {
           const start = performance.now();
           re.test(ch.repeat(50_000) + '!');
-          expect(performance.now() - start, `${pattern} on ${JSON.stringify(ch)}`).toBeLessThan(100);
+          // Catastrophic backtracking on 50,000 characters takes minutes; a loaded CI machine takes milliseconds.
+          expect(performance.now() - start, `${pattern} on ${JSON.stringify(ch)}`).toBeLessThan(2000);
         }
       }
     });
