@@ -20,7 +20,7 @@ import { canonicalPath, getSchemaIndex } from './schema-index.js';
 import { loc, type Problems } from './schema-check.js';
 import type { Condition, GatewayRules } from './types.js';
 
-export const NON_COMPETENT_FILTER = 'nonCompetentFilter';
+const NON_COMPETENT_FILTER = 'nonCompetentFilter';
 
 /**
  * The semantic check of `gateway.yaml`'s `nonCompetentFilter` (after its schema check): each path an
