@@ -48,8 +48,7 @@ interface CompiledPartner {
   rules: Map<string, Rule>;
   dossierRunner?: RuleRunner;
   subjectRunner?: RuleRunner;
-  /** The gateway constraints for this recipient (nonCompetentFilter included unless it is a competent authority). */
-  gateway: GatewayRules;
+  gateway: GatewayRules; // for this recipient: nonCompetentFilter included unless it is a competent authority
   /** Base allowlist with the gateway constraints applied. */
   base: WorkingPlan;
   /** Combined plans by the names of the rules that fired. */
