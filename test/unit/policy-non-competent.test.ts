@@ -27,6 +27,8 @@ let graded: Dossier;
 beforeAll(async () => {
   set = await loadPolicySet(SAMPLE, NOW);
   graded = JSON.parse(await readFile(path.join(SAMPLE, 'tests/dossiers/graded-3-d-e.json'), 'utf8')) as Dossier;
+  // Every item handling P, so that only the grades decide here (handling-C items have rules of their own).
+  for (const subject of graded.subjects) for (const item of subject.intelligence ?? []) item.grading.handling = 'P';
 });
 
 /** The partner with its own intelligence filter loosened to "handling P or C" (any grade), and `competentAuthority` as given. */
@@ -62,22 +64,22 @@ describe('nonCompetentFilter', () => {
 
   it('keeps 3, D and E from a recipient that is not a competent authority, whatever its own filter says', async () => {
     const housing = loosened('council-housing', false);
-    // Daniel: 1B (kept), 3A, 1D, 2E; Samuel: 2C (kept). The CHIS item never leaves (alwaysFilter).
-    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1B', '2C']);
+    // Daniel: 1A, 1B (kept), 3A, 1D, 2E; Samuel: 2C (kept). The CHIS item never leaves (alwaysFilter).
+    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1A', '1B', '2C']);
     const children = loosened('childrens-services', false);
-    // Tyler: 2B (kept), 3B, 2D, 1E.
-    expect(await received(new Map([['childrens-services', children]]), 'childrens-services')).toEqual(['2B']);
+    // Tyler: 2A, 2B (kept), 3B, 2D, 1E.
+    expect(await received(new Map([['childrens-services', children]]), 'childrens-services')).toEqual(['2A', '2B']);
   });
 
   it('lets a competent authority have 3 and D under its own filter, never E', async () => {
     const housing = loosened('council-housing', true);
-    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1B', '1D', '2C', '3A']);
+    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1A', '1B', '1D', '2C', '3A']);
   });
 
   it('treats a recipient whose file does not say competentAuthority as not one (fail closed)', async () => {
     const housing = loosened('council-housing', false);
     delete housing.partner.competentAuthority;
-    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1B', '2C']);
+    expect(await received(new Map([['council-housing', housing]]), 'council-housing')).toEqual(['1A', '1B', '2C']);
   });
 
   it('peer forces are competent authorities: grade 3 and D cross, E does not', async () => {
@@ -85,7 +87,7 @@ describe('nonCompetentFilter', () => {
     expect(peer).toBeDefined();
     const asRecipient = asPartner(peer!);
     expect(asRecipient.partner.competentAuthority).toBe(true);
-    expect(await received(new Map([['warwickshire', asRecipient]]), 'warwickshire')).toEqual(['1A', '1B', '1D', '2B', '2C', '2D', '3A', '3B']);
+    expect(await received(new Map([['warwickshire', asRecipient]]), 'warwickshire')).toEqual(['1A', '1A', '1B', '1D', '2A', '2B', '2C', '2D', '3A', '3B']);
   });
 });
 
