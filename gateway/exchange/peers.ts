@@ -19,7 +19,7 @@ export interface PeerView {
 export function asPartner(p: PeerPolicy): PartnerPolicy {
   return {
     file: p.file,
-    partner: { id: p.peer.id, name: p.peer.name, kind: 'peer-force', key: p.peer.key, checks: [] },
+    partner: { id: p.peer.id, name: p.peer.name, kind: 'peer-force', key: p.peer.key, checks: [], competentAuthority: p.peer.competentAuthority },
     agreement: p.agreement,
     fields: p.fields,
     rules: p.rules,

@@ -24,8 +24,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { stableJson } from '../policy/condition.js';
-import { agreementStatus } from '../policy/agreement.js';
+import { agreementStatus, REVIEW_WARN_DAYS } from '../policy/agreement.js';
 import { applyGateway, applyRules } from '../policy/decide.js';
+import { gatewayFor } from '../policy/non-competent.js';
 import { collectPolicySet } from '../policy/load.js';
 import { loadPolicyTests } from './policy-tests.js';
 import { explicitPosition, parseLocation, splitProblemPath, YamlLocator } from '../policy/locate.js';
@@ -74,8 +75,8 @@ interface LintOptions {
   /** How long before a key expiry to warn; default 30 days. */
   warnDays?: number;
   /**
-   * How long before a review date to warn; default 90 days: renewing an agreement takes both parties'
-   * sign-off, and a quarter is what that takes.
+   * How long before a review date to warn; default REVIEW_WARN_DAYS (90, policy/agreement.ts), the
+   * threshold of the partnership toolkit's `review_due` too.
    */
   reviewWarnDays?: number;
 }
@@ -275,7 +276,7 @@ async function addPositions(dir: string, findings: LintFinding[]): Promise<void>
 // ---- the whole lint ----------------------------------------------------------------------------
 
 export async function lintPolicies(dir: string, options: LintOptions = {}): Promise<LintResult> {
-  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30, reviewWarnDays: options.reviewWarnDays ?? 90 };
+  const o = { ...options, now: options.now ?? new Date(), warnDays: options.warnDays ?? 30, reviewWarnDays: options.reviewWarnDays ?? REVIEW_WARN_DAYS };
   const out = new Findings();
   // What loads is checked even when other files do not (the gateway would refuse the whole set).
   let set: PolicySet | undefined;
@@ -304,7 +305,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       checkBasisAndItems(p.file, p.agreement, p.fields, { kind: p.partner.kind, competentAuthority: p.partner.competentAuthority === true }, out);
       await checkKey(p.file, `every delivery to ${p.partner.id} is blocked`, p.partner.key, 'partner.key', o, out);
       // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
-      if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, set.gateway, out);
+      if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, gatewayFor(set.gateway, p.partner.competentAuthority), out);
       checkUnknownIgnored(p, out);
     }
     for (const s of set.sources.values()) {

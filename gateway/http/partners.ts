@@ -1,12 +1,12 @@
 /** The partnership toolkit: who the partners are, what they can check, and under which agreement. */
-import { agreementStatus } from '../policy/agreement.js';
+import { agreementStatus, REVIEW_WARN_DAYS } from '../policy/agreement.js';
 import type { Agreement, PolicySet } from '../policy/types.js';
 
-/** The toolkit's status of an agreement: in force, but due for review within 30 whole days, as `cordon policy lint` counts them. */
+/** The toolkit's status of an agreement: in force, but due for review within REVIEW_WARN_DAYS (90) whole days, as `cordon policy lint` counts them. */
 export function toolkitStatus(agreement: Pick<Agreement, 'inForceFrom' | 'reviewBy'>, now: Date): 'not_in_force' | 'in_force' | 'review_due' | 'expired' {
   const status = agreementStatus(agreement, now);
   if (status.state !== 'in_force') return status.state;
-  return status.daysLeft <= 30 ? 'review_due' : 'in_force';
+  return status.daysLeft <= REVIEW_WARN_DAYS ? 'review_due' : 'in_force';
 }
 
 export function partnerToolkit(set: PolicySet, now: Date) {

@@ -14,6 +14,13 @@ import type { Agreement, Block } from './types.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/**
+ * How many whole days before its review date an agreement is "due for review": lint warns from then on
+ * and the partnership toolkit says `review_due`. A quarter: renewing an agreement takes both parties'
+ * sign-off, and that is what it takes.
+ */
+export const REVIEW_WARN_DAYS = 90;
+
 export type AgreementStatus =
   /** `daysLeft`: whole days to the end of the review day; the review day itself is 0. */
   | { state: 'in_force'; daysLeft: number }

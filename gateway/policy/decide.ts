@@ -35,6 +35,7 @@ import {
   type SubjectFacts,
   type SubjectOwnFacts,
 } from './facts.js';
+import { gatewayFor } from './non-competent.js';
 import { isSubjectPath, SUBJECTS } from './paths.js';
 import { basePlan, clonePlan, normalise, tighten, toOps, type WorkingPlan } from './plan.js';
 import { describeOp } from './restrictiveness.js';
@@ -47,6 +48,7 @@ interface CompiledPartner {
   rules: Map<string, Rule>;
   dossierRunner?: RuleRunner;
   subjectRunner?: RuleRunner;
+  gateway: GatewayRules; // for this recipient: nonCompetentFilter included unless it is a competent authority
   /** Base allowlist with the gateway constraints applied. */
   base: WorkingPlan;
   /** Combined plans by the names of the rules that fired. */
@@ -189,13 +191,15 @@ export class Decider {
     if (c !== undefined) return c;
     const policy = this.set.partners.get(id);
     if (policy === undefined) throw new GatewayError('not_found', `No policy for partner ${JSON.stringify(id)}`);
+    const gateway = gatewayFor(this.set.gateway, policy.partner.competentAuthority);
     const base = basePlan(policy.fields);
-    applyGateway(base, this.set.gateway);
+    applyGateway(base, gateway);
     const dossierRules = policy.rules.filter((r) => r.when === 'dossier');
     const subjectRules = policy.rules.filter((r) => r.when === 'subject');
     c = {
       policy,
       rules: new Map(policy.rules.map((r) => [r.name, r])),
+      gateway,
       base,
       plans: new LruCache(PLAN_CACHE_SIZE),
       outcomes: new LruCache(this.dossierCacheSize),
@@ -227,7 +231,7 @@ export class Decider {
   private dossierPlan(c: CompiledPartner, dossierFired: string[]): WorkingPlan {
     const plan = clonePlan(c.base);
     applyRules(plan, this.rulesNamed(c, dossierFired));
-    applyGateway(plan, this.set.gateway);
+    applyGateway(plan, c.gateway);
     return plan;
   }
 
@@ -241,7 +245,7 @@ export class Decider {
     } else {
       const plan = clonePlan(this.dossierPlan(c, dossierFired), isSubjectPath);
       applyRules(plan, this.rulesNamed(c, subjectFired), isSubjectPath);
-      applyGateway(plan, this.set.gateway, isSubjectPath);
+      applyGateway(plan, c.gateway, isSubjectPath);
       result = finish(plan);
     }
     c.plans.set(key, result);

@@ -1,7 +1,7 @@
 /**
  * Loading the policy directory: the only I/O of the policy module (through files.ts and schema-check.ts).
  *
- *   <dir>/gateway.yaml          gateway-wide constraints (neverShare, alwaysFilter)
+ *   <dir>/gateway.yaml          gateway-wide constraints (neverShare, alwaysFilter, nonCompetentFilter)
  *   <dir>/partners/<id>.yaml    a partner, its agreement, its base allowlist and its rules
  *   <dir>/sources/<id>.yaml     a police force that pushes dossiers
  *   <dir>/peers/<id>.yaml       other forces' gateways (optional; loaded raw, hashed into the revision)
@@ -23,6 +23,7 @@ import { realpath } from 'node:fs/promises';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { checkAgreementDates, checkGateway, checkOperations, checkRules } from './field-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
+import { checkNonCompetentFilter } from './non-competent.js';
 import { revisionOf } from './revision.js';
 import { loadItemTypes } from './schema-index.js';
 import { getValidators, loc, Problems, schemaProblems } from './schema-check.js';
@@ -72,7 +73,10 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     const doc = parseYaml('gateway.yaml', gwText, problems);
     if (doc !== undefined) {
       if (!v.gateway(doc)) schemaProblems('gateway.yaml', v.gateway.errors, problems);
-      else gateway = checkGateway('gateway.yaml', doc as Record<string, unknown>, problems);
+      else {
+        gateway = checkGateway('gateway.yaml', doc as Record<string, unknown>, problems);
+        gateway.nonCompetentFilter = checkNonCompetentFilter('gateway.yaml', doc as Record<string, unknown>, problems);
+      }
     }
   }
   const neverShare = new Set(gateway.neverShare);

@@ -94,6 +94,8 @@ export interface SourceConfig {
 /** Constraints that hold for every recipient whatever its own policy says. */
 export interface GatewayRules {
   neverShare: string[];
+  /** ANDed into alwaysFilter for recipients that are not competent authorities (non-competent.ts). */
+  nonCompetentFilter?: Record<string, Condition>;
   alwaysFilter: Record<string, Condition>;
 }
 

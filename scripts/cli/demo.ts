@@ -120,7 +120,7 @@ async function demoHits(
   const reports: Record<string, Array<Record<string, unknown> & { subject: string | undefined }>> = {
     'council-housing': [
       { subject: ref('council-housing', 'Daniel'), kind: 'tenancy', detail: { line1: '18 Cedar Road', town: 'Coventry', postcode: 'CV6 5HX', tenure: 'council', since: '2022-05-01' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed', partnerRecordRef: 'HSG-778812' },
-      { subject: ref('council-housing', 'Andrei'), kind: 'address', detail: { line1: '22 Cedar Road', town: 'Coventry', postcode: 'CV6 5HX', occupants: 9, note: 'HMO licence refused 2025' }, matchedOn: ['postcode'], confidence: 'possible', partnerRecordRef: 'HMO-2025-0441' },
+      { subject: ref('council-housing', 'Daniel'), kind: 'address', detail: { line1: '22 Cedar Road', town: 'Coventry', postcode: 'CV6 5HX', occupants: 9, note: 'HMO licence refused 2025' }, matchedOn: ['postcode'], confidence: 'possible', partnerRecordRef: 'HMO-2025-0441' },
       { subject: ref('council-housing', 'Daniel'), kind: 'address', detail: { line1: '22 Cedar Rd', town: 'Coventry', postcode: 'cv6 5hx', role: 'landlord of record' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'probable', partnerRecordRef: 'HMO-2025-0441-APP' },
     ],
     dvla: [

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { agreementStatus, checkAgreement } from '../../gateway/policy/agreement.js';
+import path from 'node:path';
+import { agreementStatus, checkAgreement, REVIEW_WARN_DAYS } from '../../gateway/policy/agreement.js';
+import { lintPolicies } from '../../gateway/governance/lint.js';
+import { loadPolicySet } from '../../gateway/policy/load.js';
 import { agreementState } from '../../gateway/hits/hits.js';
 import { toolkitStatus } from '../../gateway/http/partners.js';
 import { TEST_AGREEMENT } from '../helpers/policies.js';
@@ -47,12 +50,30 @@ describe('agreementStatus: whether an agreement is in force', () => {
 });
 
 describe('agreement status in the partnership toolkit', () => {
-  it('follows the in-force and review dates, warning 30 whole days ahead', () => {
+  it('follows the in-force and review dates, warning 90 whole days ahead', () => {
+    expect(REVIEW_WARN_DAYS).toBe(90);
     expect(toolkitStatus(dates('2026-12-01', '2027-12-01'), now)).toBe('not_in_force');
     expect(toolkitStatus(dates('2025-01-01', '2027-06-30'), now)).toBe('in_force');
     expect(toolkitStatus(dates('2025-01-01', '2026-12-21'), now)).toBe('review_due'); // 30 days left
-    expect(toolkitStatus(dates('2025-01-01', '2026-12-22'), now)).toBe('in_force'); // 31 days left
+    expect(toolkitStatus(dates('2025-01-01', '2027-02-19'), now)).toBe('review_due'); // 90 days left
+    expect(toolkitStatus(dates('2025-01-01', '2027-02-20'), now)).toBe('in_force'); // 91 days left
     expect(toolkitStatus(dates('2025-01-01', '2026-11-21'), now)).toBe('review_due'); // the review day itself
     expect(toolkitStatus(dates('2025-01-01', '2026-11-20'), now)).toBe('expired');
+  });
+
+  it('says review_due exactly when `cordon policy lint` warns of the review date', async () => {
+    const dir = path.resolve(import.meta.dirname, '../../policies');
+    const set = await loadPolicySet(dir, now);
+    const housing = set.partners.get('council-housing')!.agreement; // review by 2028-03-31
+    for (const [at, due] of [
+      ['2027-12-31T12:00:00Z', false], // 91 days left
+      ['2028-01-01T12:00:00Z', true], // 90 days left
+    ] as const) {
+      const when = new Date(at);
+      const lint = await lintPolicies(dir, { now: when });
+      const warned = lint.findings.some((f) => f.file === 'partners/council-housing.yaml' && /due for review/.test(f.message));
+      expect(warned, at).toBe(due);
+      expect(toolkitStatus(housing, when), at).toBe(due ? 'review_due' : 'in_force');
+    }
   });
 });

@@ -169,8 +169,10 @@ describe('lintPolicies: tests', () => {
   it('errors on a test of an unknown partner and warns about partners no test covers', async () => {
     const dir = await sampleCopy({
       'tests/dvla-full.yaml': (t) => t.replace('partner: dvla', 'partner: dvla-typo'),
-      // Its other test, on covert intelligence, checks HMRC twice instead: no test is left covering DVLA.
+      // Its other tests, on covert intelligence and on victims and witnesses, check HMRC twice instead:
+      // no test is left covering DVLA.
       'tests/covert-intelligence.yaml': (t) => t.replace('partner: dvla\n', 'partner: hmrc\n'),
+      'tests/victims-and-witnesses.yaml': (t) => t.replace('partner: dvla\n', 'partner: hmrc\n'),
     });
     const r = await lintPolicies(dir, { now: NOW, checkKey });
     expect(find(r.findings, 'tests/dvla-full.yaml', /no partner "dvla-typo"/)).toMatchObject({ severity: 'error', location: 'partner', line: 3, column: 1 });

@@ -302,10 +302,8 @@ function verifyPacket(partner: string, d: Dossier, from: Map<string, Origin>, pl
     // The people each partner may receive.
     const facts = subjectFacts(d, d.subjects[i] as Subject);
     if (ADULTS_ONLY.has(partner)) expect(facts.isAdult, `${partner} got a subject who is not a known adult`).toBe(true);
-    if (partner === 'immigration-enforcement') {
-      expect(['potential-victim', 'victim', 'witness']).not.toContain(facts.role);
-      expect(facts.isVulnerable).toBe(false);
-    }
+    if (partner !== 'childrens-services') expect(['potential-victim', 'victim', 'witness'], `${partner} got a victim or witness`).not.toContain(facts.role);
+    if (partner === 'immigration-enforcement') expect(facts.isVulnerable).toBe(false);
     if (partner === 'childrens-services') expect(facts.isMinor, 'childrens-services got a subject who is not a known child').toBe(true);
   }
   return markersOut;

@@ -2,8 +2,11 @@
  * The sample configuration in policies/ must guarantee, for every valid dossier:
  *  - no partner gets CHIS intelligence, the officer's name or email, PNC ids, or the dossier's own subject ids;
  *  - no subject who is not a known adult reaches dvla, dwp-benefits, hmrc or immigration-enforcement;
- *  - no potential victim or victim reaches immigration-enforcement;
+ *  - no potential victim, victim or witness reaches an enforcement partner (council-housing, dvla,
+ *    dwp-benefits, hmrc, immigration-enforcement);
  *  - childrens-services receives only known minors;
+ *  - no intelligence graded E reaches anyone, nor graded 3 or D a partner that is not a competent
+ *    authority (council-housing, childrens-services);
  * and each partner still gets what its checks need.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +27,8 @@ const NOW = new Date('2026-11-21T12:00:00Z');
 const SAMPLE = path.resolve(import.meta.dirname, '../../policies');
 const PARTNERS = ['council-housing', 'dwp-benefits', 'dvla', 'hmrc', 'immigration-enforcement', 'childrens-services'];
 const ADULTS_ONLY = new Set(['dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+const NOT_COMPETENT = new Set(['council-housing', 'childrens-services']);
+const ENFORCEMENT = new Set(['council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
 
 let set: PolicySet;
 let decider: Decider;
@@ -56,13 +61,17 @@ function checkGuarantees(partner: string, d: Dossier, shared: Shared | undefined
   for (const i of shared.indexes) {
     const facts = subjectFacts(d, d.subjects[i] as Subject);
     if (ADULTS_ONLY.has(partner)) expect(facts.isAdult, `${partner} got a subject who is not a known adult`).toBe(true);
-    if (partner === 'immigration-enforcement') expect(['potential-victim', 'victim']).not.toContain(facts.role);
+    if (ENFORCEMENT.has(partner)) expect(['potential-victim', 'victim', 'witness'], `${partner} got a victim or witness`).not.toContain(facts.role);
     if (partner === 'childrens-services') expect(facts.isMinor, 'childrens-services got a subject who is not a known minor').toBe(true);
   }
   expect(valuesAt(shared.out, 'originator.officer.name')).toEqual([]);
   expect(valuesAt(shared.out, 'originator.officer.email')).toEqual([]);
   expect(valuesAt(shared.out, 'subjects[].identifiers.pnc')).toEqual([]);
   expect(valuesAt(shared.out, 'subjects[].intelligence[].sourceType')).not.toContain('CHIS');
+  for (const g of valuesAt(shared.out, 'subjects[].intelligence[].grading') as Array<{ source: number; intelligence: string }>) {
+    expect(g.intelligence, `${partner} got intelligence graded E`).not.toBe('E');
+    if (NOT_COMPETENT.has(partner)) expect(`${g.source}${g.intelligence}`, `${partner} is not a competent authority`).toMatch(/^[12][ABC]$/);
+  }
 }
 
 describe('sample policies on dossier-full.json', () => {
@@ -100,12 +109,13 @@ describe('sample policies on dossier-full.json', () => {
     expect(valuesAt(s.out, 'subjects[].identifiers.niNumber')).toEqual(['QQ123456C', 'QQ654321A']);
   });
 
-  it('council-housing gets names, dates of birth and addresses (adults and victims, not the child)', async () => {
+  it('council-housing gets names, dates of birth and addresses of the adult suspects (not the victim, not the child)', async () => {
     const s = (await share('council-housing', d)) as Shared;
-    expect(s.indexes).toEqual([0, 1, 2]);
-    expect(valuesAt(s.out, 'subjects[].name.family')).toEqual(['Okafor', 'Okafor', 'Popescu']);
-    expect(valuesAt(s.out, 'subjects[].dateOfBirth')).toHaveLength(3);
-    expect(valuesAt(s.out, 'subjects[].addresses[].line1')).toEqual(['14 Cedar Road', 'Unit 4, Holbrook Trading Estate', 'Flat 3, 88 Stoney Stanton Road', '22 Cedar Road']);
+    expect(s.indexes).toEqual([0, 1]);
+    expect(valuesAt(s.out, 'subjects[].name.family')).toEqual(['Okafor', 'Okafor']);
+    expect(valuesAt(s.out, 'subjects[].dateOfBirth')).toHaveLength(2);
+    expect(valuesAt(s.out, 'subjects[].addresses[].line1')).toEqual(['14 Cedar Road', 'Unit 4, Holbrook Trading Estate', 'Flat 3, 88 Stoney Stanton Road']);
+    expect(s.text).not.toContain('Popescu');
     // graded non-CHIS intelligence with its handling conditions; the grade-C item is filtered out
     expect(valuesAt(s.out, 'subjects[].intelligence[].handlingConditions')).toEqual(['Housing enforcement only']);
     expect(s.text).not.toContain('Collects debts for the group');
