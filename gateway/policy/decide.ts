@@ -22,6 +22,7 @@
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../dossier/types.js';
 import { checkAgreement } from './agreement.js';
+import { applyHandling, checkHandlingConditions, HANDLING_RULE, INTELLIGENCE, withheldByHandling } from './handling.js';
 import { LruCache, RuleRunner, type Fired } from './engines.js';
 import {
   childFlag,
@@ -184,6 +185,11 @@ export class Decider {
     return this.set.revision;
   }
 
+  /** The policy of a recipient of this set (for the packet header policy tests build). */
+  policyOf(partnerId: string): PartnerPolicy | undefined {
+    return this.set.partners.get(partnerId);
+  }
+
   private partner(id: string): CompiledPartner {
     let c = this.compiled.get(id);
     if (c !== undefined) return c;
@@ -191,6 +197,7 @@ export class Decider {
     if (policy === undefined) throw new GatewayError('not_found', `No policy for partner ${JSON.stringify(id)}`);
     const base = basePlan(policy.fields);
     applyGateway(base, this.set.gateway);
+    applyHandling(base, policy, this.set.gateway);
     const dossierRules = policy.rules.filter((r) => r.when === 'dossier');
     const subjectRules = policy.rules.filter((r) => r.when === 'subject');
     c = {
@@ -228,6 +235,7 @@ export class Decider {
     const plan = clonePlan(c.base);
     applyRules(plan, this.rulesNamed(c, dossierFired));
     applyGateway(plan, this.set.gateway);
+    applyHandling(plan, c.policy, this.set.gateway);
     return plan;
   }
 
@@ -242,6 +250,7 @@ export class Decider {
       const plan = clonePlan(this.dossierPlan(c, dossierFired), isSubjectPath);
       applyRules(plan, this.rulesNamed(c, subjectFired), isSubjectPath);
       applyGateway(plan, this.set.gateway, isSubjectPath);
+      applyHandling(plan, c.policy, this.set.gateway, isSubjectPath);
       result = finish(plan);
     }
     c.plans.set(key, result);
@@ -304,7 +313,8 @@ export class Decider {
       ? (dossier as unknown as { subjects: unknown[] }).subjects
       : [];
 
-    const agreementBlock = checkAgreement(c.policy.agreement, dossier, now);
+    // The agreement, then the dossier's own handling-condition codes (handling.ts).
+    const agreementBlock = checkAgreement(c.policy.agreement, dossier, now) ?? checkHandlingConditions(c.policy, dossier, this.set.gateway);
     if (agreementBlock !== undefined) {
       return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [], fired: [] };
     }
@@ -336,10 +346,19 @@ export class Decider {
         if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
         if (cached) for (const t of cached.trace) trace.push(noted({ ...t, scope: 'subject', ...who }, unknown));
       });
+      // The intelligence items handling conditions withhold, and why (handling.ts).
+      for (const w of withheld()) {
+        const id = ids[w.subjectIndex];
+        const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: w.subjectIndex } : { subject: id, subjectIndex: w.subjectIndex };
+        trace.push({ rule: HANDLING_RULE, scope: 'subject', ...who, path: INTELLIGENCE, op: 'withhold', note: `item ${w.itemIndex} withheld: ${w.reason}` });
+      }
       return trace;
     };
     let trace: TraceEntry[] | undefined;
+    let held: NonNullable<Decision['withheld']> | undefined;
+    const withheld = () => (held ??= withheldByHandling(dossier, plan, c.policy, this.set.gateway));
     const decision = { partner: partnerId, revision, plan, fired: [...outcome.fired] } as Decision;
+    Object.defineProperty(decision, 'withheld', { enumerable: false, configurable: true, get: withheld });
     Object.defineProperty(decision, 'trace', {
       enumerable: true,
       configurable: true,

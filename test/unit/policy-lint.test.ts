@@ -169,6 +169,9 @@ describe('lintPolicies: tests', () => {
   it('errors on a test of an unknown partner and warns about partners no test covers', async () => {
     const dir = await sampleCopy({
       'tests/dvla-full.yaml': (t) => t.replace('partner: dvla', 'partner: dvla-typo'),
+      // The handling-condition tests cover dvla too.
+      'tests/handling-conditions-safeguarding.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
+      'tests/handling-conditions-dossier.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
     });
     const r = await lintPolicies(dir, { now: NOW, checkKey });
     expect(find(r.findings, 'tests/dvla-full.yaml', /no partner "dvla-typo"/)).toMatchObject({ severity: 'error', location: 'partner', line: 3, column: 1 });

@@ -106,8 +106,10 @@ describe('sample policies on dossier-full.json', () => {
     expect(valuesAt(s.out, 'subjects[].name.family')).toEqual(['Okafor', 'Okafor', 'Popescu']);
     expect(valuesAt(s.out, 'subjects[].dateOfBirth')).toHaveLength(3);
     expect(valuesAt(s.out, 'subjects[].addresses[].line1')).toEqual(['14 Cedar Road', 'Unit 4, Holbrook Trading Estate', 'Flat 3, 88 Stoney Stanton Road', '22 Cedar Road']);
-    // graded non-CHIS intelligence with its handling conditions; the grade-C item is filtered out
-    expect(valuesAt(s.out, 'subjects[].intelligence[].handlingConditions')).toEqual(['Housing enforcement only']);
+    // the grade-C item is filtered out, and the handling-C item without condition codes is withheld:
+    // housing is not a competent authority (policy/handling.ts)
+    expect(valuesAt(s.out, 'subjects[].intelligence[]')).toEqual([]);
+    expect(s.text).not.toContain('Housing enforcement only');
     expect(s.text).not.toContain('Collects debts for the group');
   });
 
@@ -131,7 +133,7 @@ describe('sample policies on dossier-full.json', () => {
     expect(valuesAt(p.out, 'subjects[].name.given')).toEqual(['Daniel', 'Samuel']);
   });
 
-  it('childrens-services gets only the known child, with name, date of birth, address, vulnerabilities and safeguarding intelligence', async () => {
+  it('childrens-services gets only the known child, with name, date of birth, address, vulnerabilities and coded safeguarding intelligence', async () => {
     const s = (await share('childrens-services', d)) as Shared;
     expect(s.indexes).toEqual([3]);
     const child = s.subjects[0] as Record<string, unknown>;
@@ -139,8 +141,19 @@ describe('sample policies on dossier-full.json', () => {
     expect(child.dateOfBirth).toBe('2010-07-19');
     expect(child.addresses).toEqual([{ type: 'home', line1: '5 Lythalls Lane', town: 'Coventry', postcode: 'CV6 6FP' }]);
     expect(child.vulnerabilities).toEqual(['child-criminal-exploitation']);
-    expect(child.intelligence).toEqual([
-      { recordedAt: '2026-10-20', summary: 'Seen carrying packages between Cedar Road addresses', grading: { source: 2, intelligence: 'B', handling: 'C' }, handlingConditions: 'Safeguarding referral only' },
+    // Handling C with free-text conditions only: competent authorities alone (children's services is not one).
+    expect(child.intelligence).toBeUndefined();
+    const coded = structuredClone(d);
+    (coded.subjects[3]!.intelligence![0] as { conditions?: string[] }).conditions = ['safeguarding-only'];
+    const c = (await share('childrens-services', coded)) as Shared;
+    expect((c.subjects[0] as Record<string, unknown>).intelligence).toEqual([
+      {
+        recordedAt: '2026-10-20',
+        summary: 'Seen carrying packages between Cedar Road addresses',
+        grading: { source: 2, intelligence: 'B', handling: 'C' },
+        handlingConditions: 'Safeguarding referral only',
+        conditions: ['safeguarding-only'],
+      },
     ]);
   });
 });
