@@ -22,7 +22,7 @@
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../dossier/types.js';
 import { checkAgreement } from './agreement.js';
-import { applyHandling, checkHandlingConditions, HANDLING_RULE, INTELLIGENCE, withheldByHandling } from './handling.js';
+import { applyHandling, checkHandlingConditions, withheldByHandling, withheldTrace } from './handling.js';
 import { LruCache, RuleRunner, type Fired } from './engines.js';
 import {
   childFlag,
@@ -346,12 +346,7 @@ export class Decider {
         if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
         if (cached) for (const t of cached.trace) trace.push(noted({ ...t, scope: 'subject', ...who }, unknown));
       });
-      // The intelligence items handling conditions withhold, and why (handling.ts).
-      for (const w of withheld()) {
-        const id = ids[w.subjectIndex];
-        const who: Pick<TraceEntry, 'subject' | 'subjectIndex'> = id === undefined ? { subjectIndex: w.subjectIndex } : { subject: id, subjectIndex: w.subjectIndex };
-        trace.push({ rule: HANDLING_RULE, scope: 'subject', ...who, path: INTELLIGENCE, op: 'withhold', note: `item ${w.itemIndex} withheld: ${w.reason}` });
-      }
+      trace.push(...withheldTrace(withheld(), ids)); // what handling conditions withhold, and why
       return trace;
     };
     let trace: TraceEntry[] | undefined;

@@ -24,7 +24,7 @@
  */
 import { evaluateCondition } from './condition.js';
 import { tighten, type WorkingPlan } from './plan.js';
-import type { Agreement, Block, Condition, GatewayRules, Plan } from './types.js';
+import type { Agreement, Block, Condition, GatewayRules, Plan, TraceEntry } from './types.js';
 
 /** The name the filter has in plans and traces. */
 export const HANDLING_RULE = 'handling-conditions';
@@ -130,4 +130,20 @@ export function withheldByHandling(dossier: unknown, plan: Plan, recipient: Hand
     });
   });
   return out;
+}
+
+/** The trace entries of withheld items: `handling-conditions` / `withhold`, per subject, with the reason. */
+export function withheldTrace(withheld: readonly Withheld[], ids: ReadonlyArray<string | undefined>): TraceEntry[] {
+  return withheld.map((w) => {
+    const id = ids[w.subjectIndex];
+    return {
+      rule: HANDLING_RULE,
+      scope: 'subject',
+      ...(id === undefined ? {} : { subject: id }),
+      subjectIndex: w.subjectIndex,
+      path: INTELLIGENCE,
+      op: 'withhold',
+      note: `item ${w.itemIndex} withheld: ${w.reason}`,
+    };
+  });
 }

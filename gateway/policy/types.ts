@@ -167,8 +167,9 @@ export interface TraceEntry {
   /** A policy path, or `subjects[]` for an exclusion or a subject note. */
   path: string;
   /**
-   * `keep`, `strip`, `generalise:year`, `mask:last:3`, …, `exclude`, or `note` (rule `facts`: how the
-   * subject's facts were read, e.g. "treated as a minor: flag child-criminal-exploitation").
+   * `keep`, `strip`, `generalise:year`, `mask:last:3`, …, `exclude`, `note` (rule `facts`: how the
+   * subject's facts were read, e.g. "treated as a minor: flag child-criminal-exploitation"), or
+   * `withhold` (rule `handling-conditions`: an intelligence item its handling conditions keep back).
    */
   op: string;
   /**
