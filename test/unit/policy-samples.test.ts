@@ -4,6 +4,8 @@
  *  - no subject who is not a known adult reaches dvla, dwp-benefits, hmrc or immigration-enforcement;
  *  - no potential victim or victim reaches immigration-enforcement;
  *  - childrens-services receives only known minors;
+ *  - an intelligence item reaches a partner only if the partner's agreement honours every condition code
+ *    it carries, and a handling-C item without codes only a competent authority;
  * and each partner still gets what its checks need.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +49,19 @@ async function share(partner: string, d: Dossier): Promise<Shared | undefined> {
   const { dossier: out } = redact(d, decision.plan, { refs, pseudonymKey: Buffer.alloc(32, PARTNERS.indexOf(partner) + 1) });
   const subjects = (out.subjects ?? []) as Array<Record<string, unknown>>;
   return { out, text: JSON.stringify(out), subjects, indexes: subjects.map((s) => Number(String(s.id).slice(4))) };
+}
+
+/** Every intelligence item disclosed (found by its unique summary) is one the partner may have under its handling conditions. */
+function checkHandling(partner: string, d: Dossier, shared: Shared): void {
+  const policy = set.partners.get(partner)!;
+  const honoured = new Set(policy.agreement.conditionsHonoured ?? []);
+  const bySummary = new Map(d.subjects.flatMap((s) => (s.intelligence ?? []).map((i) => [i.summary, i] as const)));
+  for (const summary of valuesAt(shared.out, 'subjects[].intelligence[].summary')) {
+    const item = bySummary.get(summary as string)!;
+    const codes = item.conditions ?? [];
+    for (const c of codes) expect(honoured.has(c), `${partner} got an item with condition ${c}`).toBe(true);
+    if (item.grading.handling === 'C' && codes.length === 0) expect(policy.partner.competentAuthority, `${partner} got an uncoded handling-C item`).toBe(true);
+  }
 }
 
 function checkGuarantees(partner: string, d: Dossier, shared: Shared | undefined, forbidden: string[]): void {
@@ -168,6 +183,7 @@ describe('sample policies on any valid dossier (property)', () => {
       intelligence: fc.constantFrom('A', 'B', 'C', 'D', 'E'),
       handling: fc.constantFrom('P', 'C'),
       sourceType: fc.constantFrom(...sourceTypes),
+      codes: fc.subarray(['safeguarding-only', 'no-onward-disclosure', 'originator-consent-required', 'law-enforcement-only', 'not-in-vocabulary']),
     }).map((g) => ({ g, n }));
   const subject = fc.record({
     role: fc.constantFrom(...roles),
@@ -224,6 +240,7 @@ describe('sample policies on any valid dossier (property)', () => {
                   grading: { source: gr.source, intelligence: gr.intelligence, handling: gr.handling },
                   sourceType: gr.sourceType,
                   ...(gr.handling === 'C' ? { handlingConditions: 'Conditions' } : {}),
+                  ...(gr.handling === 'C' && gr.codes.length > 0 ? { conditions: gr.codes } : {}),
                 };
               }),
             };
@@ -244,6 +261,7 @@ describe('sample policies on any valid dossier (property)', () => {
           const shared = await share(partner, valid);
           if (shared) delivered++;
           checkGuarantees(partner, valid, shared, markers);
+          if (shared) checkHandling(partner, valid, shared);
         }
       }),
       { numRuns: 150 },
