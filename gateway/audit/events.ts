@@ -106,6 +106,10 @@ interface Peer {
   peerId?: string;
   via?: string;
 }
+/** Intelligence items handling conditions kept from the recipient of a disclosure (paths, never values). */
+interface Withheld {
+  withheld?: { handlingConditions: number; paths: string[] };
+}
 interface HitCounts {
   count?: number;
   duplicates?: number;
@@ -120,7 +124,7 @@ interface Extras {
   'dossier.recalled': { recipients?: string[]; note?: string; replayed?: boolean };
   'dossier.erased': { erased?: string[]; state?: string };
   'dossier.sealed_content_erased': object;
-  'packet.created': Signed & { redacted?: unknown };
+  'packet.created': Signed & Withheld & { redacted?: unknown };
   'packet.retrieved': object;
   'packet.acknowledged': object;
   'packet.erased': { type?: 'recall'; state?: string };
@@ -139,7 +143,7 @@ interface Extras {
   'audit.checkpoint_requested': object;
   'audit.checkpoint': { checkpoint: CheckpointStatement; signature: string };
   'audit.trail_restarted': { previous?: { seq: number; hash: string; at: string; first?: string } };
-  'exchange.envelope_prepared': Signed & Peer;
+  'exchange.envelope_prepared': Signed & Peer & Withheld;
   'exchange.dossier_sent': Signed & Peer & { issuedAt?: string };
   'exchange.dossier_received': Peer & { classification?: string; subjects?: number };
   'exchange.dossier_cancelled': Peer;

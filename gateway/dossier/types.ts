@@ -62,6 +62,8 @@ export interface Handling {
   code: HandlingCode;
   /** Required when code is C. */
   conditions?: string;
+  /** Handling-condition codes (policies/gateway.yaml) binding the whole dossier (policy/handling.ts). */
+  conditionCodes?: string[];
 }
 
 export interface Group {
@@ -157,6 +159,8 @@ interface IntelligenceItem {
   sourceType: SourceType;
   /** Required when grading.handling is C. */
   handlingConditions?: string;
+  /** Handling-condition codes (policies/gateway.yaml): the item goes only to recipients honouring all (policy/handling.ts). */
+  conditions?: string[];
 }
 
 export interface Subject {

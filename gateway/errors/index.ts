@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   'agreement_not_in_force',
   'classification_above_agreement',
   'handling_not_accepted',
+  'handling_conditions_not_honoured',
   'recipient_key_invalid',
   'no_shareable_subjects',
   'no_agreement',

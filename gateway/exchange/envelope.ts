@@ -1,6 +1,6 @@
 /**
  * The envelope: what one force's gateway sends another. Its plaintext is JSON, `{"envelope": {type,
- * id, from, to, issuedAt, expiresAt, inReplyTo?, policy?, agreement?}, ...body}` (schemas/envelope.schema.json
+ * id, from, to, issuedAt, expiresAt, inReplyTo?, policy?, agreement?, enforcesConditions?}, ...body}` (schemas/envelope.schema.json
  * for the header), encrypted to the receiving gateway's pinned key and signed with the sender's.
  * Sealing, opening and the header check live here; what each type carries, in outbound.ts,
  * hits-relay.ts and recall-relay.ts.
@@ -57,9 +57,12 @@ const MUST: Record<string, string> = {
 /** The order problems are reported in: the header's own, then anything else. */
 const ORDER = ['type', 'id', 'from', 'to', 'issuedAt', 'expiresAt', 'inReplyTo'].map((m) => `/envelope/${m}`);
 
+/** Members of a body that travel in the header: `enforcesConditions` is the sender's own vocabulary of handling-condition codes. */
+const HEADER_MEMBERS = ['policy', 'agreement', 'enforcesConditions'];
+
 /**
- * Encrypts `body` to the peer's key and signs it: the header gets the body's `policy` and `agreement`
- * beside its own members, the rest of the body follows the header.
+ * Encrypts `body` to the peer's key and signs it: the header gets the body's `policy`, `agreement` and
+ * `enforcesConditions` beside its own members, the rest of the body follows the header.
  */
 export async function sealEnvelope(
   header: Omit<EnvelopeHeader, 'issuedAt' | 'expiresAt'>,
@@ -78,7 +81,7 @@ export async function sealEnvelope(
     expiresAt: new Date(now.getTime() + freshness.freshnessMs).toISOString(),
     ...(header.inReplyTo !== undefined ? { inReplyTo: header.inReplyTo } : {}),
   };
-  const message = await encryptAndSign(JSON.stringify({ envelope: { ...full, ...pick(body, ['policy', 'agreement']) }, ...omit(body, ['policy', 'agreement']) }), key, gatewayKey, now);
+  const message = await encryptAndSign(JSON.stringify({ envelope: { ...full, ...pick(body, HEADER_MEMBERS) }, ...omit(body, HEADER_MEMBERS) }), key, gatewayKey, now);
   return { header: full, message };
 }
 

@@ -6,6 +6,11 @@
  * with retries and backoff, and `failed` (dead letter) once they are spent. The envelope id is derived
  * from (dossier, peer), so every retry carries the same id and the peer never makes a second dossier.
  * A dossier that came from a peer is never sent on to another peer.
+ *
+ * What protects always crosses: a peer file must keep roles, vulnerability flags and handling-condition
+ * codes (policy/peer-checks.ts, at load), so the peer's own protective rules fire on them; an
+ * intelligence item whose codes the peer has not declared it enforces (`peer.enforcesConditions`) is
+ * withheld, and a dossier whose own codes it does not enforce is blocked (policy/handling.ts).
  */
 import { seal, unseal } from '../crypto/seal.js';
 import type { Dossier } from '../dossier/types.js';
@@ -89,7 +94,10 @@ export class Outbound {
     if ('block' in disclosed) return this.block(dossierId, peer, disclosed.block.reason, disclosed.block.message, disclosed.revision);
 
     const envelopeId = this.cx.envelopeId(dossierId, peer);
-    const body = { policy: { id: `peer:${peer}`, revision: disclosed.revision }, agreement: agreementOf(policy), dossier: disclosed.redacted };
+    // The header says which handling-condition codes this gateway enforces: the items sent carry only
+    // codes the peer declared it enforces (policy/handling.ts), and they bind its own fan-out in turn.
+    const enforcesConditions = Object.keys(deps.live().set.gateway.handlingConditions ?? {}).sort();
+    const body = { policy: { id: `peer:${peer}`, revision: disclosed.revision }, agreement: agreementOf(policy), enforcesConditions, dossier: disclosed.redacted };
     await deps.audit.append(disclosed.event('exchange.envelope_prepared', envelopeId));
     await records.putEnvelope(envelopeId, {
       dossier: dossierId,

@@ -19,8 +19,10 @@ export interface PeerView {
 export function asPartner(p: PeerPolicy): PartnerPolicy {
   return {
     file: p.file,
-    partner: { id: p.peer.id, name: p.peer.name, kind: 'peer-force', key: p.peer.key, checks: [], competentAuthority: p.peer.competentAuthority },
-    agreement: p.agreement,
+    // A police force's gateway is a competent authority; the handling-condition codes it honours are
+    // the ones it declares it enforces on its own fan-out (policy/handling.ts), nothing else.
+    partner: { id: p.peer.id, name: p.peer.name, kind: 'peer-force', key: p.peer.key, checks: [], competentAuthority: true },
+    agreement: { ...p.agreement, conditionsHonoured: [...(p.peer.enforcesConditions ?? [])] },
     fields: p.fields,
     rules: p.rules,
   };

@@ -8,7 +8,8 @@
  *            recipient that is not a competent authority, no gateway at all), a partner or source
  *            without a usable key (missing, wrong fingerprint, expired, revoked), a rule that can never
  *            fire (its conditions contradict each other, or hold only for dossiers the agreement
- *            refuses), a policy test naming a partner that does not exist;
+ *            refuses), a policy test naming a partner that does not exist, a handling-condition code
+ *            an agreement honours (or a peer enforces) that gateway.yaml's vocabulary does not define;
  *  warnings  an agreement due for review within 90 days or not yet in force, `dataItems` and `fields`
  *            that disagree (data-items.ts), a key expiring within 30 days, a rule that changes nothing
  *            (its `set` only touches paths the base allowlist already strips, or asks for nothing
@@ -206,6 +207,16 @@ function checkRules(p: PartnerPolicy, gateway: GatewayRules, out: Findings): voi
  * Every rule that opts out of firing on unknown facts: the opt-out is allowed (in words a reviewer can
  * see), and lint makes sure a reviewer does see it.
  */
+/** Handling-condition codes an agreement honours (or a peer enforces) must be in gateway.yaml's vocabulary. */
+function checkConditionCodes(file: string, where: string, codes: readonly string[] | undefined, gateway: GatewayRules, out: Findings): void {
+  const vocabulary = gateway.handlingConditions ?? {};
+  for (const code of codes ?? []) {
+    if (Object.hasOwn(vocabulary, code)) continue;
+    const known = Object.keys(vocabulary);
+    out.add('error', file, where, `handling condition ${JSON.stringify(code)} is not in gateway.yaml handlingConditions (${known.length > 0 ? known.join(', ') : 'none defined'}): it is honoured by nobody`);
+  }
+}
+
 function checkUnknownIgnored(p: PartnerPolicy, out: Findings): void {
   p.rules.forEach((rule, i) => {
     if (rule.unknown !== 'ignore') return;
@@ -307,6 +318,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       // Rules are judged against the base allowlist and the gateway constraints: only when both loaded whole.
       if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, gatewayFor(set.gateway, p.partner.competentAuthority), out);
       checkUnknownIgnored(p, out);
+      checkConditionCodes(p.file, 'agreement.conditionsHonoured', p.agreement.conditionsHonoured, set.gateway, out);
     }
     for (const s of set.sources.values()) {
       await checkKey(s.file, `hits for ${s.source.id} cannot be encrypted to it`, s.source.key, 'source.key', o, out);
@@ -314,6 +326,8 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
     for (const p of set.peerPolicies?.values() ?? []) {
       checkAgreement({ file: p.file, id: p.peer.id, agreement: p.agreement }, o.now, o.reviewWarnDays, out);
       checkBasisAndItems(p.file, p.agreement, p.fields, { kind: 'police-force', competentAuthority: true }, out);
+      checkConditionCodes(p.file, 'agreement.conditionsHonoured', p.agreement.conditionsHonoured, set.gateway, out);
+      checkConditionCodes(p.file, 'peer.enforcesConditions', p.peer.enforcesConditions, set.gateway, out);
     }
     checkTests(set, tests, broken, out);
   }

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
 import { validateDossier } from '../dossier/validate.js';
+import { packetHeader, type PacketHeader } from '../pipeline/disclose.js';
 import { redact, type Disclosure } from '../redact/redact.js';
 import type { Withheld } from '../redact/provenance.js';
 import type { Decider } from '../policy/decide.js';
@@ -44,16 +45,8 @@ export function previewPseudonymKey(partner: string): Buffer {
 }
 
 interface PreviewPlaintext {
-  packet: {
-    id: string;
-    recipient: string;
-    issuedAt: string;
-    expiresAt: string;
-    classification: unknown;
-    handling: unknown;
-    policy: { id: string; revision: string };
-    agreement: { reference: string; legalBasis: string; purpose: string };
-  };
+  /** Built by the fan-out's own header builder (pipeline/disclose.ts): conditions only where granted. */
+  packet: PacketHeader;
   dossier: Record<string, unknown>;
 }
 
@@ -110,19 +103,16 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
   const subjects = Array.isArray(dossier.subjects) ? dossier.subjects : [];
   const refs = new Map(subjects.map((s, i) => [s.id, previewRef(i)]));
   const { dossier: redacted, disclosed, withheld } = redact(dossier, decision.plan, { refs, pseudonymKey: previewPseudonymKey(partner) });
-  const plaintext: PreviewPlaintext = {
-    packet: {
-      id: PREVIEW_PACKET_ID,
-      recipient: partner,
-      issuedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + policy.agreement.retentionDays * DAY_MS).toISOString(),
-      classification: dossier.classification,
-      handling: dossier.handling,
-      policy: { id: partner, revision: decision.revision },
-      agreement: { reference: policy.agreement.reference, legalBasis: policy.agreement.legalBasis, purpose: policy.agreement.purpose },
-    },
-    dossier: redacted,
+  const header = {
+    id: PREVIEW_PACKET_ID,
+    recipient: partner,
+    issuedAt: now,
+    expiresAt: new Date(now.getTime() + policy.agreement.retentionDays * DAY_MS),
+    dossier,
+    revision: decision.revision,
+    policy,
   };
+  const plaintext: PreviewPlaintext = { packet: packetHeader(header, redacted), dossier: redacted };
   const shared: Preview['refs'] = [];
   subjects.forEach((s, i) => {
     if (decision.plan.subjects[i] != null) shared.push({ subjectIndex: i, subject: s.id, ref: previewRef(i) });

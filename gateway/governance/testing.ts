@@ -8,17 +8,24 @@
  *   now: 2026-11-21T12:00:00Z            # optional (default: the time of the run)
  *   expect:
  *     blocked: no_shareable_subjects     # optional: the delivery must be blocked for this reason
- *     present:                           # JSON Pointer into the redacted dossier → value, or true (any value)
+ *     present:                           # JSON Pointer → value, or true (any value)
  *       /subjects/0/vehicles/0/vrm: AB12 CDE
+ *       /packet/handling/code: C
  *     absent:                            # JSON Pointers, or policy paths (every match must be absent)
  *       - subjects[].identifiers.pnc
- *     absentValues:                      # strings that must appear nowhere in the output
+ *       - /packet/handling/conditions
+ *     absentValues:                      # strings that must appear nowhere in the whole plaintext
  *       - DS Priya Raman
  *
- * Subject refs in the output are `ref-1`, `ref-2`… by the subject's position in the input dossier.
+ * The tests run over the whole plaintext the partner would decrypt, `{packet, dossier}`, built with the
+ * fan-out's own header builder (pipeline/disclose.ts): pointers starting with `/packet/` address the
+ * header, `/dossier/…` the redacted dossier, and any other pointer (and every policy path) the dossier
+ * too; absentValues scans header and dossier. Subject refs in the output are `ref-1`, `ref-2`… by the
+ * subject's position in the input dossier.
  */
 import { createHash } from 'node:crypto';
 import type { Dossier } from '../dossier/types.js';
+import { packetHeader } from '../pipeline/disclose.js';
 import { redact } from '../redact/redact.js';
 import { stableJson } from '../policy/condition.js';
 import type { Decider } from '../policy/decide.js';
@@ -52,6 +59,8 @@ export interface PolicyTestResult {
   failures: string[];
   /** The redacted dossier, when the delivery was not blocked. */
   output?: Record<string, unknown>;
+  /** The whole plaintext (`{packet, dossier}`), when the delivery was not blocked. */
+  plaintext?: { packet: unknown; dossier: Record<string, unknown> };
   /** The rules whose conditions held for this test's dossier (for coverage). */
   fired: string[];
 }
@@ -124,9 +133,15 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
     const pseudonymKey = createHash('sha256').update(`cordon policy test\u0000${test.partner}`).digest();
     const { dossier: out } = redact(test.dossier, decision.plan, { refs, pseudonymKey });
     result.output = out;
-    const text = JSON.stringify(out);
+    const policy = decider.policyOf(test.partner);
+    const retention = (policy?.agreement.retentionDays ?? 0) * 24 * 3600 * 1000;
+    const header = policy && packetHeader({ id: 'pkt_test', recipient: test.partner, issuedAt: at, expiresAt: new Date(at.getTime() + retention), dossier: test.dossier, revision: decision.revision, policy }, out);
+    const whole = { packet: header, dossier: out };
+    result.plaintext = whole;
+    const text = JSON.stringify(whole);
+    const lookup = (pointer: string): unknown => resolvePointer(pointer.startsWith('/packet/') || pointer.startsWith('/dossier/') ? whole : out, pointer);
     for (const [pointer, want] of Object.entries(expect.present ?? {})) {
-      const got = resolvePointer(out, pointer);
+      const got = lookup(pointer);
       if (got === undefined) failures.push(`${pointer}: expected to be present, but it is absent`);
       else if (want !== true && stableJson(got) !== stableJson(want)) {
         failures.push(`${pointer}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
@@ -134,7 +149,7 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
     }
     for (const target of expect.absent ?? []) {
       if (target.startsWith('/')) {
-        if (resolvePointer(out, target) !== undefined) failures.push(`${target}: expected to be absent, but it is present`);
+        if (lookup(target) !== undefined) failures.push(`${target}: expected to be absent, but it is present`);
       } else if (valuesAt(out, target).length > 0) {
         failures.push(`${target}: expected to be absent, but ${valuesAt(out, target).length} value(s) are present`);
       }

@@ -23,6 +23,7 @@ const STATUS: Record<ErrorCode, number> = {
   agreement_not_in_force: 409,
   classification_above_agreement: 409,
   handling_not_accepted: 409,
+  handling_conditions_not_honoured: 409,
   recipient_key_invalid: 409,
   no_shareable_subjects: 409,
   no_agreement: 409,

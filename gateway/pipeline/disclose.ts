@@ -67,6 +67,7 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
   const { dossier: redacted, disclosed } = redact(to.dossier, decision.plan, { refs, pseudonymKey: to.pseudonymKey });
   endRedact?.();
   const { dossierId, policy } = to;
+  const withheld = decision.withheld ?? [];
   return {
     revision: decision.revision,
     key,
@@ -83,6 +84,8 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
       fields: disclosed,
       keyFingerprint: key.fingerprint,
       source: to.source,
+      // Intelligence items handling conditions kept from this recipient: how many and where, never what.
+      ...(withheld.length > 0 ? { withheld: { handlingConditions: withheld.length, paths: withheld.map((w) => w.path) } } : {}),
       // The dossier's purpose is dossier content: the record says where it is, never what it says.
       justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
       // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
@@ -97,6 +100,13 @@ function disclosedSubjects(dossier: Dossier, redacted: Record<string, unknown>, 
   return dossier.subjects.filter((s) => shown.has(refs.get(s.id))).map((s) => s.id);
 }
 
+/** The header's handling: the code always, the conditions only as the recipient's policy disclosed them. */
+export interface PacketHandling {
+  code: Dossier['handling']['code'];
+  conditions?: unknown;
+  conditionCodes?: unknown;
+}
+
 /** A partner packet's plaintext header: what, for whom, until when, under which policy and agreement. */
 export interface PacketHeader {
   id: string;
@@ -104,22 +114,50 @@ export interface PacketHeader {
   issuedAt: string;
   expiresAt: string;
   classification: Dossier['classification'];
-  handling: Dossier['handling'];
+  handling: PacketHandling;
   policy: { id: string; revision: string };
   agreement: { reference: string; legalBasis: string; purpose: string };
 }
 
-/** The plaintext of a partner's packet (the contract: `{"packet": {...}, "dossier": {...}}`). */
-export function packetPlaintext(h: { id: string; recipient: string; issuedAt: Date; expiresAt: Date; dossier: Dossier; revision: string; policy: { agreement: Agreement } }, redacted: Record<string, unknown>): string {
-  const packet: PacketHeader = {
+/** What the header is built from. */
+export interface HeaderInput {
+  id: string;
+  recipient: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  dossier: Dossier;
+  revision: string;
+  policy: { agreement: Pick<Agreement, 'reference' | 'legalBasis' | 'purpose'> };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * The whole plaintext is policy output: the handling code is always in the header (it is what the
+ * recipient must obey), the conditions text and codes only where the policy disclosed
+ * `handling.conditions` / `handling.conditionCodes` (taken from the redacted dossier, as redacted).
+ * Used by the fan-out, `policy preview` and policy tests alike.
+ */
+export function packetHeader(h: HeaderInput, redacted: Record<string, unknown>): PacketHeader {
+  const shown = isRecord(redacted.handling) ? redacted.handling : {};
+  const handling: PacketHandling = { code: h.dossier.handling.code };
+  if (shown.conditions !== undefined) handling.conditions = shown.conditions;
+  if (shown.conditionCodes !== undefined) handling.conditionCodes = shown.conditionCodes;
+  return {
     id: h.id,
     recipient: h.recipient,
     issuedAt: h.issuedAt.toISOString(),
     expiresAt: h.expiresAt.toISOString(),
     classification: h.dossier.classification,
-    handling: h.dossier.handling,
+    handling,
     policy: { id: h.recipient, revision: h.revision },
     agreement: agreementOf(h.policy),
   };
-  return JSON.stringify({ packet, dossier: redacted });
+}
+
+/** The plaintext of a partner's packet (the contract: `{"packet": {...}, "dossier": {...}}`). */
+export function packetPlaintext(h: HeaderInput, redacted: Record<string, unknown>): string {
+  return JSON.stringify({ packet: packetHeader(h, redacted), dossier: redacted });
 }

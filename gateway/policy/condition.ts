@@ -58,6 +58,25 @@ export function resolveFact(item: unknown, fact: string): Scalar | Scalar[] | un
   return undefined;
 }
 
+/**
+ * Operators the gateway's built-in handling-condition filter uses (policy/handling.ts); policy files
+ * cannot name them (the schema and the load checks refuse them). `allIn`: every element of the item's
+ * list is in the value list, and an item without the list (or with an empty one) has no element
+ * outside it: TRUE. `someIn`: at least one element is in the value list (an absent list is UNKNOWN).
+ */
+export const BUILT_IN_OPERATORS: ReadonlySet<string> = new Set(['allIn', 'someIn']);
+
+function compareList(operator: string, fact: Scalar | Scalar[] | undefined, value: unknown, present: boolean): Tri {
+  if (!Array.isArray(value)) return UNKNOWN;
+  if (fact === undefined) {
+    // Absent, or present but not scalars (malformed: never let through).
+    return operator === 'allIn' && !present ? TRUE : UNKNOWN;
+  }
+  const list = Array.isArray(fact) ? fact : [fact];
+  if (operator === 'allIn') return list.every((v) => value.includes(v)) ? TRUE : FALSE;
+  return list.some((v) => value.includes(v)) ? TRUE : FALSE;
+}
+
 function compare(operator: string, fact: Scalar | Scalar[] | undefined, value: unknown): Tri {
   if (fact === undefined) return UNKNOWN;
   switch (operator) {
@@ -122,9 +141,22 @@ function evaluate(cond: Condition, item: unknown, depth: number): Tri {
     return r === UNKNOWN ? UNKNOWN : r === TRUE ? FALSE : TRUE;
   }
   if ('fact' in cond && typeof cond.fact === 'string' && typeof cond.operator === 'string') {
+    if (BUILT_IN_OPERATORS.has(cond.operator)) {
+      return compareList(cond.operator, resolveFact(item, cond.fact), cond.value, hasFact(item, cond.fact));
+    }
     return compare(cond.operator, resolveFact(item, cond.fact), cond.value);
   }
   return UNKNOWN;
+}
+
+/** Whether the dotted fact exists on the item at all (whatever its value). */
+function hasFact(item: unknown, fact: string): boolean {
+  let cur: unknown = item;
+  for (const part of splitFact(fact)) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || !Object.hasOwn(cur, part)) return false;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return true;
 }
 
 /** True only when the condition definitely holds for the item (see the module comment). */

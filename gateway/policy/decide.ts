@@ -22,6 +22,7 @@
 import { GatewayError } from '../errors/index.js';
 import type { Dossier, Subject } from '../dossier/types.js';
 import { checkAgreement } from './agreement.js';
+import { applyHandling, checkHandlingConditions, withheldByHandling, withheldTrace } from './handling.js';
 import { LruCache, RuleRunner, type Fired } from './engines.js';
 import {
   childFlag,
@@ -186,6 +187,11 @@ export class Decider {
     return this.set.revision;
   }
 
+  /** The policy of a recipient of this set (for the packet header policy tests build). */
+  policyOf(partnerId: string): PartnerPolicy | undefined {
+    return this.set.partners.get(partnerId);
+  }
+
   private partner(id: string): CompiledPartner {
     let c = this.compiled.get(id);
     if (c !== undefined) return c;
@@ -194,6 +200,7 @@ export class Decider {
     const gateway = gatewayFor(this.set.gateway, policy.partner.competentAuthority);
     const base = basePlan(policy.fields);
     applyGateway(base, gateway);
+    applyHandling(base, policy, this.set.gateway);
     const dossierRules = policy.rules.filter((r) => r.when === 'dossier');
     const subjectRules = policy.rules.filter((r) => r.when === 'subject');
     c = {
@@ -232,6 +239,7 @@ export class Decider {
     const plan = clonePlan(c.base);
     applyRules(plan, this.rulesNamed(c, dossierFired));
     applyGateway(plan, c.gateway);
+    applyHandling(plan, c.policy, this.set.gateway);
     return plan;
   }
 
@@ -246,6 +254,7 @@ export class Decider {
       const plan = clonePlan(this.dossierPlan(c, dossierFired), isSubjectPath);
       applyRules(plan, this.rulesNamed(c, subjectFired), isSubjectPath);
       applyGateway(plan, c.gateway, isSubjectPath);
+      applyHandling(plan, c.policy, this.set.gateway, isSubjectPath);
       result = finish(plan);
     }
     c.plans.set(key, result);
@@ -308,7 +317,8 @@ export class Decider {
       ? (dossier as unknown as { subjects: unknown[] }).subjects
       : [];
 
-    const agreementBlock = checkAgreement(c.policy.agreement, dossier, now);
+    // The agreement, then the dossier's own handling-condition codes (handling.ts).
+    const agreementBlock = checkAgreement(c.policy.agreement, dossier, now) ?? checkHandlingConditions(c.policy, dossier, this.set.gateway);
     if (agreementBlock !== undefined) {
       return { partner: partnerId, revision, block: agreementBlock, plan: { dossier: {}, subjects: subjects.map(() => null) }, trace: [], fired: [] };
     }
@@ -340,10 +350,14 @@ export class Decider {
         if (noId) trace.push({ rule: 'gateway', scope: 'subject', ...who, path: SUBJECTS, op: 'exclude', note: 'subject has no id' });
         if (cached) for (const t of cached.trace) trace.push(noted({ ...t, scope: 'subject', ...who }, unknown));
       });
+      trace.push(...withheldTrace(withheld(), ids)); // what handling conditions withhold, and why
       return trace;
     };
     let trace: TraceEntry[] | undefined;
+    let held: NonNullable<Decision['withheld']> | undefined;
+    const withheld = () => (held ??= withheldByHandling(dossier, plan, c.policy, this.set.gateway));
     const decision = { partner: partnerId, revision, plan, fired: [...outcome.fired] } as Decision;
+    Object.defineProperty(decision, 'withheld', { enumerable: false, configurable: true, get: withheld });
     Object.defineProperty(decision, 'trace', {
       enumerable: true,
       configurable: true,

@@ -150,7 +150,9 @@ export function checkGateway(rel: string, doc: Record<string, unknown>, problems
     for (const m of ms) problems.add(rel, where, m);
     if (ms.length === 0) alwaysFilter[p] = structuredClone(cond);
   }
-  return { neverShare, alwaysFilter };
+  const out: GatewayRules = { neverShare, alwaysFilter };
+  if (doc.handlingConditions !== undefined) out.handlingConditions = structuredClone(doc.handlingConditions as NonNullable<GatewayRules['handlingConditions']>);
+  return out;
 }
 
 export function checkAgreementDates(rel: string, agreement: PartnerPolicy['agreement'], problems: Problems): void {

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { realpath } from 'node:fs/promises';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { checkAgreementDates, checkGateway, checkOperations, checkRules } from './field-checks.js';
+import { checkPeerKeepsProtections } from './peer-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
 import { checkNonCompetentFilter } from './non-competent.js';
 import { revisionOf } from './revision.js';
@@ -174,6 +175,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     checkAgreementDates(rel, d.agreement, problems);
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
+    checkPeerKeepsProtections(rel, fields, rules, neverShare, problems);
     const key: KeyRef = { file: d.peer.key.file, fingerprint: d.peer.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'peer.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;
@@ -192,7 +194,16 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     }
     peerPolicies.set(d.peer.id, {
       file: rel,
-      peer: { id: d.peer.id, name: d.peer.name, force: d.peer.force, url: d.peer.url.replace(/\/+$/, ''), key, ...(tls ? { tls } : {}), competentAuthority: true },
+      peer: {
+        id: d.peer.id,
+        name: d.peer.name,
+        force: d.peer.force,
+        url: d.peer.url.replace(/\/+$/, ''),
+        key,
+        ...(tls ? { tls } : {}),
+        competentAuthority: true,
+        ...(d.peer.enforcesConditions ? { enforcesConditions: [...d.peer.enforcesConditions] } : {}),
+      },
       agreement: structuredClone(d.agreement),
       fields,
       rules,

@@ -42,6 +42,11 @@ export interface Agreement {
   retentionDays: number;
   highestClassification: Classification;
   handlingCodes: HandlingCode[];
+  /**
+   * The handling-condition codes (gateway.yaml `handlingConditions`) the recipient can honour: a
+   * handling-C item or dossier with codes goes only to recipients that honour every one (policy/handling.ts).
+   */
+  conditionsHonoured?: string[];
 }
 
 export interface KeyRef {
@@ -97,6 +102,8 @@ export interface GatewayRules {
   /** ANDed into alwaysFilter for recipients that are not competent authorities (non-competent.ts). */
   nonCompetentFilter?: Record<string, Condition>;
   alwaysFilter: Record<string, Condition>;
+  /** The vocabulary of handling-condition codes, code → what it asks of a recipient (policy/handling.ts). */
+  handlingConditions?: Record<string, { description: string }>;
 }
 
 /** A peer gateway file (`peers/<id>.yaml`): loaded raw (not validated here) and hashed into the revision. */
@@ -131,7 +138,7 @@ interface PeerTls {
 export interface PeerPolicy {
   file: string;
   /** A police force's gateway: always a competent authority (chief officers of police, DPA 2018 Sch. 7). */
-  peer: { id: string; name: string; force: string; url: string; key: KeyRef; tls?: PeerTls; competentAuthority: true };
+  peer: { id: string; name: string; force: string; url: string; key: KeyRef; tls?: PeerTls; competentAuthority: true; enforcesConditions?: string[] };
   agreement: Agreement;
   fields: Record<string, Operation>;
   rules: Rule[];
@@ -145,6 +152,7 @@ export interface Block {
     | 'agreement_not_in_force'
     | 'classification_above_agreement'
     | 'handling_not_accepted'
+    | 'handling_conditions_not_honoured'
     | 'recipient_key_invalid'
     | 'no_shareable_subjects'
   >;
@@ -161,8 +169,9 @@ export interface TraceEntry {
   /** A policy path, or `subjects[]` for an exclusion or a subject note. */
   path: string;
   /**
-   * `keep`, `strip`, `generalise:year`, `mask:last:3`, …, `exclude`, or `note` (rule `facts`: how the
-   * subject's facts were read, e.g. "treated as a minor: flag child-criminal-exploitation").
+   * `keep`, `strip`, `generalise:year`, `mask:last:3`, …, `exclude`, `note` (rule `facts`: how the
+   * subject's facts were read, e.g. "treated as a minor: flag child-criminal-exploitation"), or
+   * `withhold` (rule `handling-conditions`: an intelligence item its handling conditions keep back).
    */
   op: string;
   /**
@@ -189,6 +198,11 @@ export interface Decision {
    * or not they changed the plan. Empty when the agreement blocks. For policy-test coverage.
    */
   fired?: string[];
+  /**
+   * The intelligence items handling conditions withhold from this recipient (policy/handling.ts): JSON
+   * Pointers into the input and why. Built on first read; not enumerable (not part of the decision's JSON).
+   */
+  readonly withheld?: ReadonlyArray<{ path: string; reason: string; subjectIndex: number; itemIndex: number }>;
 }
 
 export interface Plan {

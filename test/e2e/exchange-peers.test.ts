@@ -187,6 +187,61 @@ describe('cross-border exchange between two gateways', () => {
     expect(bAudit).toEqual(expect.arrayContaining(['exchange.dossier_received', 'packet.created', 'exchange.hits_relayed']));
   }, 60_000);
 
+  it('what protects crosses: vulnerability flags and roles reach the peer and its own rules fire on them; handling conditions bind its fan-out', async () => {
+    const dossier = fixture('dossier-full.json') as any;
+    dossier.requests = { ...dossier.requests, peers: ['warwickshire'] };
+    // Tyler without a date of birth: only his childhood flag says he is a child, on either side of the border.
+    const tyler = dossier.subjects[3];
+    expect(tyler.name.given).toBe('Tyler');
+    delete tyler.dateOfBirth;
+    tyler.intelligence[0].conditions = ['safeguarding-only'];
+    const item = (id: string, summary: string, conditions: string[]) => ({ id, recordedAt: '2026-10-22', summary, grading: { source: 1, intelligence: 'A', handling: 'C' }, sourceType: 'officer', handlingConditions: 'See codes', conditions });
+    dossier.subjects[0].intelligence.push(
+      item('INT-90777', 'Children seen leaving the Cedar Road houses late at night', ['safeguarding-only']),
+      item('INT-90779', 'Named in a referral nobody may act on yet', ['court-order-only']),
+    );
+    const sent = await api(A.gw.url, 'POST', '/v1/dossiers', FORCE, dossier);
+    expect(sent.status).toBe(202);
+    const id = sent.json.id as string;
+    await waitSettled(A.gw.url, id);
+    const status = await until('the envelope to be sent', async () => {
+      const s = await api(A.gw.url, 'GET', `/v1/dossiers/${id}`, FORCE);
+      return s.json.peers?.[0]?.state === 'sent' ? s.json : undefined;
+    });
+    const remote = status.peers[0].remoteDossier as string;
+
+    // A: the item whose code the peer does not enforce (nobody does) stayed home; the record says where, never what.
+    const aRows = (await A.gw.redis.lrange(`${A.gw.prefix}:audit:log`, 0, -1)).map((r) => JSON.parse(r));
+    const prepared = aRows.find((r) => r.action === 'exchange.envelope_prepared' && r.dossier === id);
+    expect(prepared.withheld).toEqual({ handlingConditions: 1, paths: ['/subjects/0/intelligence/3'] });
+    expect(JSON.stringify(prepared)).not.toContain('Named in a referral');
+
+    // B: one packet per partner of the peer's dossier, under B's own policies.
+    const packets = await until('packets for children\'s services and housing at B', async () => {
+      const rows = (await B.gw.redis.lrange(`${B.gw.prefix}:audit:log`, 0, -1)).map((r) => JSON.parse(r));
+      const mine = rows.filter((r) => r.action === 'packet.created' && r.dossier === remote);
+      const by = Object.fromEntries(mine.map((r) => [r.recipient, r]));
+      return by['childrens-services'] && by['council-housing'] ? by : undefined;
+    });
+    const open = async (partner: string) =>
+      openAs(partner, (await api(B.gw.url, 'GET', `/v1/packets/${packets[partner].packet}`, TOKENS[partner])).text, B.key);
+
+    // Children's services: Tyler arrives (his flag crossed, so B's "known children only" rule lets him in)
+    // with his role, his flag and his safeguarding-only item, whose code travelled with it.
+    const children = await open('childrens-services');
+    expect(children.dossier.subjects).toHaveLength(1);
+    const child = children.dossier.subjects[0];
+    expect(child.name.given).toBe('Tyler');
+    expect(child.vulnerabilities).toEqual(['child-criminal-exploitation']);
+    expect(child.intelligence).toEqual([expect.objectContaining({ summary: 'Seen carrying packages between Cedar Road addresses', conditions: ['safeguarding-only'] })]);
+
+    // Housing: no Tyler (a child by his flag), no safeguarding-only item, no handling-C item without codes
+    // (housing is not a competent authority), nothing with a code nobody enforces: the second hop is no looser.
+    const housing = JSON.stringify(await open('council-housing'));
+    for (const never of ['Tyler', 'Seen carrying packages', 'Children seen leaving', 'Believed to control rentals', 'Named in a referral']) expect(housing).not.toContain(never);
+    expect(packets['council-housing'].withheld).toEqual({ handlingConditions: 2, paths: ['/subjects/0/intelligence/0', '/subjects/0/intelligence/1'] });
+  }, 60_000);
+
   it('refuses a tampered envelope, one signed by an unpinned key, a misaddressed and a stale one; nothing stored', async () => {
     const before = await dossierCount(B);
     const { message } = await envelopeToB();

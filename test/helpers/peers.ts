@@ -42,14 +42,17 @@ export function peerClient(id: string, peer: string, token: string): string {
 
 /**
  * Writes `peers/<id>.yaml` pointing at a real peer gateway (its URL and gateway key), removing the
- * sample files in `remove`. The body (agreement, fields, rules) is the sample warwickshire peer's.
+ * sample files in `remove`. The body (agreement, fields, rules) and the handling-condition codes it
+ * enforces are the sample warwickshire peer's.
  */
 export async function pointPeer(dir: string, remove: string[], id: string, name: string, url: string, key: GatewayKey, force = id): Promise<void> {
   for (const f of remove) await unlink(path.join(dir, f)).catch(() => undefined);
   const keyFile = `keys/${id}-gateway.asc`;
   await writeFile(path.join(dir, keyFile), key.publicArmored);
   const sample = await readFile(path.join(ROOT, 'policies/peers/warwickshire.yaml'), 'utf8');
-  const header = `peer:\n  id: ${id}\n  name: ${name}\n  force: ${force}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${key.fingerprint}"\n`;
+  // The handling-condition codes the sample peer declares it enforces travel with the header.
+  const enforces = /^ {2}enforcesConditions: .*$/m.exec(sample)?.[0];
+  const header = `peer:\n  id: ${id}\n  name: ${name}\n  force: ${force}\n  url: ${url}\n  key:\n    file: ${keyFile}\n    fingerprint: "${key.fingerprint}"\n${enforces ? `${enforces}\n` : ''}`;
   await writeFile(path.join(dir, `peers/${id}.yaml`), header + sample.slice(sample.indexOf('\nagreement:')));
 }
 

@@ -28,7 +28,8 @@ const always: Rule['conditions'] = { all: [{ fact: 'subjectCount', operator: 'gr
 function makeSet(fields: Record<string, Operation>, rules: Rule[] = [], over: Partial<Agreement> = {}): PolicySet {
   const p: PartnerPolicy = {
     file: 'partners/t.yaml',
-    partner: { id: 't', name: 'Test', kind: 'x', key: { file: 'keys/t.asc', fingerprint: 'A'.repeat(40) }, checks: [] },
+    // A competent authority: handling-C intelligence without condition codes reaches it (policy/handling.ts).
+    partner: { id: 't', name: 'Test', kind: 'x', key: { file: 'keys/t.asc', fingerprint: 'A'.repeat(40) }, checks: [], competentAuthority: true },
     agreement: { ...agreement, ...over },
     fields,
     rules,
@@ -160,7 +161,7 @@ describe('Decider: gateway constraints', () => {
     const { subjects, decision } = await run(makeSet({ 'subjects[].intelligence[]': { op: 'filter', where: graded }, 'subjects[].intelligence[].summary': { op: 'keep' } }));
     expect(subjects[0]?.intelligence).toHaveLength(1);
     expect(subjects[1]?.intelligence).toBeUndefined(); // graded C
-    expect(decision.trace.find((t) => t.path === 'subjects[].intelligence[]')?.rule).toBe('base + gateway');
+    expect(decision.trace.find((t) => t.path === 'subjects[].intelligence[]')?.rule).toBe('base + gateway + handling-conditions');
   });
 
   it('never counts CHIS items', async () => {

@@ -173,6 +173,9 @@ describe('lintPolicies: tests', () => {
       // no test is left covering DVLA.
       'tests/covert-intelligence.yaml': (t) => t.replace('partner: dvla\n', 'partner: hmrc\n'),
       'tests/victims-and-witnesses.yaml': (t) => t.replace('partner: dvla\n', 'partner: hmrc\n'),
+      // The handling-condition tests cover dvla too.
+      'tests/handling-conditions-safeguarding.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
+      'tests/handling-conditions-dossier.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
     });
     const r = await lintPolicies(dir, { now: NOW, checkKey });
     expect(find(r.findings, 'tests/dvla-full.yaml', /no partner "dvla-typo"/)).toMatchObject({ severity: 'error', location: 'partner', line: 3, column: 1 });

@@ -7,6 +7,8 @@
  *  - childrens-services receives only known minors;
  *  - no intelligence graded E reaches anyone, nor graded 3 or D a partner that is not a competent
  *    authority (council-housing, childrens-services);
+ *  - an intelligence item reaches a partner only if the partner's agreement honours every condition code
+ *    it carries, and a handling-C item without codes only a competent authority;
  * and each partner still gets what its checks need.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +54,19 @@ async function share(partner: string, d: Dossier): Promise<Shared | undefined> {
   const { dossier: out } = redact(d, decision.plan, { refs, pseudonymKey: Buffer.alloc(32, PARTNERS.indexOf(partner) + 1) });
   const subjects = (out.subjects ?? []) as Array<Record<string, unknown>>;
   return { out, text: JSON.stringify(out), subjects, indexes: subjects.map((s) => Number(String(s.id).slice(4))) };
+}
+
+/** Every intelligence item disclosed (found by its unique summary) is one the partner may have under its handling conditions. */
+function checkHandling(partner: string, d: Dossier, shared: Shared): void {
+  const policy = set.partners.get(partner)!;
+  const honoured = new Set(policy.agreement.conditionsHonoured ?? []);
+  const bySummary = new Map(d.subjects.flatMap((s) => (s.intelligence ?? []).map((i) => [i.summary, i] as const)));
+  for (const summary of valuesAt(shared.out, 'subjects[].intelligence[].summary')) {
+    const item = bySummary.get(summary as string)!;
+    const codes = item.conditions ?? [];
+    for (const c of codes) expect(honoured.has(c), `${partner} got an item with condition ${c}`).toBe(true);
+    if (item.grading.handling === 'C' && codes.length === 0) expect(policy.partner.competentAuthority, `${partner} got an uncoded handling-C item`).toBe(true);
+  }
 }
 
 function checkGuarantees(partner: string, d: Dossier, shared: Shared | undefined, forbidden: string[]): void {
@@ -116,8 +131,10 @@ describe('sample policies on dossier-full.json', () => {
     expect(valuesAt(s.out, 'subjects[].dateOfBirth')).toHaveLength(2);
     expect(valuesAt(s.out, 'subjects[].addresses[].line1')).toEqual(['14 Cedar Road', 'Unit 4, Holbrook Trading Estate', 'Flat 3, 88 Stoney Stanton Road']);
     expect(s.text).not.toContain('Popescu');
-    // graded non-CHIS intelligence with its handling conditions; the grade-C item is filtered out
-    expect(valuesAt(s.out, 'subjects[].intelligence[].handlingConditions')).toEqual(['Housing enforcement only']);
+    // the grade-C item is filtered out, and the handling-C item without condition codes is withheld:
+    // housing is not a competent authority (policy/handling.ts)
+    expect(valuesAt(s.out, 'subjects[].intelligence[]')).toEqual([]);
+    expect(s.text).not.toContain('Housing enforcement only');
     expect(s.text).not.toContain('Collects debts for the group');
   });
 
@@ -141,7 +158,7 @@ describe('sample policies on dossier-full.json', () => {
     expect(valuesAt(p.out, 'subjects[].name.given')).toEqual(['Daniel', 'Samuel']);
   });
 
-  it('childrens-services gets only the known child, with name, date of birth, address, vulnerabilities and safeguarding intelligence', async () => {
+  it('childrens-services gets only the known child, with name, date of birth, address, vulnerabilities and coded safeguarding intelligence', async () => {
     const s = (await share('childrens-services', d)) as Shared;
     expect(s.indexes).toEqual([3]);
     const child = s.subjects[0] as Record<string, unknown>;
@@ -149,8 +166,19 @@ describe('sample policies on dossier-full.json', () => {
     expect(child.dateOfBirth).toBe('2010-07-19');
     expect(child.addresses).toEqual([{ type: 'home', line1: '5 Lythalls Lane', town: 'Coventry', postcode: 'CV6 6FP' }]);
     expect(child.vulnerabilities).toEqual(['child-criminal-exploitation']);
-    expect(child.intelligence).toEqual([
-      { recordedAt: '2026-10-20', summary: 'Seen carrying packages between Cedar Road addresses', grading: { source: 2, intelligence: 'B', handling: 'C' }, handlingConditions: 'Safeguarding referral only' },
+    // Handling C with free-text conditions only: competent authorities alone (children's services is not one).
+    expect(child.intelligence).toBeUndefined();
+    const coded = structuredClone(d);
+    (coded.subjects[3]!.intelligence![0] as { conditions?: string[] }).conditions = ['safeguarding-only'];
+    const c = (await share('childrens-services', coded)) as Shared;
+    expect((c.subjects[0] as Record<string, unknown>).intelligence).toEqual([
+      {
+        recordedAt: '2026-10-20',
+        summary: 'Seen carrying packages between Cedar Road addresses',
+        grading: { source: 2, intelligence: 'B', handling: 'C' },
+        handlingConditions: 'Safeguarding referral only',
+        conditions: ['safeguarding-only'],
+      },
     ]);
   });
 });
@@ -165,6 +193,7 @@ describe('sample policies on any valid dossier (property)', () => {
       intelligence: fc.constantFrom('A', 'B', 'C', 'D', 'E'),
       handling: fc.constantFrom('P', 'C'),
       sourceType: fc.constantFrom(...sourceTypes),
+      codes: fc.subarray(['safeguarding-only', 'no-onward-disclosure', 'originator-consent-required', 'law-enforcement-only', 'not-in-vocabulary']),
     }).map((g) => ({ g, n }));
   const subject = fc.record({
     role: fc.constantFrom(...roles),
@@ -221,6 +250,7 @@ describe('sample policies on any valid dossier (property)', () => {
                   grading: { source: gr.source, intelligence: gr.intelligence, handling: gr.handling },
                   sourceType: gr.sourceType,
                   ...(gr.handling === 'C' ? { handlingConditions: 'Conditions' } : {}),
+                  ...(gr.handling === 'C' && gr.codes.length > 0 ? { conditions: gr.codes } : {}),
                 };
               }),
             };
@@ -241,6 +271,7 @@ describe('sample policies on any valid dossier (property)', () => {
           const shared = await share(partner, valid);
           if (shared) delivered++;
           checkGuarantees(partner, valid, shared, markers);
+          if (shared) checkHandling(partner, valid, shared);
         }
       }),
       { numRuns: 150 },
