@@ -312,6 +312,13 @@ export class AuditLog {
     this.anchorTimer.unref();
   }
 
+  /** On shutdown: no more timed anchor writes; the last write's anchor is written now. */
+  async stopAnchoring(): Promise<void> {
+    clearTimeout(this.anchorTimer);
+    this.anchorTimer = undefined;
+    await this.flushAnchor().catch((err: Error) => this.options.onBackgroundError?.(err));
+  }
+
   /** Writes the anchor now (checkpoints, shutdown). */
   async flushAnchor(): Promise<void> {
     const next = this.anchorNext;

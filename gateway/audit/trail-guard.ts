@@ -84,8 +84,8 @@ export class TrailGuard {
     if (!from || !this.key || head.seq <= from.seq) return;
     let prev = from.hash;
     let problem: string | undefined;
-    const firstRaw = await this.store.at(from.seq - 1);
-    if (!firstRaw || hashOf(firstRaw) !== from.hash) problem = `record ${from.seq}, which this gateway wrote, was replaced`;
+    const first = parse((await this.store.at(from.seq - 1)) ?? '');
+    if (!first || first.hash !== from.hash || recordHash(first) !== from.hash) problem = `record ${from.seq}, which this gateway wrote, was replaced`;
     for (let seq = from.seq + 1; !problem && seq <= head.seq; seq += TAIL_CHUNK) {
       const rows = await this.store.range(seq - 1, Math.min(head.seq, seq + TAIL_CHUNK - 1) - 1);
       if (!rows.length) problem = `records from seq ${seq} are missing`;
@@ -109,8 +109,4 @@ function parse(raw: string): AuditRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-function hashOf(raw: string): string | undefined {
-  return parse(raw)?.hash;
 }

@@ -48,7 +48,8 @@ export async function startAuditTrail(
   await audit.checkpoint('start-up');
   // A checkpoint on a clean stop, so the trail ends signed; pushed early, it runs after the api and
   // workers have stopped and before Redis is closed.
-  closers.push(() => audit.checkpoint('shutdown'));
+  // The anchor is brought up to date even when the checkpoint cannot be written (a trail gone bad).
+  closers.push(() => audit.checkpoint('shutdown').finally(() => audit.stopAnchoring()));
   const stopCheckpoints = audit.startCheckpointTimer(config.auditCheckpointIntervalMs);
   closers.push(async () => stopCheckpoints());
   return audit;
