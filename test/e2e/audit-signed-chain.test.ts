@@ -16,7 +16,7 @@ import { AuditLog, recordHash, type AuditRecord } from '../../gateway/audit/log.
 import { loadOrCreateGatewayKey } from '../../gateway/crypto/openpgp.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { Keys } from '../../gateway/store/redis.js';
-import { api, deleteKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { api, deleteKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, until, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 let work: string;
@@ -126,6 +126,13 @@ describe('the trail wiped under a running gateway', () => {
     const log = `${prefix}:audit:log`;
     try {
       await sendDossier(gw);
+      // While running, the anchor follows the trail within a second (the window a cut across a crash has).
+      const anchorFile = path.join(stateDir, anchorName(prefix));
+      const length = await redis.llen(log);
+      await until('the anchor to reach the head', async () => {
+        const a = JSON.parse(await readFile(anchorFile, 'utf8').catch(() => '{}')) as { seq?: number };
+        return a.seq === length ? true : undefined;
+      }, 3000, 50);
       await redis.del(log, `${prefix}:audit:head`);
       const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-minimal.json'));
       expect(res.status).toBe(503);
