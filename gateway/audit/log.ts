@@ -93,7 +93,7 @@ export interface AuditLogOptions {
   auditKey?: AuditSigningKey;
   /** A checkpoint after this many records (default 100). */
   checkpointEvery?: number;
-  /** Where to anchor the latest checkpoint outside Redis (the gateway's state directory). */
+  /** Where to anchor the latest record this process wrote, outside Redis (the gateway's state directory). */
   stateDir?: string;
   /** Told about checkpoint or anchor failures (they never fail the action that triggered them). */
   onBackgroundError?: (err: Error) => void;
@@ -290,7 +290,7 @@ export class AuditLog {
 
   private first?: string;
 
-  async firstHash(): Promise<string | undefined> {
+  private async firstHash(): Promise<string | undefined> {
     if (this.first) return this.first;
     const raw = await this.store.at(0);
     this.first = raw ? (JSON.parse(raw) as AuditRecord).hash : undefined;
