@@ -50,6 +50,6 @@ export async function checkAnchor(log: AuditLog, stateDir: string | undefined, a
         'Run `cordon audit verify --state` to see where; if this Redis was deliberately replaced, move the anchor file away to start a new trail.',
     );
   }
-  log.expectTrail(anchor.seq, anchor.format === 2);
+  log.expectTrail(anchor, anchor.format === 2);
   return undefined;
 }

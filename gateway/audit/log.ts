@@ -330,8 +330,13 @@ export class AuditLog {
   }
 
   /** Start-up (anchor-check.ts): the trail must reach at least the anchored record, signed if the anchor says so. */
-  expectTrail(seq: number, signed: boolean): void {
-    this.guard.expect(seq, signed);
+  expectTrail(anchored: { seq: number; hash: string }, signed: boolean): void {
+    this.guard.expect(anchored, signed);
+  }
+
+  /** At start-up, after checkAnchor: the tail written since the anchored record must chain from it. */
+  async checkTail(): Promise<void> {
+    await this.guard.checkTail(this.guard.accept(await this.store.head()));
   }
 
   async checkAnchor(acceptNewTrail?: number): Promise<string | undefined> {

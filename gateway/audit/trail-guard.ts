@@ -69,8 +69,14 @@ export class TrailGuard {
     if (head.sig) this.requireSigned = true;
   }
 
-  expect(seq: number, signed: boolean): void {
-    this.highestSeen = Math.max(this.highestSeen, seq);
+  /**
+   * At start-up, from the state directory's anchor: the trail reaches at least the anchored record, and
+   * until this process writes, that record is the last head "it" wrote, so the first checkpoint checks
+   * the tail written since (by an earlier run or another process) before signing it.
+   */
+  expect(anchored: { seq: number; hash: string }, signed: boolean): void {
+    this.highestSeen = Math.max(this.highestSeen, anchored.seq);
+    this.lastWritten ??= { seq: anchored.seq, hash: anchored.hash };
     if (signed) this.requireSigned = true;
   }
 

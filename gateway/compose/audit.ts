@@ -40,6 +40,8 @@ export async function startAuditTrail(
   // accepted a new trail, whose first record then says so.
   const restarted = await audit.checkAnchor(config.auditAcceptNewTrail);
   if (restarted) logger.error(restarted);
+  // What was written after the anchored record (the last second before a crash) must chain from it.
+  await audit.checkTail();
   // A trail from before group commits were signed: one checkpoint (OpenPGP-signed, naming the audit
   // key) vouches for it as it is; from the next record on every batch is signed.
   const head = await audit.head();

@@ -164,6 +164,35 @@ describe('the trail wiped under a running gateway', () => {
   });
 });
 
+describe('records after the anchor altered while the gateway was down', () => {
+  it('refuse the start: the tail from the anchored record must chain to the signed head', async () => {
+    const gw = await startTestGateway();
+    const { prefix, stateDir, redis } = gw;
+    const log = `${prefix}:audit:log`;
+    try {
+      await sendDossier(gw);
+      await gw.close();
+      // A crash would have left the anchor up to a second behind: put it back a few records.
+      const rows = (await redis.lrange(log, 0, -1)).map((r) => JSON.parse(r) as AuditRecord);
+      const anchored = rows.at(-4)!;
+      const file = path.join(stateDir, anchorName(prefix));
+      const anchor = JSON.parse(await readFile(file, 'utf8'));
+      await writeFile(file, JSON.stringify({ ...anchor, seq: anchored.seq, hash: anchored.hash, at: anchored.at }));
+      // The intruder edits a record after it, leaving the signed head in place.
+      const target = rows.at(-2)!;
+      await redis.lset(log, target.seq - 1, JSON.stringify({ ...target, actor: 'someone-else' }));
+      await expect(startTestGateway({ redisPrefix: prefix, stateDir })).rejects.toMatchObject({
+        code: 'audit_unavailable',
+        message: expect.stringMatching(new RegExp(`record ${target.seq} does not chain from the head this gateway wrote at seq ${anchored.seq}`)),
+      });
+    } finally {
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a trail written before batches were signed', () => {
   it('carries over through a format-change checkpoint and verifies whole', async () => {
     const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-legacy-'));
