@@ -6,10 +6,11 @@
  * the gateway's private key. Checkpoints are written at start-up, every N records, on a timer when the
  * log has grown since the last one, and on demand (`POST /v1/audit/checkpoint`).
  *
- * The latest checkpoint is also anchored outside Redis, in the state directory (`audit-anchor.json`,
- * beside the gateway key): someone able to rewrite Redis can cut the log back to an older checkpoint
- * and reset its head, or replace it whole, but cannot move the anchor. `cordon audit verify --state DIR`
- * compares both, and the gateway refuses to start on a log that does not match its anchor.
+ * The latest record this gateway wrote is also anchored outside Redis, in the state directory
+ * (`audit-anchor.json`, beside the gateway key), at most a second after it was written and at every
+ * checkpoint: someone able to rewrite Redis can cut the log back and reset its head, or replace it
+ * whole, but cannot move the anchor. `cordon audit verify --state DIR` compares both, and the gateway
+ * refuses to start on a log that does not match its anchor.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +19,7 @@ import { signDetached, verifyDetached, type GatewayKey } from '../crypto/openpgp
 import { canonical } from './canonical.js';
 
 const CHECKPOINT_STATEMENT_TYPE = 'cordon.audit.checkpoint/v1';
+const BATCH_STATEMENT_TYPE = 'cordon.audit.batch/v1';
 const ANCHOR_FILE = 'audit-anchor.json';
 export const DEFAULT_CHECKPOINT_EVERY = 100;
 
@@ -32,6 +34,12 @@ export interface CheckpointStatement {
   signer: string;
   /** The checkpoint interval in force, so a verifier knows how long an unsigned stretch may be. */
   every: number;
+  /**
+   * The gateway's audit signing key (Ed25519 SPKI, base64) with which every group commit after this
+   * checkpoint is signed: the OpenPGP signature vouches for it, so an export carries its own key.
+   * Absent on checkpoints written before batches were signed.
+   */
+  auditKey?: string;
 }
 
 export interface CheckpointSigner {
@@ -45,7 +53,17 @@ export function gatewaySigner(key: GatewayKey): CheckpointSigner {
 
 /** The exact bytes signed: canonical JSON of the statement with its type. */
 export function statementText(s: CheckpointStatement): string {
-  return canonical({ type: CHECKPOINT_STATEMENT_TYPE, seq: s.seq, hash: s.hash, signedAt: s.signedAt, signer: s.signer, every: s.every });
+  return canonical({ type: CHECKPOINT_STATEMENT_TYPE, seq: s.seq, hash: s.hash, signedAt: s.signedAt, signer: s.signer, every: s.every, auditKey: s.auditKey });
+}
+
+/**
+ * The exact bytes of a group commit's signature: "record `seq` of this log has hash `hash`". The hash
+ * chain fixes every record before it, so one signature on the last record of a batch vouches for the
+ * whole batch and the log before it. The signature is stored beside the record (its `sig` member, left
+ * out of its hash) and in the chain head.
+ */
+export function batchStatement(seq: number, hash: string): string {
+  return `${BATCH_STATEMENT_TYPE}:${seq}:${hash}`;
 }
 
 /** Checks a checkpoint record's signature; returns the problem, or undefined when it is good. */
@@ -65,10 +83,12 @@ export interface Anchor {
   prefix: string;
   /** Hash of record 1: which log this is (a log rebuilt from scratch has another). */
   first?: string;
-  /** Sequence number and hash of the latest checkpoint record written by this state directory's gateway. */
+  /** Sequence number and hash of the latest record written by this state directory's gateway (a second behind at most). */
   seq: number;
   hash: string;
   at: string;
+  /** 2: the trail's batches are signed with the audit key, so an unsigned head is a forgery. */
+  format?: 2;
 }
 
 /**

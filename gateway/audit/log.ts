@@ -2,18 +2,24 @@
  * The s.62 audit trail: an append-only list in Redis where every record carries the SHA-256 of the
  * previous one. Appends are compare-and-set on the chain head (a Lua script), so several api and worker
  * processes can write at once without forking the chain; the same script writes the search indexes.
- * Records hold ids, paths, codes and keyed HMACs, never values. Signed checkpoints (checkpoint.ts) vouch
- * for the chain up to them. When a record cannot be written the caller gets `audit_unavailable` and
- * must not perform the action; when the list no longer matches its head (truncated, or altered under
- * the gateway) every append is refused until an operator has looked (`cordon audit verify`).
+ * Records hold ids, paths, codes and keyed HMACs, never values. Each group commit is signed with the
+ * gateway's Ed25519 audit key (the signature on its last record and in the head), so a Redis writer who
+ * recomputes hashes cannot produce a head the gateway accepts; signed checkpoints (checkpoint.ts) vouch
+ * for the chain with the OpenPGP key and publish the audit key. When a record cannot be written the
+ * caller gets `audit_unavailable` and must not perform the action. When the trail is not the one this
+ * process wrote (its head unsigned or signed by another key, cut back, vanished, or the list not
+ * matching its head) every append is refused and /readyz says not ready until an operator has looked
+ * (`cordon audit verify`).
  */
 import { auditWrites } from '../metrics/metrics.js';
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { GatewayError } from '../errors/index.js';
 import type { AuditChainStore, AuditRow } from '../store/audit.js';
 import { canonical } from './canonical.js';
-import { anchorName, DEFAULT_CHECKPOINT_EVERY, readAnchorFor, statementText, writeAnchor, type CheckpointSigner, type CheckpointStatement } from './checkpoint.js';
+import type { AuditSigningKey } from '../crypto/audit-key.js';
+import { checkAnchor } from './anchor-check.js';
+import { TrailGuard } from './trail-guard.js';
+import { batchStatement, DEFAULT_CHECKPOINT_EVERY, statementText, writeAnchor, type CheckpointSigner, type CheckpointStatement } from './checkpoint.js';
 import type { AuditEvent, AuditKind, CommonFields } from './events.js';
 import { AuditIndexer, type IndexTerms } from './index-terms.js';
 import { termsOf } from './keys.js';
@@ -29,38 +35,51 @@ export interface AuditRecord extends CommonFields {
   at: string;
   prev: string;
   hash: string;
+  /** On the last record of each group commit: the audit key's signature of `batchStatement(seq, hash)`. */
+  sig?: string;
   [key: string]: unknown;
 }
 
 export const GENESIS = '0'.repeat(64);
 
-/** The head: `seq:hash:atMs:lastCheckpointSeq` (older heads have the first two parts only). */
+/**
+ * The head: `seq:hash:atMs:lastCheckpointSeq:sig` (older heads lack the signature, the oldest have the
+ * first two parts only). `sig` is the audit key's signature of the last record (as on that record).
+ */
 export interface ChainHead {
   seq: number;
   hash: string;
   atMs: number;
   checkpointSeq: number;
+  sig?: string;
 }
 
 export function parseHead(raw: string | null): ChainHead {
   if (!raw) return { seq: 0, hash: GENESIS, atMs: 0, checkpointSeq: 0 };
-  const [seq, hash, atMs, checkpointSeq] = raw.split(':');
-  const head = { seq: Number(seq), hash: hash ?? '', atMs: Number(atMs ?? 0), checkpointSeq: Number(checkpointSeq ?? 0) };
-  if (!Number.isInteger(head.seq) || head.seq < 0 || !/^[0-9a-f]{64}$/.test(head.hash) || !Number.isFinite(head.atMs) || !Number.isInteger(head.checkpointSeq)) {
+  const [seq, hash, atMs, checkpointSeq, sig] = raw.split(':');
+  const head: ChainHead = { seq: Number(seq), hash: hash ?? '', atMs: Number(atMs ?? 0), checkpointSeq: Number(checkpointSeq ?? 0), ...(sig ? { sig } : {}) };
+  if (!Number.isInteger(head.seq) || head.seq < 0 || !/^[0-9a-f]{64}$/.test(head.hash) || !Number.isFinite(head.atMs) || !Number.isInteger(head.checkpointSeq) || (sig !== undefined && !/^[A-Za-z0-9_-]+$/.test(sig))) {
     throw new GatewayError('audit_unavailable', 'The audit chain head is malformed: run `cordon audit verify`');
   }
   return head;
 }
 
 function formatHead(h: ChainHead): string {
-  return `${h.seq}:${h.hash}:${h.atMs}:${h.checkpointSeq}`;
+  return `${h.seq}:${h.hash}:${h.atMs}:${h.checkpointSeq}${h.sig ? `:${h.sig}` : ''}`;
 }
+
+/** How long after a write the anchor in the state directory catches up with it (the window a cut across a restart can hide in). */
+export const ANCHOR_EVERY_MS = 1000;
 
 /** At most this many records go in one group commit (bounds the script's run time and argument size). */
 const MAX_BATCH = 64;
 
+export type CheckpointReason = 'start-up' | 'interval' | 'timer' | 'on demand' | 'shutdown' | 'format-change';
+
+/** The SHA-256 of a record without its `hash` and `sig` (the signature is made over the hash). */
 export function recordHash(record: Record<string, unknown>): string {
-  return createHash('sha256').update(canonical(record)).digest('hex');
+  const { hash: _hash, sig: _sig, ...body } = record;
+  return createHash('sha256').update(canonical(body)).digest('hex');
 }
 
 export interface AuditLogOptions {
@@ -70,9 +89,11 @@ export interface AuditLogOptions {
   indexKey?: Buffer;
   /** The gateway key, for signed checkpoints. Without it no checkpoint is written. */
   signer?: CheckpointSigner;
+  /** The audit key: signs each group commit and checks every head this process did not write itself. */
+  auditKey?: AuditSigningKey;
   /** A checkpoint after this many records (default 100). */
   checkpointEvery?: number;
-  /** Where to anchor the latest checkpoint outside Redis (the gateway's state directory). */
+  /** Where to anchor the latest record this process wrote, outside Redis (the gateway's state directory). */
   stateDir?: string;
   /** Told about checkpoint or anchor failures (they never fail the action that triggered them). */
   onBackgroundError?: (err: Error) => void;
@@ -85,11 +106,14 @@ export class AuditLog {
   /** Last checkpoint sequence number seen in the head by this process's latest append. */
   private lastCheckpointSeen = 0;
   private pendingInterval?: Promise<AuditRecord | undefined>;
+  /** Checks every head this process did not write, and the tail before a checkpoint signs it. */
+  private readonly guard: TrailGuard;
 
   constructor(readonly store: AuditChainStore, private readonly options: AuditLogOptions = {}) {
     this.now = options.now ?? (() => new Date());
     this.indexer = options.indexKey ? new AuditIndexer(options.indexKey) : undefined;
     this.checkpointEvery = Math.max(1, options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
+    this.guard = new TrailGuard(store, options.auditKey);
   }
 
   /**
@@ -162,7 +186,7 @@ export class AuditLog {
    * a few records after what it covers, and the verifier checks the covered record's hash. With reason
    * `interval` or `timer` it does nothing when another writer has just checkpointed.
    */
-  async checkpoint(reason: 'start-up' | 'interval' | 'timer' | 'on demand' | 'shutdown'): Promise<AuditRecord | undefined> {
+  async checkpoint(reason: CheckpointReason): Promise<AuditRecord | undefined> {
     const signer = this.options.signer;
     if (!signer) throw new GatewayError('config_invalid', 'audit checkpoints need the gateway key');
     if (reason === 'interval' && this.pendingInterval) return this.pendingInterval;
@@ -171,11 +195,14 @@ export class AuditLog {
       let signature: string;
       let checkpoint: CheckpointStatement;
       try {
-        head = await this.head();
+        head = this.guard.accept(await this.store.head());
         if (reason === 'interval' && head.seq - head.checkpointSeq < this.checkpointEvery) return undefined;
         if (reason === 'timer' && head.seq === head.checkpointSeq) return undefined;
+        // Never sign what another writer put there: the tail from our own last head must check out.
+        await this.guard.checkTail(head);
         const signedAt = new Date(Math.max(this.now().getTime(), head.atMs)).toISOString();
-        checkpoint = { seq: head.seq, hash: head.hash, signedAt, signer: signer.fingerprint, every: this.checkpointEvery };
+        const auditKey = this.options.auditKey?.spki;
+        checkpoint = { seq: head.seq, hash: head.hash, signedAt, signer: signer.fingerprint, every: this.checkpointEvery, ...(auditKey ? { auditKey } : {}) };
         signature = await signer.sign(statementText(checkpoint));
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'audit_unavailable') throw err;
@@ -186,12 +213,7 @@ export class AuditLog {
         if (routine && now.checkpointSeq > checkpoint.seq) return []; // another writer was quicker
         return [{ kind: 'checkpoint', action: 'audit.checkpoint', reason, checkpoint, signature }];
       });
-      if (record && this.options.stateDir) {
-        const stateDir = this.options.stateDir;
-        await this.firstHash()
-          .then((first) => writeAnchor(stateDir, { prefix: this.store.prefix, first, seq: record.seq, hash: record.hash, at: record.at }))
-          .catch((err: Error) => this.options.onBackgroundError?.(err));
-      }
+      if (record) await this.flushAnchor().catch((err: Error) => this.options.onBackgroundError?.(err));
       return record;
     };
     if (reason !== 'interval') return run();
@@ -227,7 +249,7 @@ export class AuditLog {
         const known = attempt === 0 ? this.knownHead : undefined;
         this.knownHead = undefined;
         const raw = known ?? (await this.store.head());
-        const head = parseHead(raw);
+        const head = known ? this.guard.own(known) : this.guard.accept(raw);
         const atMs = Math.max(this.now().getTime(), head.atMs);
         const at = new Date(atMs).toISOString();
         const events = await build(head);
@@ -240,13 +262,18 @@ export class AuditLog {
           const body = JSON.parse(JSON.stringify({ ...event, seq: next.seq + 1, at, prev: next.hash })) as Omit<AuditRecord, 'hash'>;
           const record = { ...body, hash: recordHash(body) } as AuditRecord;
           next = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : next.checkpointSeq };
-          rows.push({ json: JSON.stringify(record), seq: record.seq, atMs, terms: termsOf(record) });
           records.push(record);
         }
+        // One signature per batch, on its last record (the chain fixes the others), also in the head.
+        const key = this.options.auditKey;
+        if (key) next.sig = records[records.length - 1]!.sig = key.sign(batchStatement(next.seq, next.hash));
+        for (const record of records) rows.push({ json: JSON.stringify(record), seq: record.seq, atMs, terms: termsOf(record) });
         const outcome = await this.store.append(raw ?? '', head.seq, formatHead(next), rows);
         if (outcome === 'ok') {
           this.knownHead = formatHead(next);
           this.lastCheckpointSeen = next.checkpointSeq;
+          this.guard.wrote(next);
+          this.scheduleAnchor({ seq: next.seq, hash: next.hash, at });
           return records;
         }
         if (outcome === 'mismatch') {
@@ -270,53 +297,66 @@ export class AuditLog {
     return this.first;
   }
 
-  /**
-   * Start-up check against the state directory's anchor: the log in Redis must still hold the anchored
-   * checkpoint (same first record, same record at the anchored position). A log cut short or replaced
-   * refuses to start the gateway rather than carry on a trail with a hole in it. An empty log (a new or
-   * wiped Redis) starts a new trail whose first record names the anchored one that is gone, so the loss
-   * stays on the record; the message returned says so, for the operator's log.
-   */
-  async checkAnchor(): Promise<string | undefined> {
-    if (!this.options.stateDir) return undefined;
-    const anchor = await readAnchorFor(this.options.stateDir, this.store.prefix);
-    if (!anchor) return undefined;
-    const file = path.join(this.options.stateDir, anchorName(anchor.prefix));
-    const [length, firstRaw, atRaw] = await Promise.all([
-      this.store.length(),
-      this.store.at(0),
-      this.store.at(anchor.seq - 1),
-    ]);
-    if (length === 0 && (await this.store.head()) === null) {
-      const previous = { seq: anchor.seq, hash: anchor.hash, at: anchor.at, ...(anchor.first ? { first: anchor.first } : {}) };
-      await this.append({ kind: 'alteration', action: 'audit.trail_restarted', reason: `the audit log in Redis was empty; the trail anchored in ${anchorName(anchor.prefix)} is gone`, previous });
-      return `the audit log in Redis was empty although ${file} anchors a trail up to seq ${anchor.seq} (${anchor.at}): a new trail was started and its first record says so`;
-    }
-    const hashOf = (raw: string | null) => {
-      try {
-        return raw ? (JSON.parse(raw) as AuditRecord).hash : undefined;
-      } catch {
-        return undefined;
-      }
-    };
-    if ((anchor.first !== undefined && hashOf(firstRaw) !== anchor.first) || hashOf(atRaw) !== anchor.hash) {
-      throw new GatewayError(
-        'audit_unavailable',
-        `The audit log in Redis does not match the checkpoint anchored in ${file} (seq ${anchor.seq}, ${anchor.at}): it was cut short or replaced. ` +
-          'Run `cordon audit verify --state` to see where; if this Redis was deliberately replaced, move the anchor file away to start a new trail.',
-      );
-    }
-    return undefined;
+  private anchorNext?: { seq: number; hash: string; at: string };
+  private anchorTimer?: NodeJS.Timeout;
+
+  /** The anchor follows the writes, at most ANCHOR_EVERY_MS behind: one file write a second, not one a batch. */
+  private scheduleAnchor(next: { seq: number; hash: string; at: string }): void {
+    if (!this.options.stateDir) return;
+    this.anchorNext = next;
+    if (this.anchorTimer) return;
+    this.anchorTimer = setTimeout(() => {
+      this.anchorTimer = undefined;
+      this.flushAnchor().catch((err: Error) => this.options.onBackgroundError?.(err));
+    }, ANCHOR_EVERY_MS);
+    this.anchorTimer.unref();
+  }
+
+  /** On shutdown: no more timed anchor writes; the last write's anchor is written now. */
+  async stopAnchoring(): Promise<void> {
+    clearTimeout(this.anchorTimer);
+    this.anchorTimer = undefined;
+    await this.flushAnchor().catch((err: Error) => this.options.onBackgroundError?.(err));
+  }
+
+  /** Writes the anchor now (checkpoints, shutdown). */
+  async flushAnchor(): Promise<void> {
+    const next = this.anchorNext;
+    const stateDir = this.options.stateDir;
+    if (!next || !stateDir) return;
+    this.anchorNext = undefined;
+    const first = await this.firstHash();
+    await writeAnchor(stateDir, { prefix: this.store.prefix, first, ...next, ...(this.options.auditKey ? { format: 2 as const } : {}) });
+  }
+
+  /** Start-up (anchor-check.ts): the trail must reach at least the anchored record, signed if the anchor says so. */
+  expectTrail(anchored: { seq: number; hash: string }, signed: boolean): void {
+    this.guard.expect(anchored, signed);
+  }
+
+  /** At start-up, after checkAnchor: the tail written since the anchored record must chain from it. */
+  async checkTail(): Promise<void> {
+    await this.guard.checkTail(this.guard.accept(await this.store.head()));
+  }
+
+  async checkAnchor(acceptNewTrail?: number): Promise<string | undefined> {
+    return checkAnchor(this, this.options.stateDir, acceptNewTrail);
   }
 
   async head(): Promise<ChainHead> {
     return parseHead(await this.store.head());
   }
 
-  /** For /readyz: appends can only succeed while the log is exactly as long as its head says. */
+  /**
+   * For /readyz: appends succeed only while the trail is the one this process wrote (head signed by
+   * its key, not cut back or vanished) and the list is exactly as long as its head says.
+   */
   async health(): Promise<{ ready: boolean; detail: string }> {
     try {
-      const [head, length] = await Promise.all([this.head(), this.store.length()]);
+      const [raw, length] = await Promise.all([this.store.head(), this.store.length()]);
+      const head = parseHead(raw);
+      const problem = this.guard.problem(head, raw === this.knownHead);
+      if (problem) return { ready: false, detail: problem };
       if (length !== head.seq) {
         return { ready: false, detail: `the audit log holds ${length} records but its head says ${head.seq}: every append is refused (run cordon audit verify)` };
       }

@@ -9,8 +9,15 @@
  * link after it; a truncated log ends before the head or the anchor; a rewritten log (hashes recomputed)
  * fails the signatures of the checkpoints it contains, and one without its checkpoints has an unsigned
  * stretch longer than the gateway ever leaves.
+ *
+ * Since group commits are signed (each batch's last record carries `sig`, the Ed25519 audit key's
+ * signature of its seq and hash), every record from the first signed one on must be vouched for by a
+ * batch signature: a tail rewritten through Redis (a record deleted, the hashes after it and the head
+ * recomputed) fails at the first record no valid signature covers. The audit key comes from
+ * `--state DIR` or from the checkpoints, whose OpenPGP-signed statement names it.
  */
-import { DEFAULT_CHECKPOINT_EVERY, checkCheckpointSignature, type Anchor, type CheckpointStatement } from './checkpoint.js';
+import { parseAuditVerifyKey, type AuditVerifyKey } from '../crypto/audit-key.js';
+import { DEFAULT_CHECKPOINT_EVERY, batchStatement, checkCheckpointSignature, type Anchor, type CheckpointStatement } from './checkpoint.js';
 import { GENESIS, recordHash, type AuditRecord, type ChainHead } from './log.js';
 
 /** How many recent hashes are kept to check a checkpoint's covered record (checkpoints lag a little). */
@@ -27,6 +34,10 @@ export interface VerifyOptions {
   anchorIsEnd?: boolean;
   /** Longest run of records not followed by a checkpoint; default twice the interval the checkpoints state. */
   maxUnsigned?: number;
+  /** The gateway's audit key (SPKI base64 or PEM), e.g. from its state directory; else learnt from checkpoints. */
+  auditKey?: string;
+  /** Every record must be vouched for by a batch signature (the anchor says the trail is signed). */
+  requireSigned?: boolean;
 }
 
 export interface VerifyFailure {
@@ -66,8 +77,22 @@ export class ChainVerifier {
   private readonly recent = new Map<number, string>();
   private every = DEFAULT_CHECKPOINT_EVERY;
   private lastLine = 0;
+  /** Audit keys: given, or named by a checkpoint whose OpenPGP signature verified. */
+  private readonly auditKeys = new Map<string, AuditVerifyKey>();
+  /** From the first signed record (or a checkpoint naming the audit key) on, every record needs a batch signature. */
+  private strict: boolean;
+  /** The first record (seq, line) no batch signature vouches for yet. */
+  private unvouched?: { seq: number; line: number };
+  /** Batch signatures seen before any audit key was known, checked when one is. */
+  private pending: Array<{ seq: number; hash: string; sig: string; from: { seq: number; line: number } }> = [];
 
-  constructor(private readonly options: VerifyOptions = {}) {}
+  constructor(private readonly options: VerifyOptions = {}) {
+    if (options.auditKey) {
+      const key = parseAuditVerifyKey(options.auditKey);
+      this.auditKeys.set(key.spki, key);
+    }
+    this.strict = options.requireSigned ?? false;
+  }
 
   get failed(): boolean {
     return !this.report.ok;
@@ -136,6 +161,12 @@ export class ChainVerifier {
       const problem = await this.checkCheckpoint(r);
       if (problem) return this.fail(line, `checkpoint ${problem}`, r.seq);
     }
+    if (r.sig !== undefined) this.strict = true;
+    if (this.strict) {
+      this.unvouched ??= { seq: r.seq, line };
+      if (r.sig !== undefined) this.checkBatch(r.seq, r.hash, r.sig, this.unvouched);
+      if (this.failed) return;
+    }
     if (r.seq - this.coveredUpTo > this.maxUnsigned) {
       return this.fail(line, `ends a run of ${r.seq - this.coveredUpTo} records (from seq ${this.coveredUpTo + 1}) that no checkpoint covers, more than the gateway leaves (${this.maxUnsigned}): checkpoints were removed`, r.seq);
     }
@@ -166,15 +197,47 @@ export class ChainVerifier {
     this.report.lastCheckpointSeq = r.seq;
     this.report.signer = cp.signer;
     if (Number.isInteger(cp.every) && cp.every > 0) this.every = cp.every;
+    if (typeof cp.auditKey === 'string' && !this.auditKeys.has(cp.auditKey)) {
+      // The OpenPGP signature vouches for the audit key: batch signatures seen so far can now be checked.
+      try {
+        this.auditKeys.set(cp.auditKey, parseAuditVerifyKey(cp.auditKey));
+      } catch {
+        return 'names an audit key that is not an Ed25519 public key';
+      }
+      for (const p of this.pending.splice(0)) this.checkBatch(p.seq, p.hash, p.sig, p.from);
+      this.strict = true;
+    }
     // A checkpoint right after what it covers leaves nothing uncovered before it but itself, and it
     // carries its own signature.
     this.coveredUpTo = Math.max(this.coveredUpTo ?? 0, cp.seq === r.seq - 1 ? r.seq : cp.seq);
     return undefined;
   }
 
+  /**
+   * A batch signature on record `seq` vouches for every record from `from` to it; one that does not
+   * verify names `from`, the first record no signature vouches for.
+   */
+  private checkBatch(seq: number, hash: string, sig: string, from: { seq: number; line: number }): void {
+    if (!this.auditKeys.size) {
+      this.pending.push({ seq, hash, sig, from });
+    } else if (![...this.auditKeys.values()].some((k) => k.verify(batchStatement(seq, hash), sig))) {
+      const range = from.seq === seq ? `record ${seq} is` : `records ${from.seq}–${seq} are`;
+      return this.fail(from.line, `${range} not vouched for by the gateway: the batch signature on seq ${seq} does not verify with its audit key (the trail was rewritten outside the gateway, e.g. a record deleted and the hashes after it recomputed)`, from.seq);
+    }
+    this.unvouched = undefined;
+    this.coveredUpTo = Math.max(this.coveredUpTo ?? 0, seq);
+  }
+
   finish(): VerifyReport {
     const { head, anchor } = this.options;
     const last = this.report.lastSeq ?? 0;
+    if (this.report.ok && this.pending.length) {
+      const p = this.pending[0]!;
+      this.fail(p.from.line, `batch signatures from seq ${p.seq} cannot be checked: no checkpoint in this export names the audit key (give --state DIR)`, p.from.seq);
+    }
+    if (this.report.ok && this.unvouched) {
+      this.fail(this.unvouched.line, `records ${this.unvouched.seq}–${last} carry no gateway signature: the newest records were rewritten or added outside the gateway`, this.unvouched.seq);
+    }
     if (this.report.ok && head) {
       if (head.seq > last) this.fail(this.lastLine + 1, `the log ends at seq ${last} but its head names seq ${head.seq}: records ${last + 1}–${head.seq} are missing (truncated)`, last + 1);
       else if (head.seq < last) this.fail(this.lastLine, `records after the head (seq ${head.seq}) were added outside the gateway`, head.seq + 1);

@@ -79,6 +79,8 @@ export interface Config {
   /** A signed audit checkpoint after this many records, and on this timer. */
   auditCheckpointEvery: number;
   auditCheckpointIntervalMs: number;
+  /** `CORDON_AUDIT_ACCEPT_NEW_TRAIL`: the anchored sequence number of a lost trail the operator accepts replacing. */
+  auditAcceptNewTrail?: number;
   /** `CORDON_TLS_CERT` + `CORDON_TLS_KEY`: the API listens on HTTPS and asks clients for certificates; unset: plain HTTP. */
   tls?: ServerTls;
 }

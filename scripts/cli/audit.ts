@@ -9,7 +9,8 @@
  * verify exits 0 when intact, 1 naming the first bad record, 2 when it cannot run (bad options, no
  * key, Redis unreachable). Checkpoint signatures need the gateway's public key: `--key FILE` (from
  * `GET /v1/keys/gateway`) or `--state DIR` (the gateway's state directory, which also holds the anchor
- * of the latest checkpoint, so a log cut back past it is caught).
+ * of the latest record it wrote, so a log cut back past it is caught, and its audit key). Batch
+ * signatures need the audit key: from `--state DIR`, or named by the export's own checkpoints.
  */
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { readAnchorFor, type Anchor } from '../../gateway/audit/checkpoint.js';
 import { parseHead } from '../../gateway/audit/log.js';
 import { parseAuditFilter, seqRange } from '../../gateway/audit/query.js';
 import { ChainVerifier, type VerifyReport } from '../../gateway/audit/verify.js';
+import { AUDIT_KEY_FILE, parseAuditSigningKey } from '../../gateway/crypto/audit-key.js';
 import { GATEWAY_KEY_FILE } from '../../gateway/crypto/openpgp.js';
 import { GatewayError } from '../../gateway/errors/index.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
@@ -46,13 +48,21 @@ export interface ExportOptions {
 
 class UsageError extends Error {}
 
-async function gatewayKey(o: VerifyOptions): Promise<{ key: string; anchor?: Anchor }> {
+/**
+ * The keys to check against: the OpenPGP key (checkpoints) and, from a state directory, the anchor and
+ * the audit key (batch signatures; an export names it in its checkpoints when only --key is given).
+ */
+async function gatewayKey(o: VerifyOptions): Promise<{ key: string; anchor?: Anchor; auditKey?: string }> {
   if (o.key) return { key: await readFile(o.key, 'utf8').catch(() => Promise.reject(new UsageError(`cannot read the key file ${o.key}`))) };
   if (o.state) {
     const key = await readFile(path.join(o.state, GATEWAY_KEY_FILE), 'utf8').catch(() =>
       Promise.reject(new UsageError(`${o.state} holds no ${GATEWAY_KEY_FILE}: is it the gateway's state directory?`)),
     );
-    return { key, anchor: await readAnchorFor(o.state, o.prefix) };
+    const auditKey = await readFile(path.join(o.state, AUDIT_KEY_FILE), 'utf8').then(
+      (pem) => parseAuditSigningKey(pem).spki,
+      () => undefined,
+    );
+    return { key, anchor: await readAnchorFor(o.state, o.prefix), ...(auditKey ? { auditKey } : {}) };
   }
   throw new UsageError('checkpoint signatures need the gateway key: give --state DIR (the gateway state directory) or --key FILE (from GET /v1/keys/gateway)');
 }
@@ -75,10 +85,11 @@ export async function auditVerify(o: VerifyOptions): Promise<void> {
     if (!!o.file === !!o.redis) throw new UsageError('give exactly one of --file FILE (an export) or --redis URL (the live log)');
     const maxUnsigned = o.maxUnsigned === undefined ? undefined : Number(o.maxUnsigned);
     if (maxUnsigned !== undefined && !(Number.isInteger(maxUnsigned) && maxUnsigned > 0)) throw new UsageError('--max-unsigned must be a positive integer');
-    const { key, anchor } = await gatewayKey(o);
+    const { key, anchor, auditKey } = await gatewayKey(o);
+    const signing = { auditKey, requireSigned: anchor?.format === 2 };
     let report: VerifyReport;
     if (o.file) {
-      const verifier = new ChainVerifier({ gatewayKey: key, anchor, anchorIsEnd: false, maxUnsigned });
+      const verifier = new ChainVerifier({ gatewayKey: key, anchor, anchorIsEnd: false, maxUnsigned, ...signing });
       await access(o.file, constants.R_OK).catch(() => Promise.reject(new UsageError(`cannot read ${o.file}`)));
       const lines = createInterface({ input: createReadStream(o.file, 'utf8'), crlfDelay: Infinity });
       let n = 0;
@@ -95,7 +106,7 @@ export async function auditVerify(o: VerifyOptions): Promise<void> {
       try {
         const chain = new RedisAuditChain(redis, new Keys(o.prefix));
         const head = parseHead(await chain.head());
-        const verifier = new ChainVerifier({ gatewayKey: key, head, anchor, anchorIsEnd: true, maxUnsigned });
+        const verifier = new ChainVerifier({ gatewayKey: key, head, anchor, anchorIsEnd: true, maxUnsigned, ...signing });
         const length = await chain.length();
         for (let start = 0; start < length && !verifier.failed; start += CHUNK) {
           const rows = await chain.range(start, start + CHUNK - 1);

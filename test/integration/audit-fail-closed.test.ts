@@ -131,7 +131,7 @@ describe('write access to the audit keys revoked by a Redis ACL', () => {
 });
 
 describe('a gateway restarted on a trail that does not match its anchor', () => {
-  it('starts on an intact trail, refuses to start on one cut back, and starts a new trail that says so on a wiped one', async () => {
+  it('starts on an intact trail, refuses to start on one cut back or wiped, and starts a new trail that says so once the operator accepts it', async () => {
     const first = await startTestGateway();
     const { prefix, stateDir, redis } = first;
     await first.close(); // the process stops; Redis and the state directory stay
@@ -148,12 +148,19 @@ describe('a gateway restarted on a trail that does not match its anchor', () => 
       await redis.set(`${prefix}:audit:head`, `1:${one.hash}:${Date.parse(one.at)}:0`);
       await expect(startTestGateway({ redisPrefix: prefix, stateDir })).rejects.toMatchObject({
         code: 'audit_unavailable',
-        message: expect.stringMatching(/does not match the checkpoint anchored/),
+        message: expect.stringMatching(/does not match the record anchored/),
       });
-      // Wiped whole (a new or reset Redis): a new trail starts, and its first record names the lost one.
+      // Wiped whole (a new or reset Redis): refused until the operator accepts a new trail, naming the
+      // anchored seq; then a new trail starts, and its first record names the lost one.
       const anchored = JSON.parse(await readFile(path.join(stateDir, anchorName(prefix)), 'utf8'));
       await redis.del(log, `${prefix}:audit:head`);
-      const fresh = await startTestGateway({ redisPrefix: prefix, stateDir });
+      await expect(startTestGateway({ redisPrefix: prefix, stateDir })).rejects.toMatchObject({
+        code: 'audit_unavailable',
+        message: expect.stringContaining(`CORDON_AUDIT_ACCEPT_NEW_TRAIL=${anchored.seq}`),
+      });
+      await expect(startTestGateway({ redisPrefix: prefix, stateDir, auditAcceptNewTrail: anchored.seq + 1 })).rejects.toMatchObject({ code: 'audit_unavailable' });
+      expect(await redis.llen(log)).toBe(0);
+      const fresh = await startTestGateway({ redisPrefix: prefix, stateDir, auditAcceptNewTrail: anchored.seq });
       await fresh.close();
       await fresh.redis.quit();
       await rm(fresh.stateDir, { recursive: true, force: true });

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateAuditKey } from '../../gateway/crypto/audit-key.js';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
@@ -38,7 +39,8 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
   return new Fanout({
     store: new DossierStore(gw.redis, keys),
     mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys)),
-    audit: new AuditLog(new RedisAuditChain(gw.redis, keys)),
+    // Another worker of the same gateway: it signs with the same state directory's audit key.
+    audit: new AuditLog(new RedisAuditChain(gw.redis, keys), { auditKey: await loadOrCreateAuditKey(gw.stateDir) }),
     live: () => live,
     gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
     keyring: new Keyring(await loadOrCreateMasterSecret(gw.stateDir)),

@@ -16,6 +16,7 @@ import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateAuditKey } from '../../gateway/crypto/audit-key.js';
 import { AuditLog, type AuditRecord } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { RedisRetention } from '../../gateway/store/retention.js';
@@ -235,7 +236,7 @@ describe('the lifetime of the exchange records', () => {
 
     // The sweeper erases them with the status record, and says so.
     const now = () => new Date(due + 1);
-    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), new AuditLog(new RedisAuditChain(gw.redis, keys), { now }), now), { now });
+    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey: await loadOrCreateAuditKey(path.join(tmp, 'state')) }), now), { now });
     const swept = await sweeper.sweepOnce();
     expect(swept.erased).toContain(`dossier|${id}`);
     expect(await gw.redis.exists(keys.dossier(id), outKey, envelopeKey, keys.dossierCompanions(id))).toBe(0);

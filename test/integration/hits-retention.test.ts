@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateAuditKey, type AuditSigningKey } from '../../gateway/crypto/audit-key.js';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { RedisRetention } from '../../gateway/store/retention.js';
@@ -21,18 +22,21 @@ import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGat
 const FORCE = TOKENS['west-midlands-rocu']!;
 let gw: TestGateway;
 let keys: Keys;
+/** The gateway's audit key: the sweeper here stands for another worker process of the same gateway. */
+let auditKey: AuditSigningKey;
 let id: string;
 let receivedAt: string;
 let packets: Record<string, { packetId: string; expiresAt: string }>;
 
 function sweeperAt(at: number): RetentionSweeper {
   const now = () => new Date(at);
-  const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
+  const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey });
   return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
 }
 
 beforeAll(async () => {
   gw = await startTestGateway();
+  auditKey = await loadOrCreateAuditKey(gw.stateDir);
   keys = new Keys(gw.prefix);
   const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-full.json'));
   id = res.json.id;

@@ -76,7 +76,8 @@ describe('start-up', () => {
   });
 
   it('without REDIS_URL it starts a private redis-server and stops it on close', async () => {
-    const gw = await startGateway(config({ redisUrl: undefined, role: 'api' }), pino({ level: 'silent' }));
+    // Its own prefix: the anchor of the shared Redis's trail under the default one would (rightly) refuse this other Redis.
+    const gw = await startGateway(config({ redisUrl: undefined, role: 'api', redisPrefix: 'cordon-startup-private' }), pino({ level: 'silent' }));
     try {
       expect(gw.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
       const res = await fetch(`${gw.url}/readyz`);

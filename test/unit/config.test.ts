@@ -36,7 +36,7 @@ describe('configuration schema', () => {
   });
 
   it('describes every Config field, and nothing the Config lacks', () => {
-    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1' }, cwd);
+    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1', CORDON_AUDIT_ACCEPT_NEW_TRAIL: '7' }, cwd);
     const described = new Set(Object.values(configSchema.properties).map((s) => s['x-field']));
     expect([...described].sort()).toEqual([...Object.keys(full), 'tls'].sort());
     for (const [name, s] of Object.entries(configSchema.properties)) {
