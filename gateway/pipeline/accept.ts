@@ -63,6 +63,8 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
     const scheduled = deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(a.record.receivedAt) + STATUS_RETENTION_MS));
     await Promise.all([collected, scheduled]);
     await deps.enqueue(id);
+    // With replicas, acknowledged only once one holds all of it; a refusal undoes it like any failure.
+    await deps.store.confirm();
   } catch (err) {
     await deps.store.discard(id, a.idem).catch(() => undefined);
     await a.undo?.().catch(() => undefined);

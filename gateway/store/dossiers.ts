@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
+import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
@@ -106,6 +107,14 @@ export class DossierStore {
     }
     await multi.exec();
     return {};
+  }
+
+  /**
+   * Makes everything written so far durable before the dossier is acknowledged: with replicas, waits
+   * until one holds it (store/replication.ts), else `store_unavailable`; a no-op on a standalone Redis.
+   */
+  async confirm(): Promise<void> {
+    await confirmWrites(this.redis);
   }
 
   /** Undo of create() when the job could not be queued: nothing accepted stays half-stored. */
