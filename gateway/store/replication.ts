@@ -18,7 +18,7 @@
  */
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
-import type { Keys } from './redis.js';
+import { whenReady, type Keys } from './redis.js';
 
 export interface ReplicationOptions {
   /** Replicas that must hold a write before it is acknowledged (0: never wait). */
@@ -123,8 +123,13 @@ export class ReplicationGuard {
       void this.refresh(true).catch(() => undefined);
       throw unconfirmed(`${this.view!.online} of the ${need} replica(s) this Redis master had are connected`);
     }
-    this.waiter ??= this.redis.duplicate();
+    if (!this.waiter) {
+      this.waiter = this.redis.duplicate();
+      // Its problems surface as refused writes (and the shared connection logs Redis being away).
+      this.waiter.on('error', () => undefined);
+    }
     const started = performance.now();
+    if (this.waiter.status !== 'ready') await whenReady(this.waiter, this.options.waitTimeoutMs).catch((err: Error) => this.settle([err, null], need, started));
     const res = await this.waiter.pipeline().incr(this.barrierKey).wait(need, this.options.waitTimeoutMs).exec();
     this.settle(res?.[1], need, started);
     return need;
