@@ -164,6 +164,36 @@ async function expectNothingLost(name: string, r: RunResult) {
 }
 
 describe('Redis fail-over under load', () => {
+  it('refuses to chain onto a log that lacks records a replica had confirmed, and says so', async () => {
+    const set = await startSentinelSet();
+    cleanup.push(() => set.stop());
+    const gw = await startTestGateway({ redisUrl: `redis://127.0.0.1:${set.master.port}` });
+    cleanup.push(() => gw.stop());
+    const first = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-minimal.json'));
+    expect(first.status, first.text).toBe(202);
+    // What a promoted replica that missed the newest records looks like: the log cut back, its head
+    // consistent with what is left (so only the record this gateway had confirmed tells).
+    const m = set.connect(set.master.port);
+    const keys = new Keys(gw.prefix);
+    await until('the first dossier settled', async () => (await api(gw.url, 'GET', `/v1/dossiers/${first.json.id}`, FORCE)).json?.state === 'processed');
+    const length = await m.llen(keys.auditLog());
+    const keep = JSON.parse((await m.lindex(keys.auditLog(), 1))!) as { seq: number; hash: string };
+    await m.ltrim(keys.auditLog(), 0, 1);
+    await m.set(keys.auditHead(), `${keep.seq}:${keep.hash}:0:0`);
+    expect(length).toBeGreaterThan(2);
+
+    const refused = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-minimal.json'));
+    expect(refused.status).toBe(503);
+    expect(refused.json.error.message).toMatch(/cut by a Redis fail-over/);
+    const ready = await api(gw.url, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json.checks.replication).toMatchObject({ ready: false, detail: expect.stringMatching(/confirmed by a replica before a fail-over, is not in the log/) });
+    // Not silently restarted either: the mark is in Redis, so a restarted gateway refuses to start.
+    expect(await m.get(keys.auditCut())).toMatch(/record \d+/);
+    await expect(startTestGateway({ redisUrl: `redis://127.0.0.1:${set.master.port}`, redisPrefix: gw.prefix, stateDir: gw.stateDir })).rejects.toThrow(/cut by a Redis fail-over/);
+    expect(await m.llen(keys.auditLog())).toBe(2);
+  }, 60_000);
+
   it('loses no accepted dossier when the master is killed', async () => {
     const r = await failoverRun('plain', { killAt: 12 });
     await expectNothingLost('plain kill', r);
