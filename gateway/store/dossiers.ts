@@ -67,6 +67,7 @@ export interface DossierRecord {
 const NOTICE_FIELD = 'notice:';
 
 const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
+const CREATE = loadScript('dossier-create');
 const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
@@ -77,7 +78,7 @@ export class DossierStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys) {}
 
   /**
-   * Stores a new dossier and its idempotency record atomically. Returns the id of an earlier dossier
+   * Stores a new dossier and its idempotency record atomically (one script: see dossier-create.lua). Returns the id of an earlier dossier
    * when the idempotency key was already used (with the body hash it was used for), else undefined.
    */
   async create(
@@ -85,28 +86,25 @@ export class DossierStore {
     sealed: string,
     idem?: { clientId: string; keyHash: string; bodyHash: string },
   ): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
-    if (idem) {
-      const idemKey = this.keys.idempotency(idem.clientId, idem.keyHash);
-      const value = JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash });
-      const set = await this.redis.set(idemKey, value, 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
-      if (set === null) {
-        const prior = await this.redis.get(idemKey);
-        if (prior) return { existing: JSON.parse(prior) as { dossierId: string; bodyHash: string } };
-      }
-    }
     const now = record.receivedAt;
-    const deliveries = Object.fromEntries(
-      record.partners.map((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]),
-    );
-    const multi = this.redis
-      .multi()
-      .hset(this.keys.dossier(record.id), { ...toHash(record), sealed })
-      .expire(this.keys.dossier(record.id), RECORD_TTL_SECONDS);
-    if (record.partners.length) {
-      multi.hset(this.keys.deliveries(record.id), deliveries).expire(this.keys.deliveries(record.id), RECORD_TTL_SECONDS);
-    }
-    await multi.exec();
-    return {};
+    const fields = Object.entries({ ...toHash(record), sealed }).flat();
+    const deliveries = record.partners.flatMap((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]);
+    const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id)];
+    if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
+    const value = idem ? JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash }) : '';
+    const prior = (await evalScript(
+      this.redis,
+      CREATE,
+      keys.length,
+      ...keys,
+      String(RECORD_TTL_SECONDS),
+      value,
+      String(IDEMPOTENCY_TTL_SECONDS),
+      String(fields.length / 2),
+      ...fields,
+      ...deliveries,
+    )) as string;
+    return prior ? { existing: JSON.parse(prior) as { dossierId: string; bodyHash: string } } : {};
   }
 
   /**

@@ -170,8 +170,8 @@ export class ReplicationGuard {
     const online = this.view?.online ?? 0;
     const need = this.required();
     if (this.cut) return { ready: false, detail: this.cut, required: need, online };
-    if (!this.view) return { ready: false, detail: 'replication state not read yet', required: need, online };
-    if (this.options.confirmReplicas <= 0) return { ready: true, detail: `writes are not confirmed by replicas (confirmation switched off; ${online} replica(s) online)`, required: 0, online };
+    if (this.options.confirmReplicas <= 0) return { ready: true, detail: `writes are not confirmed by replicas (confirmation switched off; ${this.view ? online : 'unknown'} replica(s) online)`, required: 0, online };
+    if (!this.view) return { ready: false, detail: 'replication state not read yet (INFO replication)', required: need, online };
     if (need === 0) return { ready: true, detail: 'standalone master: writes are not waited for (no replica to confirm them)', required: 0, online };
     const wait = this.lastWaitMs === undefined ? '' : `, last WAIT ${this.lastWaitMs.toFixed(1)} ms`;
     if (online < need) return { ready: false, detail: `writes refused: ${online} of the ${need} replica(s) this master had confirm them`, required: need, online };
