@@ -62,14 +62,18 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
     // The erasure date is written alongside the record; the job is queued only once both are kept.
     const scheduled = deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(a.record.receivedAt) + STATUS_RETENTION_MS));
     await Promise.all([collected, scheduled]);
-    await deps.enqueue(id);
-    // With replicas, acknowledged only once one holds all of it; a refusal undoes it like any failure.
+    // With replicas, queued only once one holds all of it (no worker can deliver what a refusal then
+    // undoes); a refusal undoes it like any failure.
     await deps.store.confirm();
+    await deps.enqueue(id);
   } catch (err) {
     await deps.store.discard(id, a.idem).catch(() => undefined);
     await a.undo?.().catch(() => undefined);
     if (err instanceof GatewayError) throw err;
     throw new GatewayError('store_unavailable', a.failure, undefined, { cause: err });
   }
+  // The queued job too. If no replica confirms it, the dossier is whole and queued here, so it stays:
+  // the sender is told to retry, and the same Idempotency-Key answers it (and queues it again).
+  await deps.store.confirm();
   return {};
 }
