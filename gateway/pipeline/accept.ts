@@ -54,7 +54,9 @@ export interface Acceptance {
  */
 export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
   const { id } = a.record;
-  const { existing } = await deps.store.create(a.record, seal(deps.sealKey, JSON.stringify(a.dossier), id), a.idem);
+  // Stored pending (invisible, short-lived) until audited and scheduled: a fail-over that keeps the
+  // record but loses what follows leaves nothing that a retry would take for an accepted dossier.
+  const { existing } = await deps.store.create(a.record, seal(deps.sealKey, JSON.stringify(a.dossier), id), a.idem, { pending: true });
   if (existing) return { existing };
   try {
     await a.alsoStore?.();
@@ -62,6 +64,7 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
     // The erasure date is written alongside the record; the job is queued only once both are kept.
     const scheduled = deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(a.record.receivedAt) + STATUS_RETENTION_MS));
     await Promise.all([collected, scheduled]);
+    await deps.store.settle(id, a.idem);
     // With replicas, queued only once one holds all of it (no worker can deliver what a refusal then
     // undoes); a refusal undoes it like any failure.
     await deps.store.confirm();

@@ -3,6 +3,7 @@
  * every delivery is settled. The dossier itself is only ever stored sealed (AES-GCM, see crypto/seal).
  */
 import type { Redis } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
 import type { Keys } from './redis.js';
 import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
@@ -68,11 +69,18 @@ const NOTICE_FIELD = 'notice:';
 
 const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
 const CREATE = loadScript('dossier-create');
+const SETTLE = loadScript('dossier-settle');
 const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
 export const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * How long a dossier stored `pending` (accepted, not yet audited and scheduled) and its idempotency key
+ * live unless settled: should a fail-over keep it but not the rest, both expire, and the sender's retry
+ * with the same key (answered 503 "still being stored" until then) stores it afresh.
+ */
+export const PENDING_TTL_SECONDS = 20;
 
 export class DossierStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys) {}
@@ -85,9 +93,10 @@ export class DossierStore {
     record: DossierRecord,
     sealed: string,
     idem?: { clientId: string; keyHash: string; bodyHash: string },
+    options: { pending?: boolean } = {},
   ): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
     const now = record.receivedAt;
-    const fields = Object.entries({ ...toHash(record), sealed }).flat();
+    const fields = Object.entries({ ...toHash(record), sealed, ...(options.pending ? { pending: '1' } : {}) }).flat();
     const deliveries = record.partners.flatMap((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]);
     const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id)];
     if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
@@ -97,14 +106,26 @@ export class DossierStore {
       CREATE,
       keys.length,
       ...keys,
-      String(RECORD_TTL_SECONDS),
+      String(options.pending ? PENDING_TTL_SECONDS : RECORD_TTL_SECONDS),
       value,
-      String(IDEMPOTENCY_TTL_SECONDS),
+      String(options.pending ? PENDING_TTL_SECONDS : IDEMPOTENCY_TTL_SECONDS),
       String(fields.length / 2),
       ...fields,
       ...deliveries,
     )) as string;
     return prior ? { existing: JSON.parse(prior) as { dossierId: string; bodyHash: string } } : {};
+  }
+
+  /**
+   * Keeps a dossier stored `pending`: from now on it is visible, and it and its idempotency key live
+   * their full lifetimes. Throws `store_unavailable` when the pending record has expired meanwhile.
+   */
+  async settle(id: string, idem?: { clientId: string; keyHash: string; bodyHash: string }): Promise<void> {
+    const keys = [this.keys.dossier(id), this.keys.deliveries(id)];
+    if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
+    const value = idem ? JSON.stringify({ dossierId: id, bodyHash: idem.bodyHash }) : '';
+    const kept = await evalScript(this.redis, SETTLE, keys.length, ...keys, String(RECORD_TTL_SECONDS), String(IDEMPOTENCY_TTL_SECONDS), value);
+    if (kept !== 1) throw new GatewayError('store_unavailable', 'The dossier took too long to store; nothing was kept, try again');
   }
 
   /**
@@ -124,7 +145,7 @@ export class DossierStore {
 
   async get(id: string): Promise<DossierRecord | undefined> {
     const h = await this.redis.hgetall(this.keys.dossier(id));
-    if (!h.id) return undefined;
+    if (!h.id || h.pending) return undefined; // pending: not accepted (yet)
     return {
       id: h.id,
       source: h.source ?? '',

@@ -131,7 +131,8 @@ export class ReplicationGuard {
     const started = performance.now();
     if (this.waiter.status !== 'ready') await whenReady(this.waiter, this.options.waitTimeoutMs).catch((err: Error) => this.settle([err, null], need, started));
     const res = await this.waiter.pipeline().incr(this.barrierKey).wait(need, this.options.waitTimeoutMs).exec();
-    this.settle(res?.[1], need, started);
+    // A barrier write that failed (a demoted master: READONLY) covers nothing, whatever WAIT says.
+    this.settle(res?.[0]?.[0] ? res[0] : res?.[1], need, started);
     return need;
   }
 

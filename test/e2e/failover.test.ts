@@ -80,7 +80,7 @@ async function failoverRun(run: string, opts: { cutAt?: number; killAt: number; 
   if (opts.confirmReplicas !== 0) expect(ready.json.checks.replication.detail).toMatch(/confirmed by 1 of 1 replica/);
 
   const t0 = Date.now();
-  const deadline = t0 + 35_000;
+  const deadline = t0 + 50_000; // a retry may wait out a pending record (PENDING_TTL_SECONDS)
   const pending: Array<Promise<Outcome>> = [];
   for (let i = 0; i < DOSSIERS; i++) {
     if (i === opts.cutAt) {
