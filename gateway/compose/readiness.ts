@@ -1,10 +1,12 @@
 /**
  * What GET /readyz reports, check by check, for the api role. Only what stops the gateway doing its
- * work takes it out of service (Redis unreachable, an unwritable audit trail, no partner policies);
+ * work takes it out of service (Redis unreachable, no replica to confirm writes on a master that had
+ * one, an unwritable audit trail or one cut by a fail-over, no partner policies);
  * what blocks only part of the work (a refused policy reload, unusable partner or peer keys) is
  * reported with the gateway still ready. Everything is read live at each probe, never at start-up.
  */
 import type { HttpDeps } from '../http/app.js';
+import { replicationOf } from '../store/replication.js';
 import type { Services } from './services.js';
 
 type ReadinessDeps = Pick<Services, 'redis' | 'audit' | 'live' | 'peerDirectory' | 'policyReloader'>;
@@ -17,8 +19,12 @@ export function readinessChecks({ redis, audit, live, peerDirectory, policyReloa
       () => ({ ready: true, detail: 'ok' }),
       (err: Error) => ({ ready: false, detail: `unreachable: ${err.message}` }),
     );
+    // How many replicas confirm writes; not ready while writes are refused for want of one, or while a
+    // fail-over has cut the audit trail (store/replication.ts).
+    const replication = await replicationOf(redis)?.status();
     return {
       redis: redisCheck,
+      ...(replication ? { replication: { ready: replication.ready, detail: replication.detail } } : {}),
       // The gateway refuses work it cannot audit, so an unwritable trail takes it out of service.
       audit: await audit.health(),
       // A refused reload leaves the last good set serving: reported, not taken out of service.

@@ -3,11 +3,13 @@
  * redis-server is started under the state directory (development only: refused in production); its
  * stop is pushed before the connection's quit, so on shutdown the connection closes first and the
  * server stops last of all. Start-up waits until Redis answers, and then checks that it will not evict
- * keys: an evicting Redis can silently drop queued dossiers, which production refuses outright.
+ * keys: an evicting Redis can silently drop queued dossiers, which production refuses outright. The
+ * connection gets its replication guard: with replicas, what is acknowledged waits until one holds it.
  */
 import { GatewayError } from '../errors/index.js';
 import { startPrivateRedis, type PrivateRedis } from '../store/private-redis.js';
-import { connectRedis, maxmemoryPolicy, whenReady, type Connection } from '../store/redis.js';
+import { connectRedis, Keys, maxmemoryPolicy, whenReady, type Connection } from '../store/redis.js';
+import { guardReplication } from '../store/replication.js';
 import type { Wiring } from './context.js';
 
 export interface RedisConnection {
@@ -41,6 +43,16 @@ export async function connectStore({ config, logger, closers }: Wiring): Promise
     if (config.production) throw new GatewayError('config_invalid', msg);
     logger.warn(msg);
   }
+  // With replicas, acknowledged writes wait until one holds them (store/replication.ts); the guard's
+  // own connection closes before the shared one (closers run last-pushed first).
+  const guard = guardReplication(redis, new Keys(config.redisPrefix), {
+    confirmReplicas: config.redisConfirmReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+    log: (level, msg) => logger[level](msg),
+  });
+  closers.push(() => guard.close());
+  const replication = await guard.status();
+  logger.info({ replicas: replication.online, confirming: replication.required }, `Redis replication: ${replication.detail}`);
   return { redis, redisUrl };
 }
 

@@ -42,6 +42,10 @@ export interface Config {
   allowPlaintextBehindProxy: boolean;
   /** Prefix of every Redis key and BullMQ queue, so several gateways or test runs can share one Redis. */
   redisPrefix: string;
+  /** Replicas that must hold an acknowledged write when the master has replicas (0: never wait). */
+  redisConfirmReplicas: number;
+  /** How long an acknowledged write waits for them before it is refused with a 503. */
+  redisWaitTimeoutMs: number;
   bodyLimitBytes: number;
   logLevel: string;
   /** How long a signalled shutdown may take before the process exits anyway. */

@@ -125,6 +125,7 @@ export class Intake {
     const record = await this.deps.store.get(existing.dossierId);
     if (!record) throw new GatewayError('store_unavailable', 'The earlier submission with this key is still being stored; retry shortly');
     if (record.state === 'accepted') await this.deps.queue.enqueue(record.id);
+    await this.deps.store.confirm(); // with replicas, answered once one holds it (store/replication.ts)
     return { id: record.id, state: record.state, partners: record.partners, replayed: true };
   }
 

@@ -54,7 +54,9 @@ export interface Acceptance {
  */
 export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
   const { id } = a.record;
-  const { existing } = await deps.store.create(a.record, seal(deps.sealKey, JSON.stringify(a.dossier), id), a.idem);
+  // Stored pending (invisible, short-lived) until audited and scheduled: a fail-over that keeps the
+  // record but loses what follows leaves nothing that a retry would take for an accepted dossier.
+  const { existing } = await deps.store.create(a.record, seal(deps.sealKey, JSON.stringify(a.dossier), id), a.idem, { pending: true });
   if (existing) return { existing };
   try {
     await a.alsoStore?.();
@@ -62,6 +64,10 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
     // The erasure date is written alongside the record; the job is queued only once both are kept.
     const scheduled = deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(a.record.receivedAt) + STATUS_RETENTION_MS));
     await Promise.all([collected, scheduled]);
+    await deps.store.settle(id, a.idem);
+    // With replicas, queued only once one holds all of it (no worker can deliver what a refusal then
+    // undoes); a refusal undoes it like any failure.
+    await deps.store.confirm();
     await deps.enqueue(id);
   } catch (err) {
     await deps.store.discard(id, a.idem).catch(() => undefined);
@@ -69,5 +75,8 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
     if (err instanceof GatewayError) throw err;
     throw new GatewayError('store_unavailable', a.failure, undefined, { cause: err });
   }
+  // The queued job too. If no replica confirms it, the dossier is whole and queued here, so it stays:
+  // the sender is told to retry, and the same Idempotency-Key answers it (and queues it again).
+  await deps.store.confirm();
   return {};
 }

@@ -5,8 +5,11 @@
  * the record's time in ms). The indexes only speed up `GET /v1/audit`; they prove nothing and can be
  * rebuilt from the chain. Records are stored as the JSON the chain hashes: this module never parses them.
  */
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
 import type { Keys } from './redis.js';
+import { confirmWrites, replicationOf } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 const APPEND = loadScript('audit-append');
@@ -65,15 +68,33 @@ export class RedisAuditChain implements AuditChainStore {
     return this.redis.get(this.keys.auditHead());
   }
 
+  /**
+   * The last record this process wrote and had confirmed by a replica (never set on a standalone Redis): every
+   * append first checks that the log still holds it, so a fail-over to a replica that lacks it is
+   * noticed before anything is chained onto the shorter log (no silent gap: see the script).
+   */
+  private confirmed?: { seq: number; sha1: string };
+
   async append(expectedHead: string, expectedLength: number, newHead: string, rows: readonly AuditRow[]): Promise<AppendOutcome> {
-    const keys: string[] = [this.keys.auditHead(), this.keys.auditLog(), this.keys.auditTime()];
+    const keys: string[] = [this.keys.auditHead(), this.keys.auditLog(), this.keys.auditTime(), this.keys.auditCut()];
     const args: string[] = [];
     for (const row of rows) {
       keys.push(...row.terms.map(([d, v]) => this.keys.auditTerm(d, v)));
       args.push(row.json, String(row.seq), String(row.atMs), String(row.terms.length));
     }
-    const res = await evalScript(this.redis, APPEND, keys.length, ...keys, expectedHead, String(expectedLength), newHead, String(rows.length), ...args);
-    return res === 1 ? 'ok' : res === -1 ? 'mismatch' : 'moved';
+    const { seq, sha1 } = this.confirmed ?? { seq: 0, sha1: '' };
+    const res = await evalScript(this.redis, APPEND, keys.length, ...keys, expectedHead, String(expectedLength), newHead, String(rows.length), String(seq), sha1, new Date().toISOString(), ...args);
+    if (Array.isArray(res)) {
+      const why = `The audit trail was cut by a Redis fail-over: ${String(res[1])}. Every append is refused (the gateway is not ready) until an operator has run \`cordon audit verify\` and cleared ${this.keys.auditCut()}`;
+      replicationOf(this.redis)?.reportCut(why);
+      throw new GatewayError('audit_unavailable', why);
+    }
+    if (res !== 1) return res === -1 ? 'mismatch' : 'moved';
+    // A group commit counts once a replica holds it: a fail-over cannot take back what was answered.
+    const replicas = await confirmWrites(this.redis);
+    const last = rows[rows.length - 1];
+    if (last && replicas > 0) this.confirmed = { seq: last.seq, sha1: createHash('sha1').update(last.json).digest('hex') };
+    return 'ok';
   }
 
   length(): Promise<number> {

@@ -3,7 +3,9 @@
  * every delivery is settled. The dossier itself is only ever stored sealed (AES-GCM, see crypto/seal).
  */
 import type { Redis } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
 import type { Keys } from './redis.js';
+import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
@@ -66,46 +68,72 @@ export interface DossierRecord {
 const NOTICE_FIELD = 'notice:';
 
 const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
+const CREATE = loadScript('dossier-create');
+const SETTLE = loadScript('dossier-settle');
 const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
 export const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * How long a dossier stored `pending` (accepted, not yet audited and scheduled) and its idempotency key
+ * live unless settled: should a fail-over keep it but not the rest, both expire, and the sender's retry
+ * with the same key (answered 503 "still being stored" until then) stores it afresh.
+ */
+export const PENDING_TTL_SECONDS = 20;
 
 export class DossierStore {
   constructor(private readonly redis: Redis, private readonly keys: Keys) {}
 
   /**
-   * Stores a new dossier and its idempotency record atomically. Returns the id of an earlier dossier
+   * Stores a new dossier and its idempotency record atomically (one script: see dossier-create.lua). Returns the id of an earlier dossier
    * when the idempotency key was already used (with the body hash it was used for), else undefined.
    */
   async create(
     record: DossierRecord,
     sealed: string,
     idem?: { clientId: string; keyHash: string; bodyHash: string },
+    options: { pending?: boolean } = {},
   ): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
-    if (idem) {
-      const idemKey = this.keys.idempotency(idem.clientId, idem.keyHash);
-      const value = JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash });
-      const set = await this.redis.set(idemKey, value, 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
-      if (set === null) {
-        const prior = await this.redis.get(idemKey);
-        if (prior) return { existing: JSON.parse(prior) as { dossierId: string; bodyHash: string } };
-      }
-    }
     const now = record.receivedAt;
-    const deliveries = Object.fromEntries(
-      record.partners.map((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]),
-    );
-    const multi = this.redis
-      .multi()
-      .hset(this.keys.dossier(record.id), { ...toHash(record), sealed })
-      .expire(this.keys.dossier(record.id), RECORD_TTL_SECONDS);
-    if (record.partners.length) {
-      multi.hset(this.keys.deliveries(record.id), deliveries).expire(this.keys.deliveries(record.id), RECORD_TTL_SECONDS);
-    }
-    await multi.exec();
-    return {};
+    const fields = Object.entries({ ...toHash(record), sealed, ...(options.pending ? { pending: '1' } : {}) }).flat();
+    const deliveries = record.partners.flatMap((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]);
+    const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id)];
+    if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
+    const value = idem ? JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash }) : '';
+    const prior = (await evalScript(
+      this.redis,
+      CREATE,
+      keys.length,
+      ...keys,
+      String(options.pending ? PENDING_TTL_SECONDS : RECORD_TTL_SECONDS),
+      value,
+      String(options.pending ? PENDING_TTL_SECONDS : IDEMPOTENCY_TTL_SECONDS),
+      String(fields.length / 2),
+      ...fields,
+      ...deliveries,
+    )) as string;
+    return prior ? { existing: JSON.parse(prior) as { dossierId: string; bodyHash: string } } : {};
+  }
+
+  /**
+   * Keeps a dossier stored `pending`: from now on it is visible, and it and its idempotency key live
+   * their full lifetimes. Throws `store_unavailable` when the pending record has expired meanwhile.
+   */
+  async settle(id: string, idem?: { clientId: string; keyHash: string; bodyHash: string }): Promise<void> {
+    const keys = [this.keys.dossier(id), this.keys.deliveries(id)];
+    if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
+    const value = idem ? JSON.stringify({ dossierId: id, bodyHash: idem.bodyHash }) : '';
+    const kept = await evalScript(this.redis, SETTLE, keys.length, ...keys, String(RECORD_TTL_SECONDS), String(IDEMPOTENCY_TTL_SECONDS), value);
+    if (kept !== 1) throw new GatewayError('store_unavailable', 'The dossier took too long to store; nothing was kept, try again');
+  }
+
+  /**
+   * Makes everything written so far durable before the dossier is acknowledged: with replicas, waits
+   * until one holds it (store/replication.ts), else `store_unavailable`; a no-op on a standalone Redis.
+   */
+  async confirm(): Promise<void> {
+    await confirmWrites(this.redis);
   }
 
   /** Undo of create() when the job could not be queued: nothing accepted stays half-stored. */
@@ -117,7 +145,7 @@ export class DossierStore {
 
   async get(id: string): Promise<DossierRecord | undefined> {
     const h = await this.redis.hgetall(this.keys.dossier(id));
-    if (!h.id) return undefined;
+    if (!h.id || h.pending) return undefined; // pending: not accepted (yet)
     return {
       id: h.id,
       source: h.source ?? '',

@@ -14,6 +14,7 @@ import { GatewayError } from '../errors/index.js';
 import type { HitConfidence, HitKind } from '../dossier/types.js';
 import { RECORD_TTL_SECONDS } from './dossiers.js';
 import type { Keys } from './redis.js';
+import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 const ADD_HITS = loadScript('hits-add');
@@ -108,6 +109,8 @@ export class RedisHitStore<Item = unknown> implements HitStore<Item> {
     )) as [number, number];
     if (added === -2) throw new GatewayError('dossier_recalled', 'The dossier this packet was made from has been recalled by its originator; nothing was stored');
     if (added < 0) throw new GatewayError('not_found', 'The dossier this packet was made from is no longer held');
+    // Recorded hits are acknowledged only once a replica holds them (store/replication.ts).
+    await confirmWrites(this.redis);
     return { added, total };
   }
 

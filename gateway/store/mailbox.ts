@@ -8,6 +8,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
 import type { Delivery } from './dossiers.js';
+import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 export interface PacketRecord {
@@ -103,6 +104,8 @@ export class RedisMailbox implements MailboxStore {
       String(retention.statusStoreExpiryMs),
       ...fields,
     )) as number;
+    // The delivery is marked delivered only once a replica holds the packet (store/replication.ts).
+    await confirmWrites(this.redis);
     return created === 1;
   }
 
@@ -122,6 +125,7 @@ export class RedisMailbox implements MailboxStore {
       retention.member,
       String(retention.dueMs),
     );
+    await confirmWrites(this.redis);
     return created === 1;
   }
 
@@ -177,5 +181,8 @@ export class RedisMailbox implements MailboxStore {
       JSON.stringify(delivery),
       packet.id,
     );
+    // A packet is handed out only once a replica holds it and its new state: a fail-over cannot make
+    // it be made, and retrieved, a second time.
+    await confirmWrites(this.redis);
   }
 }

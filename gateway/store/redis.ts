@@ -91,6 +91,10 @@ export class Keys {
   /** The audit chain: one list (record n at index n-1) and its head (`seq:hash:atMs:lastCheckpointSeq`). */
   auditLog() { return `${this.prefix}:audit:log`; }
   auditHead() { return `${this.prefix}:audit:head`; }
+  /** Set when a fail-over lost audit records a gateway had confirmed: every append is refused while it exists. */
+  auditCut() { return `${this.prefix}:audit:cut`; }
+  /** Written just before a `WAIT`, so that the wait covers every write answered before it (store/replication.ts). */
+  replicationBarrier() { return `${this.prefix}:repl:barrier`; }
   /** Audit search indexes: record time (ms) → seq, and per term the records (score and member: seq). */
   auditTime() { return `${this.prefix}:audit:idx:time`; }
   auditTerm(dimension: string, value: string) { return `${this.prefix}:audit:idx:${dimension}:${value}`; }
