@@ -61,6 +61,16 @@ export async function startGateway(config: Config, logger: Logger = createLogger
   }
 }
 
+/**
+ * Exits without the 'exit' handlers: pino's handler flushes the log synchronously, and on a pipe whose
+ * reader has stopped reading that flush retries for ever (sonic-boom on EAGAIN), so the bound would
+ * never hold. Log lines still queued are lost; the process ending on time matters more.
+ */
+function exitNow(code: number): never {
+  process.removeAllListeners('exit');
+  process.exit(code);
+}
+
 async function run(): Promise<void> {
   let config: Config;
   // The logger comes first, so that a configuration refused is logged too.
@@ -70,17 +80,22 @@ async function run(): Promise<void> {
     const gw = await startGateway(config, logger);
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      // A second signal while stopping: the operator wants out now.
+      if (stopping) return exitNow(1);
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing in-flight work');
       // Bounded (CORDON_SHUTDOWN_TIMEOUT_MS): a shutdown stuck on a Redis that went away first must not
       // hang the process. Jobs not finished by then are taken over by another worker once their locks lapse.
       const deadline = setTimeout(() => {
         logger.error({ afterMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time: exiting');
-        process.exit(1);
+        exitNow(1);
       }, config.shutdownTimeoutMs);
       deadline.unref();
-      void gw.close().then(() => process.exit(0));
+      // Closed: give the log a moment to drain without blocking on it (a reader may have stopped reading).
+      void gw.close().then(() => {
+        setTimeout(() => exitNow(0), 1000).unref();
+        logger.flush(() => exitNow(0));
+      });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
