@@ -12,7 +12,7 @@ import type { DossierStore } from '../store/dossiers.js';
 import type { AnswerResult, AnswerStore, StoredAnswer } from '../store/matches.js';
 import { compareIds } from './links.js';
 import type { HitStore, StoredHit } from './store.js';
-import { packetRefs } from './submission.js';
+import { packetRefs, packetSubjects } from './submission.js';
 
 export type SubjectAnswer = AnswerResult | 'pending' | 'overdue';
 
@@ -83,7 +83,8 @@ export class Answers {
     for (const partner of Object.keys(deliveries).sort()) {
       const packetId = deliveries[partner]?.packetId;
       const packet = packetId ? await this.deps.mailbox.get(packetId) : undefined;
-      const subjects = new Set<string>(packet && packet.type !== 'recall' ? Object.values(packetRefs(this.deps.sealKey, packet)) : []);
+      const sent = packet && packet.type !== 'recall' ? (packetSubjects(this.deps.sealKey, packet) ?? Object.values(packetRefs(this.deps.sealKey, packet))) : [];
+      const subjects = new Set<string>(sent);
       // A packet erased with its retention still leaves what was answered on it.
       for (const a of answers) if (a.partner === partner) subjects.add(a.subject);
       if (!subjects.size) continue;

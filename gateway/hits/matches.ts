@@ -20,7 +20,7 @@ import type { PartnerPolicy } from '../policy/types.js';
 import type { AnswerResult, AnswerStore, AnswerWrite, StoredAnswer } from '../store/matches.js';
 import { activeHits } from './answers.js';
 import type { HitStore } from './store.js';
-import { agreementInForce, auditRefusal, openSubmission, packetRefs, requireSamePacket, type SubmissionDeps, type SubmissionFormat, type SubmissionKind } from './submission.js';
+import { agreementInForce, auditRefusal, openSubmission, packetRefs, packetSubjects, requireSamePacket, type SubmissionDeps, type SubmissionFormat, type SubmissionKind } from './submission.js';
 
 export interface MatchesDeps extends SubmissionDeps {
   answerStore: AnswerStore;
@@ -90,7 +90,7 @@ export class Matches {
     const submission = validateMatches(opened);
     requireSamePacket(submission.packet, packet);
     const policy = agreementInForce(live, MATCHES, packet.partner, now);
-    const subjects = this.check(submission, packetRefs(this.deps.sealKey, packet));
+    const subjects = this.check(submission, packetRefs(this.deps.sealKey, packet), packetSubjects(this.deps.sealKey, packet));
 
     for (let attempt = 1; ; attempt++) {
       const plan = await this.plan(submission, subjects, packet, policy, now, format === 'openpgp');
@@ -102,11 +102,15 @@ export class Matches {
     }
   }
 
-  /** Every ref must be one of the packet's; all problems reported at once. Returns the subject id per result. */
-  private check(submission: MatchesSubmission, refs: Record<string, string>): string[] {
+  /**
+   * Every ref must be one of a subject the packet holds (not one it only points at); all problems
+   * reported at once. Returns the subject id per result.
+   */
+  private check(submission: MatchesSubmission, refs: Record<string, string>, held: string[] | undefined): string[] {
     const problems: ErrorDetail[] = [];
     const subjects = submission.results.map((r, i) => {
-      const subject = Object.hasOwn(refs, r.subject) ? refs[r.subject] : undefined;
+      const mapped = Object.hasOwn(refs, r.subject) ? refs[r.subject] : undefined;
+      const subject = mapped !== undefined && (held === undefined || held.includes(mapped)) ? mapped : undefined;
       if (subject === undefined) problems.push({ path: `/results/${i}/subject`, message: 'is not a subject ref of this packet', keyword: 'subjectRef' });
       return subject ?? '';
     });

@@ -86,6 +86,15 @@ export function packetRefs(sealKey: Buffer, packet: Pick<PacketRecord, 'id' | 'r
   return JSON.parse(unseal(sealKey, packet.refs, packet.id).toString('utf8')) as Record<string, string>;
 }
 
+/**
+ * The dossier's own ids of the subjects the packet holds (its refs also name subjects it only points
+ * at); undefined for a packet made before this was kept.
+ */
+export function packetSubjects(sealKey: Buffer, packet: Pick<PacketRecord, 'id' | 'subjects'>): string[] | undefined {
+  if (!packet.subjects) return undefined;
+  return JSON.parse(unseal(sealKey, packet.subjects, `${packet.id}:subjects`).toString('utf8')) as string[];
+}
+
 export function agreementInForce(live: LiveSet<RecipientKey>, kind: SubmissionKind, partner: string, now: Date): PartnerPolicy {
   const policy = live.set.partners.get(partner);
   if (!policy) throw new GatewayError('no_agreement', `No agreement with this partner is in force; ${kind.noun} cannot be received`);
