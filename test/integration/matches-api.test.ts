@@ -209,6 +209,27 @@ describe('answers per subject', () => {
     expect(again.json).toMatchObject({ accepted: 0, duplicates: 1, withdrawn: 0 });
   });
 
+  it('answers live as long as the dossier record: filed among its companions, erased with it', async () => {
+    const companions = await gw.redis.smembers(`${gw.prefix}:dossier:${dossier}:companions`);
+    expect(companions).toContain(`${gw.prefix}:dossier:${dossier}:answers`);
+    const [record, answers] = await Promise.all([gw.redis.pexpiretime(`${gw.prefix}:dossier:${dossier}`), gw.redis.pexpiretime(`${gw.prefix}:dossier:${dossier}:answers`)]);
+    expect(answers).toBe(record);
+  });
+
+  it('a recalled dossier takes no answers: 409 dossier_recalled, nothing stored, audited', async () => {
+    const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-full.json'));
+    const recalled = res.json.id as string;
+    await waitSettled(gw.url, recalled);
+    const packet = await packetOf('council-housing', recalled);
+    expect((await api(gw.url, 'POST', `/v1/dossiers/${recalled}/recall`, FORCE, { reason: 'withdrawn', note: 'sent in error' })).status).toBe(200);
+    const refused = await api(gw.url, 'POST', `/v1/packets/${packet.id}/matches`, HOUSING, answer(packet.id, [{ subject: packet.refs.Daniel!, result: 'no_trace' }]));
+    expect(refused.status).toBe(409);
+    expect(refused.json.error.code).toBe('dossier_recalled');
+    expect(await gw.redis.exists(`${gw.prefix}:dossier:${recalled}:answers`)).toBe(0);
+    const audit = await api(gw.url, 'GET', `/v1/audit?dossier=${recalled}&limit=500`, TOKENS.governance);
+    expect(audit.json.records.map((r: any) => r.action)).toContain('matches.refused');
+  });
+
   it('governance sees answers per agreement and the hit rate; nobody else does', async () => {
     const res = await api(gw.url, 'GET', '/v1/answers/rates', TOKENS.governance);
     expect(res.status, res.text).toBe(200);
