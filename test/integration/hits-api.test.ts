@@ -197,7 +197,7 @@ describe('bad hits', () => {
   it('control characters (ANSI escapes and the like) in detail → 400 naming each path; tab and newline pass; nothing is stored', async () => {
     const id = await push(FORCE, fixture('dossier-full.json'));
     const packet = await packetOf('council-housing', id);
-    const hit = (detail: Record<string, unknown>) => ({ subject: refOf(packet, 'Samuel'), kind: 'address', detail, matchedOn: ['postcode'], confidence: 'possible' });
+    const hit = (detail: Record<string, unknown>) => ({ subject: refOf(packet, 'Daniel'), kind: 'address', detail, matchedOn: ['postcode'], confidence: 'possible' });
     const before = await dumpKeys(gw.redis, prefix);
     const res = await api(gw.url, 'POST', `/v1/packets/${packet.id}/hits`, TOKENS['council-housing'], {
       schema: 'cordon.hits/v1',
