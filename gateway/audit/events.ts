@@ -43,6 +43,9 @@ export const AUDIT_ACTIONS = {
   'hits.received': 'combination',
   'hits.refused': 'rejection',
   'hits.bundle_delivered': 'consultation',
+  'matches.received': 'combination',
+  'matches.refused': 'rejection',
+  'matches.withdrawn': 'alteration',
   'preview.used': 'consultation',
   'policy.loaded': 'alteration',
   'policy.refused': 'alteration',
@@ -117,6 +120,14 @@ interface HitCounts {
   partners?: string[];
 }
 
+/** A partner's answers (hit or no trace per subject, hits/matches.ts): counts only, never refs. */
+interface AnswerCounts {
+  hit?: number;
+  noTrace?: number;
+  changed?: number;
+  duplicates?: number;
+}
+
 /** What each action carries beyond the common members. */
 interface Extras {
   'dossier.received': { classification?: string; subjects?: number };
@@ -135,6 +146,9 @@ interface Extras {
   'hits.received': HitCounts & { partner?: string; subjects?: number; signed?: boolean };
   'hits.refused': Peer & { partner?: string; note?: string; envelope?: string };
   'hits.bundle_delivered': Signed & HitCounts & { links?: number };
+  'matches.received': AnswerCounts & { partner?: string; signed?: boolean };
+  'matches.refused': { partner?: string; note?: string };
+  'matches.withdrawn': { partner?: string; subjects?: number; hits?: number; was?: Record<string, number>; signed?: boolean };
   'preview.used': object;
   'policy.loaded': { previousRevision?: string };
   'policy.refused': { problems?: number };

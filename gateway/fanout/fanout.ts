@@ -140,6 +140,7 @@ export class Fanout {
         state: 'delivered',
         message,
         refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
+        subjects: seal(this.sealKey, JSON.stringify(disclosed.subjects), `${packetId}:subjects`),
       },
     };
   }

@@ -2,7 +2,9 @@
  * The hits bundle: the story of the force getting back what the partners found. Every hit held for the
  * dossier, grouped under the dossier's own subject ids, with the links that connect subjects (in this
  * dossier, or to subjects of the same source's other dossiers), as one OpenPGP message encrypted to the
- * source's pinned key and signed by the gateway. A missing or unusable source key refuses the bundle:
+ * source's pinned key and signed by the gateway. With them, each partner's answer per subject (hit, no
+ * trace, pending, overdue: answers.ts) and the answers and hits partners withdrew; a withdrawn hit stays
+ * in the bundle, marked, so the force knows what it can no longer rely on. A missing or unusable source key refuses the bundle:
  * it is never encrypted to any other key. The delivery is audited before the message is handed out.
  */
 import type { AuditLog } from '../audit/log.js';
@@ -12,7 +14,8 @@ import { GatewayError } from '../errors/index.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PolicySet } from '../policy/types.js';
 import type { DossierStore } from '../store/dossiers.js';
-import { agreementState } from './hits.js';
+import { isWithdrawn, type Answers, type AnswersSummary } from './answers.js';
+import { agreementState } from './submission.js';
 import { compareIds, findLinks, hitItems, matchTokens, type Link, type LinkItem } from './links.js';
 import { sourceKeyError, type SourceKeys } from './source-keys.js';
 import type { HitStore, StoredHit } from './store.js';
@@ -24,6 +27,8 @@ export interface BundleDeps {
   live: () => LiveSet<RecipientKey>;
   gatewayKey: GatewayKey;
   sourceKeys: SourceKeys;
+  /** Partners' answers per subject; without it the bundle carries hits and links only. */
+  answers?: Answers;
   /** At most this many other dossiers are opened to look for cross-dossier links. */
   maxLinkedDossiers?: number;
 }
@@ -40,12 +45,17 @@ export interface BundleHit {
   agreementExpired?: true;
   /** The peer force whose gateway relayed this hit from one of its partners (gateway/exchange). */
   via?: string;
+  /** The partner took this hit back (POST /v1/packets/:id/matches, `withdrawn`). */
+  withdrawn?: true;
 }
 
 export interface Bundle {
   bundle: { dossier: string; source: string; generatedAt: string; count: number };
   subjects: Record<string, BundleHit[]>;
   links: Link[];
+  /** Per partner and subject: hit | no_trace | pending | overdue (as in GET /v1/dossiers/:id). */
+  matches?: AnswersSummary['matches'];
+  withdrawals?: AnswersSummary['withdrawals'];
 }
 
 const DOSSIER_ID = /^dos_[0-9a-f]{32}$/;
@@ -88,13 +98,19 @@ export class Bundles {
     const hits = (await this.deps.hitStore.hits(dossierId)).sort(
       (a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.partner.localeCompare(b.partner) || a.id.localeCompare(b.id),
     );
+    const held = this.deps.answers ? await this.deps.answers.held(dossierId, hits) : undefined;
     const subjects: Record<string, BundleHit[]> = {};
     for (const subject of [...new Set(hits.map((h) => h.subject))].sort(compareIds)) subjects[subject] = [];
-    for (const hit of hits) subjects[hit.subject]!.push(toBundleHit(hit, set, now));
+    for (const hit of hits) {
+      const withdrawn = held !== undefined && isWithdrawn(hit, held.answers);
+      subjects[hit.subject]!.push({ ...toBundleHit(hit, set, now), ...(withdrawn ? { withdrawn: true as const } : {}) });
+    }
+    const answers = held ? await this.deps.answers!.summary(dossierId, now, held) : undefined;
     return {
       bundle: { dossier: dossierId, source, generatedAt: now.toISOString(), count: hits.length },
       subjects,
       links: await this.links(dossierId, source, hits),
+      ...(answers ? { matches: answers.matches, ...(answers.withdrawals ? { withdrawals: answers.withdrawals } : {}) } : {}),
     };
   }
 

@@ -15,10 +15,13 @@ import type { DossierStore } from '../store/dossiers.js';
 import { HitNoticeQueue, startHitNoticeWorker, type HitNoticeJob } from '../queue/notify-queue.js';
 import type { QueueWorker } from '../queue/worker.js';
 import { RedisHitStore } from '../store/hits.js';
+import { RedisAnswerStore, type AnswerStore } from '../store/matches.js';
 import { connectRedisForQueue, type Connection, type Keys } from '../store/redis.js';
+import { Answers } from './answers.js';
 import { Bundles } from './bundle.js';
 import { Hits } from './hits.js';
 import { DossierLinkIndexer } from './indexer.js';
+import { Matches } from './matches.js';
 import { HitNotifier } from './notify.js';
 import type { LinkItem } from './links.js';
 import { SourceKeys } from './source-keys.js';
@@ -43,6 +46,9 @@ export interface HitsModuleDeps {
 
 export class HitsModule {
   readonly hitStore: HitStore;
+  readonly answerStore: AnswerStore;
+  /** Partners' answers per dossier (the force's status and bundle) and per agreement (governance). */
+  readonly answers: Answers;
   readonly indexer: DossierLinkIndexer;
   readonly sourceKeys = new SourceKeys();
   private readonly closers: Array<() => Promise<unknown>> = [];
@@ -51,10 +57,22 @@ export class HitsModule {
   constructor(private readonly deps: HitsModuleDeps) {
     this.hitStore = new RedisHitStore<LinkItem>(deps.redis, deps.keys, deps.keyring.seal, (source) => deps.keyring.linkIndex(source));
     this.indexer = new DossierLinkIndexer(this.hitStore);
+    this.answerStore = new RedisAnswerStore(deps.redis, deps.keys, deps.keyring.seal);
+    this.answers = new Answers({
+      store: deps.store,
+      mailbox: deps.mailbox,
+      answerStore: this.answerStore,
+      hitStore: this.hitStore,
+      policies: () => deps.live().set,
+      sealKey: deps.keyring.seal,
+    });
   }
 
-  /** For the api role: the use cases behind POST /v1/packets/:id/hits and GET /v1/dossiers/:id/hits. */
-  http(): { hits: Hits; bundles: Bundles } {
+  /**
+   * For the api role: the use cases behind POST /v1/packets/:id/hits, POST /v1/packets/:id/matches,
+   * GET /v1/dossiers/:id/hits and GET /v1/answers/rates.
+   */
+  http(): { hits: Hits; matches: Matches; bundles: Bundles; answers: Answers } {
     const { deps } = this;
     const hits = new Hits({
       store: deps.store,
@@ -71,15 +89,27 @@ export class HitsModule {
         await this.notices().enqueue(dossierId, total).catch((err: Error) => deps.logger.warn({ dossier: dossierId, err: err.message }, 'hit notice not queued'));
       },
     });
+    const matches = new Matches({
+      store: deps.store,
+      mailbox: deps.mailbox,
+      audit: deps.audit,
+      live: deps.live,
+      gatewayKey: deps.gatewayKey,
+      sealKey: deps.keyring.seal,
+      idKey: deps.keyring.hitId,
+      answerStore: this.answerStore,
+      hitStore: this.hitStore,
+    });
     const bundles = new Bundles({
       store: deps.store,
       hitStore: this.hitStore,
+      answers: this.answers,
       audit: deps.audit,
       live: deps.live,
       gatewayKey: deps.gatewayKey,
       sourceKeys: this.sourceKeys,
     });
-    return { hits, bundles };
+    return { hits, matches, bundles, answers: this.answers };
   }
 
   /** The notice queue, opened on first use (nothing is written to Redis for sources without a webhook). */

@@ -30,6 +30,8 @@ export interface IntakeDeps {
   retention?: { schedule(member: string, due: Date): Promise<void> };
   /** Deliveries to peer gateways (gateway/exchange), shown in the status as `peers` when there are any. */
   peerDeliveries?: (dossierId: string) => Promise<Array<{ peer: string; state: string; reason?: string }>>;
+  /** Partners' answers per subject (gateway/hits/answers.ts), shown in the status as `matches`. */
+  answers?: (dossierId: string, now: Date) => Promise<{ matches: Record<string, Record<string, string>>; withdrawals?: unknown[] }>;
 }
 
 export interface Accepted {
@@ -136,6 +138,7 @@ export class Intake {
     const deliveries = await this.deps.store.deliveries(id);
     const peers = (await this.deps.peerDeliveries?.(id)) ?? [];
     const now = Date.now();
+    const answers = await this.deps.answers?.(id, new Date(now));
     return {
       id: record.id,
       state: record.state,
@@ -147,6 +150,7 @@ export class Intake {
         const expired = live && d.expiresAt !== undefined && Date.parse(d.expiresAt) <= now;
         return { partner, ...d, state: expired ? 'expired' : d.state };
       }),
+      ...(answers ? { matches: answers.matches, ...(answers.withdrawals ? { withdrawals: answers.withdrawals } : {}) } : {}),
       ...(peers.length ? { peers } : {}),
       ...(record.recall ? { recall: await recallStatus(this.deps.store, record.partners, record.recall, deliveries) } : {}),
     };
@@ -165,6 +169,10 @@ export interface DossierStatus {
    * with `recall` (gateway/exchange).
    */
   peers?: Array<{ peer: string; state: string; reason?: string }>;
+  /** Per partner and subject sent: hit | no_trace | pending | overdue (gateway/hits/answers.ts). */
+  matches?: Record<string, Record<string, string>>;
+  /** Answers and hits partners took back. */
+  withdrawals?: unknown[];
   /** Once the source has recalled the dossier: when, by whom, why, and each partner's recall notice. */
   recall?: RecallStatus;
 }

@@ -47,6 +47,8 @@ export interface Disclosed {
   redacted: Record<string, unknown>;
   /** The dossier's own subject id of each ref (to map hits back). */
   byRef: Record<string, string>;
+  /** The dossier's own ids of the subjects in the packet (byRef also names those it only points at). */
+  subjects: string[];
   /** The disclosure record for the audit trail; `packet` is the packet's (or envelope's) id. */
   event(action: 'packet.created' | 'exchange.envelope_prepared', packet: string, index?: (subjectIds: string[]) => IndexTerms | undefined): AuditEvent;
 }
@@ -73,6 +75,7 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
     key,
     redacted,
     byRef: Object.fromEntries([...refs].map(([id, ref]) => [ref, id])),
+    subjects: disclosedSubjects(to.dossier, redacted, refs),
     event: (action, packet, index) => ({
       kind: 'disclosure',
       action,

@@ -47,6 +47,11 @@ export interface Agreement {
    * handling-C item or dossier with codes goes only to recipients that honour every one (policy/handling.ts).
    */
   conditionsHonoured?: string[];
+  /**
+   * Days the partner has to answer each subject it was sent (hit or no trace, hits/matches.ts) before the
+   * force sees it `overdue`; absent, never overdue.
+   */
+  respondWithinDays?: number;
 }
 
 export interface KeyRef {

@@ -23,6 +23,8 @@ export interface PacketRecord {
   message: string;
   /** Sealed map of packet ref → dossier subject id, for mapping hits back. */
   refs: string;
+  /** Sealed list of the dossier subject ids the packet holds (answers are asked for those); older packets lack it. */
+  subjects?: string;
   retrievedAt?: string;
   acknowledgedAt?: string;
   /** `recall` for a recall notice (gateway/recall), absent for a packet. */
@@ -34,7 +36,7 @@ export interface PacketRecord {
 const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expiresAt', 'state', 'type', 'recalls'] as const;
 
 /** What a listing needs of a packet: everything but the message and the sealed refs. */
-export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs'>;
+export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs' | 'subjects'>;
 
 const CREATE_PACKET = loadScript('mailbox-create-packet');
 const ADVANCE = loadScript('mailbox-advance');

@@ -106,6 +106,10 @@ export class Keys {
   rateClient(clientId: string) { return `${this.prefix}:rl:client:${clientId}`; }
   /** Hash of hit id → sealed hit, per dossier; expires with the dossier record. */
   hits(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:hits`; }
+  /** Hash of keyed HMAC of (partner, subject) → sealed answer (hit or no trace), per dossier; expires with it. */
+  answers(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:answers`; }
+  /** Hash of `<partner>|<agreement>|<result>` → how many answers of that result were given (governance). */
+  answerRates() { return `${this.prefix}:answers:rates`; }
   /** The dossier's sealed link items (normalised addresses, VRMs, phones, company numbers). */
   dossierLinks(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:links`; }
   /**

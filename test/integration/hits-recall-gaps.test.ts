@@ -76,7 +76,7 @@ afterAll(async () => {
 describe('the status of a dossier that has not been recalled', () => {
   it('has no recall member', async () => {
     const s = await status();
-    expect(Object.keys(s).sort()).toEqual(['deliveries', 'id', 'policyRevision', 'receivedAt', 'state']);
+    expect(Object.keys(s).sort()).toEqual(['deliveries', 'id', 'matches', 'policyRevision', 'receivedAt', 'state']);
     expect(s.state).toBe('processed');
   });
 });
@@ -94,7 +94,7 @@ describe('after the dossier is recalled', () => {
   it('the status shows when, by whom and why, and every partner sent a packet with its notice; existing fields unchanged', async () => {
     const s = await status();
     // Additive only: the same members as before, plus `recall`.
-    expect(Object.keys(s).sort()).toEqual(['deliveries', 'id', 'policyRevision', 'recall', 'receivedAt', 'state']);
+    expect(Object.keys(s).sort()).toEqual(['deliveries', 'id', 'matches', 'policyRevision', 'recall', 'receivedAt', 'state']);
     expect(s).toMatchObject({ id, state: 'withdrawn', receivedAt: statusBefore.receivedAt, policyRevision: statusBefore.policyRevision });
     expect(s.deliveries.map((d: any) => d.partner)).toEqual(statusBefore.deliveries.map((d: any) => d.partner));
     expect(s.recall).toEqual({
