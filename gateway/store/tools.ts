@@ -16,11 +16,13 @@ export async function setAppendFsync(redis: Connection, mode: 'always' | 'everys
 }
 
 /** Deletes every key under `prefix:` (a benchmark's or a test's own prefix, never another's). */
-export async function deleteByPrefix(redis: Connection, prefix: string): Promise<void> {
+export async function deleteByPrefix(redis: Connection, prefix: string, opts: { keepAudit?: boolean } = {}): Promise<void> {
   let cursor = '0';
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000');
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000');
     cursor = next;
+    // A running gateway refuses work when its audit trail vanishes: between rounds keep the trail.
+    const keys = opts.keepAudit ? found.filter((k) => !k.startsWith(`${prefix}:audit:`)) : found;
     if (keys.length) await redis.unlink(...keys);
   } while (cursor !== '0');
 }

@@ -369,11 +369,11 @@ export async function ingestStage(env: HttpEnv, b: Budget): Promise<Row[]> {
     await closed(echo.url, 1000);
     await closed(gw.url, 1000);
     Object.assign(cpu, { gw: 0, echo: 0, gwReqs: 0, echoReqs: 0 });
-    await deleteKeys(gw.redis, gw.prefix);
+    await deleteKeys(gw.redis, gw.prefix, { keepAudit: true });
     for (let r = 0; r < b.rounds; r++) {
       echoRates.push(await closed(echo.url, durationMs));
       gwRates.push(await closed(gw.url, durationMs));
-      await deleteKeys(gw.redis, gw.prefix); // no worker runs: drop the queued dossiers between rounds
+      await deleteKeys(gw.redis, gw.prefix, { keepAudit: true }); // no worker runs: drop the queued dossiers between rounds
     }
     openRate = Math.max(1, Math.round(summarise(gwRates).median / 2));
     for (let r = 0; r < b.rounds; r++) {
@@ -381,7 +381,7 @@ export async function ingestStage(env: HttpEnv, b: Budget): Promise<Row[]> {
       check(res, 'ingest p99');
       p99s.push(percentile(res.latencies, 99));
       openNote = `${res.completed} requests per round at ${openRate}/s, p50 ${percentile(res.latencies, 50).toFixed(2)} ms`;
-      await deleteKeys(gw.redis, gw.prefix);
+      await deleteKeys(gw.redis, gw.prefix, { keepAudit: true });
     }
   } finally {
     await echo.close();
