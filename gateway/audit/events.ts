@@ -33,6 +33,9 @@ export const AUDIT_ACTIONS = {
   'dossier.erased': 'erasure',
   'dossier.sealed_content_erased': 'erasure',
   'packet.created': 'disclosure',
+  'match.created': 'disclosure',
+  'followup.approved': 'decision',
+  'followup.created': 'disclosure',
   'packet.retrieved': 'consultation',
   'packet.acknowledged': 'acknowledgement',
   'packet.erased': 'erasure',
@@ -128,6 +131,12 @@ interface AnswerCounts {
   duplicates?: number;
 }
 
+/** The police officer who approved a follow-up disclosure (name and collar or staff number). */
+export interface Officer {
+  name: string;
+  id: string;
+}
+
 /** What each action carries beyond the common members. */
 interface Extras {
   'dossier.received': { classification?: string; subjects?: number };
@@ -136,6 +145,12 @@ interface Extras {
   'dossier.erased': { erased?: string[]; state?: string };
   'dossier.sealed_content_erased': object;
   'packet.created': Signed & Withheld & { redacted?: unknown };
+  /** A match request (after-match agreements): a disclosure of identifiers only (`fields` says which). */
+  'match.created': Signed & Withheld & { subjects?: number };
+  /** The force's approval of a follow-up disclosure, naming the officer who gave it. */
+  'followup.approved': { partner?: string; officer?: Officer; subjects?: number; matchPacket?: string };
+  /** The disclosure after a hit: only the subjects answered hit, under the full policy. */
+  'followup.created': Signed & Withheld & { matchPacket?: string; subjects?: number; approvedBy?: Officer[] };
   'packet.retrieved': object;
   'packet.acknowledged': object;
   'packet.erased': { type?: 'recall'; state?: string };

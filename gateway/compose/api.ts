@@ -43,7 +43,9 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
   ];
   closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
-  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.deliveries(id), answers: (id, now) => hitsModule.answers.summary(id, now) });
+  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.deliveries(id), answers: (id, now) => hitsModule.answers.summary(id, now),
+    stages: (id, deliveries) => services.followUps.stages(id, deliveries),
+  });
   const app = createApp({
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -62,6 +64,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     queues: () => readQueues(dashboardQueues),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
+    approvals: services.approvals,
     rateLimits: new RateLimits({ store: new RedisRateLimits(redis, services.keys), perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: config.authFailuresPerMinute }),
     trustProxyHops: config.trustProxyHops,
     metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),

@@ -16,7 +16,10 @@ import { GatewayError } from '../errors/index.js';
 import { Exchange } from '../exchange/exchange.js';
 import { PeerDirectory } from '../exchange/peers.js';
 import { ExchangeQueue } from '../queue/exchange-queue.js';
+import { Approvals } from '../fanout/approvals.js';
+import { FollowUps } from '../fanout/followup.js';
 import { HitsModule } from '../hits/module.js';
+import { FollowUpStore } from '../store/followups.js';
 import { Mailbox } from '../mailbox/mailbox.js';
 import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
 import type { LiveSet } from '../policy/live.js';
@@ -51,6 +54,9 @@ export interface Services extends RedisConnection, Omit<Secrets, 'master'> {
   peerDirectory: PeerDirectory;
   exchange: Exchange;
   recall: Recall;
+  /** Follow-ups after match requests (after-match agreements): the job, the stages, the approvals. */
+  followUps: FollowUps;
+  approvals: Approvals;
   /** The api role hands over its dossier queue: inbound dossiers from peers are fanned out through it. */
   useDossierQueue(queue: DossierQueue): void;
 }
@@ -96,6 +102,14 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger, noticeTimeoutMs: config.hitNoticeTimeoutMs,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
+    // Answers on a match request: the follow-up job decides what, if anything, follows.
+    onMatchAnswered: (packet) => (dossierQueue ? dossierQueue.enqueueFollowUp(packet.dossier, packet.partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
+  });
+  const followUpStore = new FollowUpStore(redis, keys, keyring.seal);
+  const followUps = new FollowUps({ store, mailbox, audit, live, gatewayKey, keyring, answerStore: hitsModule.answerStore, followUps: followUpStore, packetTtlDays: config.packetTtlDays });
+  const approvals = new Approvals({
+    store, audit, followUps: followUpStore, followUp: followUps,
+    enqueue: (id, partner) => (dossierQueue ? dossierQueue.enqueueFollowUp(id, partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
   });
   closers.push(() => hitsModule.close());
   let exchangeQueue: ExchangeQueue | undefined;
@@ -128,7 +142,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall,
+    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall, followUps, approvals,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

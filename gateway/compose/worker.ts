@@ -14,7 +14,7 @@ import type { Wiring } from './context.js';
 import type { Services } from './services.js';
 
 export function startWorkerRole({ config, logger, closers }: Wiring, services: Services): void {
-  const { redisUrl, store, mailbox, audit, live, gatewayKey, keyring, retention, hitsModule, exchange } = services;
+  const { redisUrl, store, mailbox, audit, live, gatewayKey, keyring, retention, hitsModule, exchange, followUps } = services;
   const fanout = new Fanout({
     store,
     mailbox,
@@ -32,9 +32,11 @@ export function startWorkerRole({ config, logger, closers }: Wiring, services: S
   closers.push(() => retention.stop());
   const conn = connectRedisForQueue(redisUrl);
   const worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
-    await fanout.process(job.data.dossierId);
+    if (job.data.followUp) await followUps.run(job.data.dossierId, job.data.followUp);
+    else await fanout.process(job.data.dossierId);
   }, async (job, err) => {
-    await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');
+    // A follow-up that fails leaves the dossier as it was (its match request still stands).
+    if (!job.data.followUp) await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');
   });
   worker.on('failed', (job, err) => {
     logger.error({ job: job?.id, attempts: job?.attemptsMade, code: (err as GatewayError).code, err: err.message }, 'fan-out job failed');

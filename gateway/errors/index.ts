@@ -39,6 +39,8 @@ export const ERROR_CODES = [
   'hit_kind_not_permitted',
   'signature_invalid',
   'packet_is_recall_notice',
+  // match first, then disclose
+  'nothing_to_approve',
   // exchange between gateways
   'envelope_invalid',
   'envelope_unknown',

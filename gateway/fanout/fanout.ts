@@ -6,7 +6,9 @@
  * partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
  * delivery already settled is skipped and a packet id is derived from (dossier, partner), so a retried
  * job or one picked up after a worker died never makes a second packet. When every delivery is settled
- * the sealed dossier is erased.
+ * the sealed dossier is erased, unless a partner under an after-match agreement was sent a match request
+ * (identifiers only, policy/match.ts) instead: the follow-up for its hits is made from the sealed dossier
+ * (followup.ts), which is erased once every such partner has answered and been followed up.
  */
 import type { AuditEvent, AuditLog } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
@@ -18,7 +20,8 @@ import type { Dossier } from '../dossier/types.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
-import { agreementOf, disclose, packetPlaintext } from '../pipeline/disclose.js';
+import { isAfterMatch } from '../policy/match.js';
+import { agreementOf, disclose, matchPlaintext, packetPlaintext } from '../pipeline/disclose.js';
 import type { Delivery, DossierStore } from '../store/dossiers.js';
 import { packetExpiry } from '../retention/schedule.js';
 import { packets as packetsMetric, stageSeconds, timed } from '../metrics/metrics.js';
@@ -70,18 +73,14 @@ export class Fanout {
     if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
     endFanout();
 
-    await store.markProcessed(dossierId);
-    await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
+    // A match request awaits its answers: the follow-up is made from the sealed dossier (followup.ts).
+    const awaiting = Object.values(await store.deliveries(dossierId)).some((d) => d.matchPacketId !== undefined);
+    await store.markProcessed(dossierId, { keepSealed: awaiting });
+    if (!awaiting) await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
   }
 
-  /** A sealed dossier that is missing or does not open will never open: no retry can help. */
   private open(dossierId: string, sealed: string | undefined): Dossier {
-    if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
-    try {
-      return JSON.parse(unseal(this.sealKey, sealed, dossierId).toString('utf8')) as Dossier;
-    } catch (err) {
-      throw new GatewayError('dossier_unreadable', `the sealed dossier ${dossierId} does not open (tampered, or sealed under another key)`, undefined, { cause: err });
-    }
+    return openSealed(this.sealKey, dossierId, sealed);
   }
 
   /**
@@ -101,12 +100,15 @@ export class Fanout {
     if (!policy) {
       return this.block(dossierId, partner, live.set.revision, { reason: 'no_agreement', message: 'No policy or agreement for this partner is in force' } as unknown as Block);
     }
+    // After-match: a match request first, only the identifiers the partner matches on (policy/match.ts).
+    const match = isAfterMatch(policy.agreement) ? (policy.match ?? []) : undefined;
     const disclosed = await disclose({
       dossierId,
       source,
       dossier,
       recipient: partner,
       policy,
+      ...(match ? { match } : {}),
       decide: () => timed('decide', () => live.decider.decide(partner, dossier, now)),
       key: async () => {
         const key = live.keys.get(partner);
@@ -125,10 +127,11 @@ export class Fanout {
 
     const packetId = this.packetId(dossierId, partner);
     const expires = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays);
-    const plaintext = packetPlaintext({ id: packetId, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy }, disclosed.redacted);
+    const header = { id: packetId, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy };
+    const plaintext = match ? matchPlaintext(header, disclosed.redacted) : packetPlaintext(header, disclosed.redacted);
     const message = await timed('encrypt', () => encryptAndSign(plaintext, disclosed.key, this.deps.gatewayKey));
     return {
-      event: disclosed.event('packet.created', packetId, terms),
+      event: match ? disclosed.event('match.created', packetId, terms, { subjects: disclosed.subjects.length }) : disclosed.event('packet.created', packetId, terms),
       revision: disclosed.revision,
       packet: {
         id: packetId,
@@ -141,13 +144,14 @@ export class Fanout {
         message,
         refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
         subjects: seal(this.sealKey, JSON.stringify(disclosed.subjects), `${packetId}:subjects`),
+        ...(match ? { type: 'match' as const } : {}),
       },
     };
   }
 
   /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
   private async file({ packet, revision }: Prepared): Promise<void> {
-    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt };
+    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, ...(packet.type === 'match' ? { matchPacketId: packet.id } : {}) };
     const endStore = stageSeconds.startTimer({ stage: 'store' });
     const created = await this.deps.mailbox.create(packet, delivery);
     endStore();
@@ -182,3 +186,12 @@ interface Prepared {
   packet: PacketRecord;
 }
 
+/** A sealed dossier that is missing or does not open will never open: no retry can help. */
+export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | undefined): Dossier {
+  if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
+  try {
+    return JSON.parse(unseal(sealKey, sealed, dossierId).toString('utf8')) as Dossier;
+  } catch (err) {
+    throw new GatewayError('dossier_unreadable', `the sealed dossier ${dossierId} does not open (tampered, or sealed under another key)`, undefined, { cause: err });
+  }
+}

@@ -14,7 +14,8 @@
  *            that disagree (data-items.ts), a key expiring within 30 days, a rule that changes nothing
  *            (its `set` only touches paths the base allowlist already strips, or asks for nothing
  *            stricter than the base), a partner no policy test covers, a rule that says
- *            `unknown: ignore` (it does not fire when a fact it reads is unknown).
+ *            `unknown: ignore` (it does not fire when a fact it reads is unknown), a `match` allowlist
+ *            an immediate agreement never uses or naming an identifier `fields` does not grant.
  * Peer gateways' agreements (peers/*.yaml) are checked like partners': review date, legal basis (a
  * police force, a competent authority) and data items.
  *
@@ -27,6 +28,7 @@ import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { stableJson } from '../policy/condition.js';
 import { agreementStatus, REVIEW_WARN_DAYS } from '../policy/agreement.js';
 import { applyGateway, applyRules } from '../policy/decide.js';
+import { isAfterMatch } from '../policy/match.js';
 import { gatewayFor } from '../policy/non-competent.js';
 import { collectPolicySet } from '../policy/load.js';
 import { loadPolicyTests } from './policy-tests.js';
@@ -252,6 +254,19 @@ function checkTests(set: PolicySet, tests: PolicyTest[], broken: ReadonlySet<str
   }
 }
 
+/**
+ * A match allowlist only an after-match agreement uses, and an identifier the base allowlist does not
+ * grant is never in a match request (the match step narrows the full policy, it never widens it).
+ */
+function checkMatchUse(p: PartnerPolicy, out: Findings): void {
+  if (!p.match) return;
+  if (!isAfterMatch(p.agreement)) out.add('warning', p.file, 'match', `agreement ${p.agreement.reference} discloses immediately: the match allowlist is not used`);
+  p.match.forEach((m, i) => {
+    const op = p.fields[m];
+    if (op === undefined || op.op === 'strip') out.add('warning', p.file, `match[${i}]`, `${m} is not granted by fields: it is never in a match request`);
+  });
+}
+
 // ---- positions ---------------------------------------------------------------------------------
 
 async function addPositions(dir: string, findings: LintFinding[]): Promise<void> {
@@ -319,6 +334,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       if (!broken.has(p.file) && !broken.has('gateway.yaml')) checkRules(p, gatewayFor(set.gateway, p.partner.competentAuthority), out);
       checkUnknownIgnored(p, out);
       checkConditionCodes(p.file, 'agreement.conditionsHonoured', p.agreement.conditionsHonoured, set.gateway, out);
+      checkMatchUse(p, out);
     }
     for (const s of set.sources.values()) {
       await checkKey(s.file, `hits for ${s.source.id} cannot be encrypted to it`, s.source.key, 'source.key', o, out);

@@ -81,7 +81,8 @@ export class Answers {
     const set = this.deps.policies();
     const matches: AnswersSummary['matches'] = {};
     for (const partner of Object.keys(deliveries).sort()) {
-      const packetId = deliveries[partner]?.packetId;
+      // After a match request, the subjects asked about are its own (a follow-up holds the hits only).
+      const packetId = deliveries[partner]?.matchPacketId ?? deliveries[partner]?.packetId;
       const packet = packetId ? await this.deps.mailbox.get(packetId) : undefined;
       const sent = packet && packet.type !== 'recall' ? (packetSubjects(this.deps.sealKey, packet) ?? Object.values(packetRefs(this.deps.sealKey, packet))) : [];
       const subjects = new Set<string>(sent);

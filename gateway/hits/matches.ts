@@ -28,6 +28,8 @@ export interface MatchesDeps extends SubmissionDeps {
   hitStore: Pick<HitStore, 'hits'>;
   /** Key for the answers' field ids, the keyring's `hitId`. */
   idKey: Buffer;
+  /** Told once answers on a match request are stored: what follows is the follow-up's (gateway/fanout/followup.ts). */
+  onMatchAnswered?: (packet: PacketRecord) => Promise<void>;
 }
 
 export interface MatchesSubmission {
@@ -96,6 +98,8 @@ export class Matches {
       const plan = await this.plan(submission, subjects, packet, policy, now, format === 'openpgp');
       if (plan.writes.length) await this.audit(client, packet, policy, live.set.revision, plan, format === 'openpgp');
       const stored = plan.writes.length === 0 || (await this.store(client, packet, policy, plan));
+      // Also on a repeat: a follow-up not queued the first time (Redis down) is queued now; the job is idempotent.
+      if (stored && packet.type === 'match') await this.deps.onMatchAnswered?.(packet);
       if (stored) return { packet: packet.id, received: submission.results.length, accepted: plan.answered, duplicates: plan.duplicates, withdrawn: plan.withdrawals.length };
       // Another submission changed one of these answers meanwhile: read them again (the audit says so).
       if (attempt >= ATTEMPTS) throw new GatewayError('store_unavailable', 'The answers kept changing while they were being stored; nothing was stored, try again');

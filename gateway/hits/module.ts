@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
 import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Mailbox } from '../mailbox/mailbox.js';
+import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import type { LiveSet } from '../policy/live.js';
 import type { DossierStore } from '../store/dossiers.js';
 import { HitNoticeQueue, startHitNoticeWorker, type HitNoticeJob } from '../queue/notify-queue.js';
@@ -40,6 +40,8 @@ export interface HitsModuleDeps {
   logger: Logger;
   /** Also told of new hits (the exchange relays hits on a peer's dossier back to that peer). */
   onNewHits?: (dossierId: string, source: string, total: number) => Promise<void>;
+  /** Told when answers are stored on a match request (the follow-up is queued). */
+  onMatchAnswered?: (packet: PacketRecord) => Promise<void>;
   /** How long a source's webhook may take to answer a notice (CORDON_HIT_NOTICE_TIMEOUT_MS). */
   noticeTimeoutMs?: number;
 }
@@ -99,6 +101,7 @@ export class HitsModule {
       idKey: deps.keyring.hitId,
       answerStore: this.answerStore,
       hitStore: this.hitStore,
+      ...(deps.onMatchAnswered ? { onMatchAnswered: deps.onMatchAnswered } : {}),
     });
     const bundles = new Bundles({
       store: deps.store,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
 import type { ClientRegistry } from '../config/clients.js';
 import { GatewayError } from '../errors/index.js';
+import type { Approvals } from '../fanout/approvals.js';
 import type { Intake } from '../intake/intake.js';
 import type { Packets } from '../mailbox/packets.js';
 import type { PolicySet } from '../policy/types.js';
@@ -47,6 +48,8 @@ export interface HttpDeps {
   /** `GET /v1/queues` (governance role) and the `/dashboard` page that polls it (routes-dashboard.ts). */
   queues?: DashboardRouteDeps['queues'];
   rateLimits?: RateLimits;
+  /** `POST /v1/dossiers/:id/approvals` (source role): a follow-up after a match request, approved by an officer. */
+  approvals?: Pick<Approvals, 'approve'>;
   /** Number of reverse proxies in front of the gateway whose X-Forwarded-For is believed (never `true`). */
   trustProxyHops: number;
 }
@@ -141,6 +144,15 @@ function routes(r: Router, deps: HttpDeps): void {
       res.json(await deps.intake.status(req.client!, String(req.params.id)));
     })
     .all(notAllowed('GET'));
+
+  const { approvals } = deps;
+  if (approvals) {
+    r.route('/dossiers/:id/approvals')
+      .post(requireRole('source'), body, async (req, res) => {
+        res.status(202).json(await approvals.approve(req.client!, String(req.params.id), req.body));
+      })
+      .all(notAllowed('POST'));
+  }
 
   r.route('/packets')
     .get(requireRole('partner'), async (req, res) => {

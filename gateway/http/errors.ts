@@ -33,6 +33,7 @@ const STATUS: Record<ErrorCode, number> = {
   hit_kind_not_permitted: 422,
   signature_invalid: 400,
   packet_is_recall_notice: 409,
+  nothing_to_approve: 409,
   envelope_invalid: 400,
   envelope_unknown: 404,
   envelope_wrong_peer: 403,

@@ -32,6 +32,8 @@ export interface IntakeDeps {
   peerDeliveries?: (dossierId: string) => Promise<Array<{ peer: string; state: string; reason?: string }>>;
   /** Partners' answers per subject (gateway/hits/answers.ts), shown in the status as `matches`. */
   answers?: (dossierId: string, now: Date) => Promise<{ matches: Record<string, Record<string, string>>; withdrawals?: unknown[] }>;
+  /** Per partner asked first (after-match): how far it has come (gateway/fanout/followup.ts), shown as `stage`. */
+  stages?: (dossierId: string, deliveries: Record<string, Delivery>) => Promise<Record<string, string>>;
 }
 
 export interface Accepted {
@@ -139,6 +141,7 @@ export class Intake {
     const peers = (await this.deps.peerDeliveries?.(id)) ?? [];
     const now = Date.now();
     const answers = await this.deps.answers?.(id, new Date(now));
+    const stages = (await this.deps.stages?.(id, deliveries)) ?? {};
     return {
       id: record.id,
       state: record.state,
@@ -148,7 +151,7 @@ export class Intake {
         const d: Delivery = deliveries[partner] ?? { state: 'queued', updatedAt: record.receivedAt };
         const live = d.state === 'delivered' || d.state === 'retrieved' || d.state === 'acknowledged';
         const expired = live && d.expiresAt !== undefined && Date.parse(d.expiresAt) <= now;
-        return { partner, ...d, state: expired ? 'expired' : d.state };
+        return { partner, ...d, state: expired ? 'expired' : d.state, ...(stages[partner] ? { stage: stages[partner] } : {}) };
       }),
       ...(answers ? { matches: answers.matches, ...(answers.withdrawals ? { withdrawals: answers.withdrawals } : {}) } : {}),
       ...(peers.length ? { peers } : {}),
@@ -162,7 +165,8 @@ export interface DossierStatus {
   state: DossierRecord['state'];
   receivedAt: string;
   policyRevision: string;
-  deliveries: Array<{ partner: string } & Delivery>;
+  /** `stage`: for a partner asked first (after-match), match_sent | no_trace | awaiting_approval | follow_up_queued | disclosed. */
+  deliveries: Array<{ partner: string; stage?: string } & Delivery>;
   /**
    * Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason; once the
    * dossier is recalled, recalled (it never reached the peer) | recall_queued | recall_sent | recall_failed,

@@ -13,8 +13,11 @@ export interface PacketSummary {
   createdAt: string;
   expiresAt: string;
   state: PacketRecord['state'];
-  /** `packet`, or `recall` for a recall notice about the packet named in `recalls`. */
-  type: 'packet' | 'recall';
+  /**
+   * `packet`; `match` for a match request (identifiers only: answer hit or no trace per subject, the
+   * rest follows for the hits); `recall` for a recall notice about the packet named in `recalls`.
+   */
+  type: 'packet' | 'match' | 'recall';
   recalls?: string;
 }
 
@@ -39,7 +42,7 @@ export class Packets {
       createdAt: p.createdAt,
       expiresAt: p.expiresAt,
       state: p.state,
-      type: p.type === 'recall' ? 'recall' : 'packet',
+      type: p.type === 'recall' || p.type === 'match' ? p.type : 'packet',
       ...(p.type === 'recall' && p.recalls ? { recalls: p.recalls } : {}),
     }));
   }
@@ -57,7 +60,7 @@ export class Packets {
     await this.audit.append({ kind: 'acknowledgement', action: 'packet.acknowledged', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'acknowledged', new Date().toISOString());
     packetEvents.inc({ partner: packet.partner, event: 'acknowledged' });
-    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged', type: packet.type === 'recall' ? 'recall' : 'packet' };
+    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged', type: packet.type === 'recall' || packet.type === 'match' ? packet.type : 'packet' };
   }
 
   private async own(client: Client, id: string): Promise<PacketRecord> {

@@ -5,13 +5,18 @@
  * redact, and describe the disclosure for the audit trail. A decision or key that blocks the
  * recipient returns the block and nothing else. Encrypting to the recipient is the caller's (a
  * partner's packet is encrypted at once, a peer's envelope each time it is sent).
+ *
+ * Match first, then disclose (policy/match.ts) goes through here too: the match step is the same
+ * decision narrowed to identifiers (`match`), the follow-up the same decision narrowed to the subjects
+ * answered hit (`only`), with the match request's refs (`refs`) so the partner sees the same refs.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
 import type { RecipientKey } from '../crypto/openpgp.js';
 import type { Dossier } from '../dossier/types.js';
-import type { Agreement, Block, Decision } from '../policy/types.js';
+import { matchPlan, onlySubjects } from '../policy/match.js';
+import type { Agreement, Block, Decision, Plan } from '../policy/types.js';
 import { redact } from '../redact/redact.js';
 import { stageSeconds } from '../metrics/metrics.js';
 
@@ -39,6 +44,19 @@ export interface DiscloseTo {
   pseudonymKey: Buffer;
   /** Times the redaction (the `redact` stage of the metrics). */
   measure?: boolean;
+  /** The match step: only these identifier paths of the subjects the full decision includes. */
+  match?: readonly string[];
+  /** Only these subjects (the dossier's own ids), as if the others were excluded: a follow-up. */
+  only?: ReadonlySet<string>;
+  /** The refs an earlier packet of this dossier used (a follow-up reuses its match request's). */
+  refs?: Map<string, string>;
+}
+
+/** What a disclosure record of a match request or follow-up adds. */
+export interface DisclosureExtra {
+  matchPacket?: string;
+  subjects?: number;
+  approvedBy?: Array<{ name: string; id: string }>;
 }
 
 export interface Disclosed {
@@ -50,7 +68,12 @@ export interface Disclosed {
   /** The dossier's own ids of the subjects in the packet (byRef also names those it only points at). */
   subjects: string[];
   /** The disclosure record for the audit trail; `packet` is the packet's (or envelope's) id. */
-  event(action: 'packet.created' | 'exchange.envelope_prepared', packet: string, index?: (subjectIds: string[]) => IndexTerms | undefined): AuditEvent;
+  event(
+    action: 'packet.created' | 'exchange.envelope_prepared' | 'match.created' | 'followup.created',
+    packet: string,
+    index?: (subjectIds: string[]) => IndexTerms | undefined,
+    extra?: DisclosureExtra,
+  ): AuditEvent;
 }
 
 export interface Blocked {
@@ -64,9 +87,13 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
   const key = await to.key();
   if ('reason' in key) return { revision: decision.revision, block: key };
 
-  const refs = drawRefs(to.dossier);
+  const plan = narrow(to, decision.plan);
+  if (plan.subjects.every((ops) => ops == null)) {
+    return { revision: decision.revision, block: { reason: 'no_shareable_subjects', message: 'None of the subjects asked for may be disclosed to this recipient' } };
+  }
+  const refs = to.refs ?? drawRefs(to.dossier);
   const endRedact = to.measure ? stageSeconds.startTimer({ stage: 'redact' }) : undefined;
-  const { dossier: redacted, disclosed } = redact(to.dossier, decision.plan, { refs, pseudonymKey: to.pseudonymKey });
+  const { dossier: redacted, disclosed } = redact(to.dossier, plan, { refs, pseudonymKey: to.pseudonymKey });
   endRedact?.();
   const { dossierId, policy } = to;
   const withheld = decision.withheld ?? [];
@@ -76,9 +103,10 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
     redacted,
     byRef: Object.fromEntries([...refs].map(([id, ref]) => [ref, id])),
     subjects: disclosedSubjects(to.dossier, redacted, refs),
-    event: (action, packet, index) => ({
+    event: (action, packet, index, extra) => ({
       kind: 'disclosure',
       action,
+      ...extra,
       dossier: dossierId,
       packet,
       recipient: to.recipient,
@@ -95,6 +123,13 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
       ...(index ? { index: index(disclosedSubjects(to.dossier, redacted, refs)) } : {}),
     }),
   };
+}
+
+/** The decision's plan, narrowed for a follow-up (only some subjects) and/or a match step (identifiers only). */
+function narrow(to: DiscloseTo, plan: Plan): Plan {
+  const only = to.only;
+  const forSubjects = only ? onlySubjects(plan, (i) => only.has(to.dossier.subjects[i]?.id ?? '')) : plan;
+  return to.match ? matchPlan(forSubjects, to.match) : forSubjects;
 }
 
 /** The dossier's own ids of the subjects that made it into the packet (whose refs it carries). */
@@ -163,4 +198,15 @@ export function packetHeader(h: HeaderInput, redacted: Record<string, unknown>):
 /** The plaintext of a partner's packet (the contract: `{"packet": {...}, "dossier": {...}}`). */
 export function packetPlaintext(h: HeaderInput, redacted: Record<string, unknown>): string {
   return JSON.stringify({ packet: packetHeader(h, redacted), dossier: redacted });
+}
+
+/**
+ * The plaintext of a match request (after-match agreements, policy/match.ts): `{"match": {id,
+ * recipient, issuedAt, expiresAt, policy, agreement}, "subjects": [{"ref", …identifiers}]}`, the
+ * subjects as the match step's redaction left them (their ids are already the packet's refs).
+ */
+export function matchPlaintext(h: HeaderInput, redacted: Record<string, unknown>): string {
+  const subjects = (Array.isArray(redacted.subjects) ? (redacted.subjects as Array<Record<string, unknown>>) : []).map(({ id, ...identifiers }) => ({ ref: id, ...identifiers }));
+  const { id, recipient, issuedAt, expiresAt, policy, agreement } = packetHeader(h, redacted);
+  return JSON.stringify({ match: { id, recipient, issuedAt, expiresAt, policy, agreement }, subjects });
 }

@@ -24,6 +24,7 @@ import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { checkAgreementDates, checkGateway, checkOperations, checkRules } from './field-checks.js';
 import { checkPeerKeepsProtections } from './peer-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
+import { checkMatch } from './match.js';
 import { checkNonCompetentFilter } from './non-competent.js';
 import { revisionOf } from './revision.js';
 import { loadItemTypes } from './schema-index.js';
@@ -105,11 +106,13 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: PartnerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
+      match?: unknown[];
     };
     if (d.partner.id !== id) problems.add(rel, 'partner.id', `must equal the file name (${JSON.stringify(id)})`);
     checkAgreementDates(rel, d.agreement, problems);
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
+    const match = checkMatch(rel, d.match, d.agreement, neverShare, problems);
     const key: KeyRef = { file: d.partner.key.file, fingerprint: d.partner.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'partner.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;
@@ -119,6 +122,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: structuredClone(d.agreement),
       fields,
       rules,
+      ...(match ? { match } : {}),
     });
   }
 

@@ -52,6 +52,14 @@ export interface Agreement {
    * force sees it `overdue`; absent, never overdue.
    */
   respondWithinDays?: number;
+  /**
+   * `immediate` (the default): the partner is sent the dossier as its policy allows. `after-match`: it
+   * is first sent only identifiers to match on (the partner's `match` allowlist), and the rest only for
+   * the subjects it answers `hit` (policy/match.ts).
+   */
+  disclosure?: 'immediate' | 'after-match';
+  /** After a hit: disclose at once (`automatic`, the default) or once the force approves (`approval`). */
+  followUp?: 'automatic' | 'approval';
 }
 
 export interface KeyRef {
@@ -94,6 +102,8 @@ export interface PartnerPolicy {
   /** Base allowlist: dossier path (e.g. `subjects[].addresses[].postcode`) → operation. */
   fields: Record<string, Operation>;
   rules: Rule[];
+  /** The identifier paths a match request carries (after-match agreements; policy/match.ts). */
+  match?: string[];
 }
 
 export interface SourceConfig {

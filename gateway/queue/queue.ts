@@ -1,6 +1,6 @@
 /**
  * The dossier queue. One job per dossier (the worker fans out to partners in parallel); the job id is
- * the dossier id, so adding it twice is a no-op. Job data is the id only: the dossier stays sealed in
+ * the dossier id, so adding it twice is a no-op. Follow-ups after a match request run on it too. Job data is the id only: the dossier stays sealed in
  * the store, never plaintext in the queue.
  */
 import { Queue, type Job } from 'bullmq';
@@ -10,6 +10,8 @@ export const DOSSIER_QUEUE = 'dossiers';
 
 export interface FanoutJob {
   dossierId: string;
+  /** A follow-up after a match request (gateway/fanout/followup.ts): the partner to follow up. */
+  followUp?: string;
 }
 
 const JOB_OPTIONS = {
@@ -37,6 +39,14 @@ export class DossierQueue {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Queues a follow-up for (dossier, partner). Each call is a job of its own (answers and approvals
+   * can come in several times); what it discloses is claimed exactly once by the job itself.
+   */
+  async enqueueFollowUp(dossierId: string, partner: string): Promise<void> {
+    await this.queue.add('follow-up', { dossierId, followUp: partner }, JOB_OPTIONS);
   }
 
   async counts(): Promise<Record<string, number>> {

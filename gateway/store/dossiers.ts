@@ -16,9 +16,12 @@ export interface Delivery {
   state: DeliveryState;
   reason?: string;
   message?: string;
+  /** The packet the state is of: the latest made for this partner (a follow-up after a match request). */
   packetId?: string;
   expiresAt?: string;
   updatedAt: string;
+  /** After-match agreements: the match request this partner was sent first (policy/match.ts). */
+  matchPacketId?: string;
 }
 
 /** The states of a dossier its source has recalled (gateway/recall). */
@@ -202,9 +205,20 @@ export class DossierStore {
     await this.redis.hset(this.keys.deliveries(id), partner, JSON.stringify(delivery));
   }
 
-  /** Every delivery settled: the sealed dossier is erased, only the status record remains. */
-  async markProcessed(id: string): Promise<void> {
-    await this.redis.multi().hset(this.keys.dossier(id), 'state', 'processed').hdel(this.keys.dossier(id), 'sealed').exec();
+  /**
+   * Every delivery settled: the sealed dossier is erased, only the status record remains. With
+   * `keepSealed` (a match request awaits its answers: the follow-up is made from it) it stays until
+   * `eraseSealed`.
+   */
+  async markProcessed(id: string, options: { keepSealed?: boolean } = {}): Promise<void> {
+    const multi = this.redis.multi().hset(this.keys.dossier(id), 'state', 'processed');
+    if (!options.keepSealed) multi.hdel(this.keys.dossier(id), 'sealed');
+    await multi.exec();
+  }
+
+  /** Erases the sealed dossier kept for follow-ups; true when there was one to erase. */
+  async eraseSealed(id: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.dossier(id), 'sealed')) === 1;
   }
 
   async markFailed(id: string, failure: string): Promise<void> {

@@ -27,8 +27,8 @@ export interface PacketRecord {
   subjects?: string;
   retrievedAt?: string;
   acknowledgedAt?: string;
-  /** `recall` for a recall notice (gateway/recall), absent for a packet. */
-  type?: 'recall';
+  /** `recall` for a recall notice (gateway/recall), `match` for a match request, absent for a packet. */
+  type?: 'recall' | 'match';
   /** For a recall notice: the packet it recalls. */
   recalls?: string;
 }

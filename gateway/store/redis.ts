@@ -110,6 +110,8 @@ export class Keys {
   answers(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:answers`; }
   /** Hash of `<partner>|<agreement>|<result>` → how many answers of that result were given (governance). */
   answerRates() { return `${this.prefix}:answers:rates`; }
+  /** Hash of partner → sealed follow-up record (after-match: approvals and follow-up packets), per dossier. */
+  followUps(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:followups`; }
   /** The dossier's sealed link items (normalised addresses, VRMs, phones, company numbers). */
   dossierLinks(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:links`; }
   /**
