@@ -184,8 +184,10 @@ export class FollowUps {
       const claimed = new Set(ctx.held.record.rounds.flatMap((r) => r.subjects));
       const waiting = ctx.hits.filter((s) => !claimed.has(s));
       const approved = (s: string) => ctx.held.record.approvals.some((a) => a.subjects.includes(s));
+      // Claimed is not made: the last follow-up is disclosed once the delivery (as read) is of its packet.
+      const last = ctx.held.record.rounds.at(-1);
       if (waiting.length) out[partner] = followUpMode(ctx.policy.agreement) === 'approval' && waiting.some((s) => !approved(s)) ? 'awaiting_approval' : 'follow_up_queued';
-      else if (claimed.size) out[partner] = 'disclosed';
+      else if (last) out[partner] = d.packetId === last.packet ? 'disclosed' : 'follow_up_queued';
       else if (ctx.asked.size > 0 && [...ctx.asked].every((s) => ctx.answers.some((a) => a.subject === s && a.result === 'no_trace'))) out[partner] = 'no_trace';
       else out[partner] = 'match_sent';
     }

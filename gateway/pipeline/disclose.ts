@@ -93,8 +93,11 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
   }
   const refs = to.refs ?? drawRefs(to.dossier);
   const endRedact = to.measure ? stageSeconds.startTimer({ stage: 'redact' }) : undefined;
-  const { dossier: redacted, disclosed } = redact(to.dossier, plan, { refs, pseudonymKey: to.pseudonymKey });
+  const redaction = redact(to.dossier, plan, { refs, pseudonymKey: to.pseudonymKey });
   endRedact?.();
+  const redacted = redaction.dossier;
+  // A match request carries the subjects alone (matchPlaintext): its record lists only what it holds.
+  const disclosed = to.match ? redaction.disclosed.filter((d) => d.path !== 'schema') : redaction.disclosed;
   const { dossierId, policy } = to;
   const withheld = decision.withheld ?? [];
   return {
