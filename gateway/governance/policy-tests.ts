@@ -69,6 +69,7 @@ export async function loadPolicyTests(dir: string): Promise<PolicyTest[]> {
       const test: PolicyTest = { file, name: t.name, dossierRef: t.dossier, dossier, partner: t.partner, expect: t.expect };
       if (t.description !== undefined) test.description = t.description;
       if (t.now !== undefined) test.now = t.now;
+      if (t.step !== undefined) test.step = t.step;
       tests.push(test);
     }
   }

@@ -22,7 +22,8 @@ import { createHash } from 'node:crypto';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
 import { validateDossier } from '../dossier/validate.js';
-import { packetHeader, type PacketHeader } from '../pipeline/disclose.js';
+import { matchDocument, packetHeader, type PacketHeader } from '../pipeline/disclose.js';
+import { followUpMode, isAfterMatch, matchPlan } from '../policy/match.js';
 import { redact, type Disclosure } from '../redact/redact.js';
 import type { Withheld } from '../redact/provenance.js';
 import type { Decider } from '../policy/decide.js';
@@ -64,6 +65,12 @@ export interface Preview {
   disclosed: Disclosure[];
   /** Input subject index → the placeholder ref it has in the plaintext (excluded subjects are absent). */
   refs: Array<{ subjectIndex: number; subject: string; ref: string }>;
+  /**
+   * For a partner under an after-match agreement (policy/match.ts), the first step: the match request it
+   * is sent (`{match, subjects}`, identifiers only) and what that discloses. `plaintext` is then what
+   * follows for each subject it answers hit (shown for them all), at once or after the force approves.
+   */
+  match?: { followUp: 'automatic' | 'approval'; plaintext: ReturnType<typeof matchDocument>; disclosed: Disclosure[] };
   notes: string[];
 }
 
@@ -81,6 +88,9 @@ const NOTES = [
   'Placeholders: the packet id, the subject refs and the pseudonyms differ in real packets (refs are random per packet; pseudonyms use the partner\'s own key).',
   'The trace names the input\'s own subject ids and indexes; the partner never sees them.',
 ];
+
+const MATCH_NOTE =
+  'After-match: the partner is first sent `match.plaintext` (identifiers only) and answers hit or no trace per subject; `plaintext` is what follows, for the subjects it answers hit only.';
 
 export async function buildPreview(input: PreviewInput): Promise<Preview> {
   const { set, decider, dossier, partner, now } = input;
@@ -118,7 +128,14 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
     if (decision.plan.subjects[i] != null) shared.push({ subjectIndex: i, subject: s.id, ref: previewRef(i) });
   });
   const trace = withheld.length === 0 ? decision.trace : withProvenance(decision.trace, withheld, subjects);
-  return { ...head, blocked: null, plaintext, trace, disclosed, refs: shared, notes: NOTES };
+  const preview: Preview = { ...head, blocked: null, plaintext, trace, disclosed, refs: shared, notes: NOTES };
+  if (isAfterMatch(policy.agreement)) {
+    // The same decision narrowed to identifiers, as the fan-out makes the match request.
+    const step = redact(dossier, matchPlan(decision.plan, policy.match ?? []), { refs, pseudonymKey: previewPseudonymKey(partner) });
+    preview.match = { followUp: followUpMode(policy.agreement), plaintext: matchDocument(header, step.dossier), disclosed: step.disclosed.filter((d) => d.path !== 'schema') };
+    preview.notes = [...NOTES, MATCH_NOTE];
+  }
+  return preview;
 }
 
 /**

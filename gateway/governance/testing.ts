@@ -22,10 +22,15 @@
  * header, `/dossier/…` the redacted dossier, and any other pointer (and every policy path) the dossier
  * too; absentValues scans header and dossier. Subject refs in the output are `ref-1`, `ref-2`… by the
  * subject's position in the input dossier.
+ *
+ * With `step: match` (a partner under an after-match agreement) the test runs over the match request
+ * instead, `{match, subjects: [{ref, …identifiers}]}` (policy/match.ts): pointers address it whole
+ * (`/match/agreement/reference`, `/subjects/0/dateOfBirth`), policy paths its subjects.
  */
 import { createHash } from 'node:crypto';
 import type { Dossier } from '../dossier/types.js';
-import { packetHeader } from '../pipeline/disclose.js';
+import { matchDocument, packetHeader } from '../pipeline/disclose.js';
+import { isAfterMatch, matchPlan } from '../policy/match.js';
 import { redact } from '../redact/redact.js';
 import { stableJson } from '../policy/condition.js';
 import type { Decider } from '../policy/decide.js';
@@ -48,6 +53,8 @@ export interface PolicyTest {
   dossier: Dossier;
   partner: string;
   now?: string;
+  /** After-match partners: the match request (`match`) or the disclosure after a hit (`disclosure`, the default). */
+  step?: 'match' | 'disclosure';
   expect: PolicyTestExpect;
 }
 
@@ -131,15 +138,21 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
     const subjects = Array.isArray(test.dossier.subjects) ? test.dossier.subjects : [];
     const refs = new Map(subjects.map((s, i) => [s.id, testRef(i)]));
     const pseudonymKey = createHash('sha256').update(`cordon policy test\u0000${test.partner}`).digest();
-    const { dossier: out } = redact(test.dossier, decision.plan, { refs, pseudonymKey });
-    result.output = out;
     const policy = decider.policyOf(test.partner);
+    const match = test.step === 'match';
+    if (match && (!policy || !isAfterMatch(policy.agreement))) failures.push(`step: match, but ${test.partner} is not asked first (its agreement discloses immediately)`);
+    const plan = match ? matchPlan(decision.plan, policy?.match ?? []) : decision.plan;
+    const { dossier: out } = redact(test.dossier, plan, { refs, pseudonymKey });
+    result.output = out;
     const retention = (policy?.agreement.retentionDays ?? 0) * 24 * 3600 * 1000;
-    const header = policy && packetHeader({ id: 'pkt_test', recipient: test.partner, issuedAt: at, expiresAt: new Date(at.getTime() + retention), dossier: test.dossier, revision: decision.revision, policy }, out);
-    const whole = { packet: header, dossier: out };
+    const headerInput = policy && { id: 'pkt_test', recipient: test.partner, issuedAt: at, expiresAt: new Date(at.getTime() + retention), dossier: test.dossier, revision: decision.revision, policy };
+    const whole = { packet: headerInput && packetHeader(headerInput, out), dossier: out };
+    const matchDoc = match && headerInput ? matchDocument(headerInput, out) : undefined;
     result.plaintext = whole;
-    const text = JSON.stringify(whole);
-    const lookup = (pointer: string): unknown => resolvePointer(pointer.startsWith('/packet/') || pointer.startsWith('/dossier/') ? whole : out, pointer);
+    const text = JSON.stringify(matchDoc ?? whole);
+    const lookup = (pointer: string): unknown =>
+      resolvePointer(matchDoc ?? (pointer.startsWith('/packet/') || pointer.startsWith('/dossier/') ? whole : out), pointer);
+    const target = matchDoc ?? out;
     for (const [pointer, want] of Object.entries(expect.present ?? {})) {
       const got = lookup(pointer);
       if (got === undefined) failures.push(`${pointer}: expected to be present, but it is absent`);
@@ -147,11 +160,11 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
         failures.push(`${pointer}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
       }
     }
-    for (const target of expect.absent ?? []) {
-      if (target.startsWith('/')) {
-        if (lookup(target) !== undefined) failures.push(`${target}: expected to be absent, but it is present`);
-      } else if (valuesAt(out, target).length > 0) {
-        failures.push(`${target}: expected to be absent, but ${valuesAt(out, target).length} value(s) are present`);
+    for (const absent of expect.absent ?? []) {
+      if (absent.startsWith('/')) {
+        if (lookup(absent) !== undefined) failures.push(`${absent}: expected to be absent, but it is present`);
+      } else if (valuesAt(target, absent).length > 0) {
+        failures.push(`${absent}: expected to be absent, but ${valuesAt(target, absent).length} value(s) are present`);
       }
     }
     for (const value of expect.absentValues ?? []) {

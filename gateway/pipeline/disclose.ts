@@ -209,7 +209,12 @@ export function packetPlaintext(h: HeaderInput, redacted: Record<string, unknown
  * subjects as the match step's redaction left them (their ids are already the packet's refs).
  */
 export function matchPlaintext(h: HeaderInput, redacted: Record<string, unknown>): string {
+  return JSON.stringify(matchDocument(h, redacted));
+}
+
+/** A match request's plaintext as an object (for `policy preview` and policy tests). */
+export function matchDocument(h: HeaderInput, redacted: Record<string, unknown>): { match: Omit<PacketHeader, 'classification' | 'handling'>; subjects: Array<Record<string, unknown>> } {
   const subjects = (Array.isArray(redacted.subjects) ? (redacted.subjects as Array<Record<string, unknown>>) : []).map(({ id, ...identifiers }) => ({ ref: id, ...identifiers }));
   const { id, recipient, issuedAt, expiresAt, policy, agreement } = packetHeader(h, redacted);
-  return JSON.stringify({ match: { id, recipient, issuedAt, expiresAt, policy, agreement }, subjects });
+  return { match: { id, recipient, issuedAt, expiresAt, policy, agreement }, subjects };
 }

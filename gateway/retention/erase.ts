@@ -1,7 +1,8 @@
 /**
  * Erasure, one thing at a time, each audited before it happens (`kind: 'erasure'`, ids and reason
  * only): a packet or recall notice (its ciphertext and sealed ref map, its mailbox entry; the delivery
- * the source sees turns `expired`), and a dossier's status record with its deliveries, hits and the
+ * the source sees turns `expired`; with the last match request of a dossier, the sealed dossier kept
+ * for its follow-up), and a dossier's status record with its deliveries, hits and the
  * records kept with it (dossier companions, e.g. its exchange records). Every step is idempotent, so
  * an erasure interrupted half-way is simply done again.
  */
@@ -53,7 +54,18 @@ export class Eraser {
       await this.audit.append({ kind: 'erasure', action: 'packet.erasure_skipped', packet: ref.id, dossier: ref.dossier, recipient: ref.partner, reason: 'retrieved meanwhile' });
       return false;
     }
+    if (type === 'match') await this.eraseSealedAfterMatch(ref.dossier);
     return true;
+  }
+
+  /**
+   * A sealed dossier kept for match requests' follow-ups (gateway/fanout/followup.ts) goes once none of
+   * them is left to answer: audited first, like every erasure.
+   */
+  private async eraseSealedAfterMatch(dossier: string): Promise<void> {
+    if (!(await this.store.sealedAfterMatch(dossier, 'check'))) return;
+    await this.audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier, reason: 'no match request left to follow up' });
+    await this.store.sealedAfterMatch(dossier, 'erase');
   }
 
   /**

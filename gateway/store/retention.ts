@@ -11,6 +11,7 @@ import { evalScript, loadScript } from './scripts.js';
 
 const ERASE_PACKET = loadScript('retention-erase-packet');
 const RELEASE = loadScript('lock-release');
+const SEALED_AFTER_MATCH = loadScript('retention-sealed-after-match');
 
 /** `skipped`: not in the required state; `gone`: already erased; `erased`: erased by this call. */
 export type PacketErasure = 'skipped' | 'gone' | 'erased';
@@ -53,6 +54,11 @@ export interface RetentionStore {
   dossierRemains(id: string): Promise<DossierRemains>;
   /** Deletes a dossier's status record, deliveries, sealed content, hits, links and companions, and its schedule member. */
   eraseDossier(id: string, member: string): Promise<void>;
+  /**
+   * Whether the dossier's sealed content is kept only for match requests that are all gone (none can
+   * bring a follow-up any more); with `erase`, erases it then. True when it is (or was) so.
+   */
+  sealedAfterMatch(id: string, mode: 'check' | 'erase'): Promise<boolean>;
 }
 
 export class RedisRetention implements RetentionStore {
@@ -113,6 +119,11 @@ export class RedisRetention implements RetentionStore {
     const { keys, companions } = await this.dossierKeys(id);
     const present = (await this.redis.exists(...keys)) > 0;
     return { sealedLeft, present, companions: companions.length };
+  }
+
+  async sealedAfterMatch(id: string, mode: 'check' | 'erase'): Promise<boolean> {
+    const packetPrefix = this.keys.packet('');
+    return (await evalScript(this.redis, SEALED_AFTER_MATCH, 2, this.keys.dossier(id), this.keys.deliveries(id), packetPrefix, mode)) === 1;
   }
 
   async eraseDossier(id: string, member: string): Promise<void> {

@@ -171,7 +171,15 @@ export async function policyPreview(o: { policies: string; dossier: string; part
   out(`Preview: what ${o.partner} would receive of ${o.dossier}`);
   out(`policy revision ${preview.policy.revision}, agreement ${preview.agreement.reference} (review by ${preview.agreement.reviewBy}), at ${now.toISOString()}\n`);
   if (preview.blocked) out(`BLOCKED: ${preview.blocked.reason}: ${preview.blocked.message}\n`);
-  else {
+  else if (preview.match) {
+    out(`Step 1, the match request (identifiers only; ${o.partner} answers hit or no trace per subject):`);
+    out(JSON.stringify(preview.match.plaintext, null, 2));
+    out();
+    const when = preview.match.followUp === 'approval' ? 'once an officer of the force approves it' : 'at once';
+    out(`Step 2, the disclosure that follows ${when}, for the subjects answered hit only (shown for all):`);
+    out(JSON.stringify(preview.plaintext, null, 2));
+    out();
+  } else {
     out('Plaintext (inside the encrypted packet):');
     out(JSON.stringify(preview.plaintext, null, 2));
     out();

@@ -245,4 +245,16 @@ describe('follow-up after approval', () => {
     // Approving again: nothing is awaiting any more.
     expect((await api(gw.url, 'POST', `/v1/dossiers/${dossier}/approvals`, FORCE, { partner: 'immigration-enforcement', officer })).status).toBe(409);
   });
+
+  it('once every match request is answered and followed up, the sealed dossier is erased (audited)', async () => {
+    const sealed = async () => gw.redis.hexists(`${gw.prefix}:dossier:${dossier}`, 'sealed');
+    expect(await sealed()).toBe(1); // Immigration Enforcement has not answered every subject yet
+    const rest = Object.values(match.refs).slice(1).map((subject) => ({ subject, result: 'no_trace' }));
+    expect(rest.length).toBeGreaterThan(0);
+    const res = await api(gw.url, 'POST', `/v1/packets/${match.id}/matches`, TOKENS['immigration-enforcement'], answer(match.id, rest));
+    expect(res.status, res.text).toBe(202);
+    await until('sealed dossier erased', async () => ((await sealed()) === 0 ? true : undefined));
+    const erased = (await auditRecords()).filter((r) => r.action === 'dossier.sealed_content_erased');
+    expect(erased).toEqual([expect.objectContaining({ kind: 'erasure', reason: 'every match request answered and followed up' })]);
+  });
 });

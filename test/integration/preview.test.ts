@@ -66,6 +66,18 @@ describe('POST /v1/preview', () => {
       const armored = await api(gw.url, 'GET', `/v1/packets/${d.packetId}`, TOKENS[partner]);
       const secret = await parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${partner}.sec.asc`), 'utf8'));
       const real = JSON.parse((await decryptAndVerify(armored.text, secret, [verify])).data);
+      if (res.json.match) {
+        // After-match: the real first packet is the match request, and the preview shows it as step one.
+        expect(d.matchPacketId, partner).toBe(d.packetId);
+        const step = res.json.match.plaintext;
+        expect(step.match.id).toBe('pkt_preview');
+        expect(step.match.policy).toEqual(real.match.policy);
+        expect(step.match.agreement).toEqual(real.match.agreement);
+        const refless = (subjects: Array<Record<string, unknown>>) => subjects.map(({ ref: _ref, ...rest }) => rest);
+        expect(refless(step.subjects), partner).toEqual(refless(real.subjects));
+        expect(res.json.match.disclosed.length).toBeGreaterThan(0);
+        continue;
+      }
       const shown = res.json.plaintext;
       // The same packet-shaped plaintext: same header fields, same policy and agreement.
       expect(Object.keys(shown.packet).sort()).toEqual(Object.keys(real.packet).sort());

@@ -51,6 +51,10 @@ class MemoryRetention implements RetentionStore {
     this.due_.delete(member);
     this.erased.push(id);
   }
+  // No match requests here: no sealed dossier is kept for a follow-up.
+  async sealedAfterMatch() {
+    return false;
+  }
 }
 
 function auditLog(events: AuditEvent[]): AuditLog {
