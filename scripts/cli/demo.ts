@@ -1,13 +1,15 @@
 /**
  * `cordon demo`: the whole flow against a running gateway with the sample configuration. Pushes the
  * full example dossier as the force, waits for delivery, pulls and decrypts every partner's packet with
- * the TEST keys and prints what each partner received side by side.
+ * the TEST keys and prints what each partner received side by side; then hits, and the match step of
+ * after-match partners (demo-match.ts): a no trace, a follow-up, an approval.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as openpgpKeys from '../../gateway/crypto/openpgp.js';
 import { GatewayError } from '../../gateway/errors/index.js';
+import { demoMatch } from './demo-match.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -79,10 +81,12 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
     const armored = await call(`${base}/v1/packets/${d.packetId}`, tokens[d.partner]!);
     const secret = await openpgpKeys.parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${d.partner}.sec.asc`), 'utf8'));
     const { data } = await openpgpKeys.decryptAndVerify(armored.text, secret, [verifyKey]);
-    received.set(d.partner, { id: d.packetId, body: JSON.parse(data) as DemoPacket });
+    if ((JSON.parse(data) as { dossier?: unknown }).dossier) received.set(d.partner, { id: d.packetId, body: JSON.parse(data) as DemoPacket });
     const rows = new Map<string, string>();
-    flatten((JSON.parse(data) as { dossier: unknown }).dossier, '', rows);
-    columns.push({ partner: d.partner, rows });
+    // A partner asked first (after-match) holds a match request: identifiers only, no dossier.
+    const body = JSON.parse(data) as { dossier?: unknown; subjects?: Array<Record<string, unknown>> };
+    flatten(body.dossier ?? { subjects: body.subjects?.map(({ ref, ...rest }) => ({ id: ref, ...rest })) }, '', rows);
+    columns.push({ partner: body.dossier ? d.partner : `${d.partner} (match)`, rows });
   }
 
   const paths = [...new Set(columns.flatMap((c) => [...c.rows.keys()]))].filter((p) => p !== 'schema');
@@ -99,6 +103,7 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
   process.stdout.write(`\n"·" = not shared. Subject ids are packet-scoped refs; each partner sees only its own.\n`);
 
   await demoHits(base, tokens, pushed.json.id, received, verifyKey);
+  await demoMatch(base, tokens, pushed.json.id, call, verifyKey);
 }
 
 interface DemoPacket {
