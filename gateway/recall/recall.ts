@@ -167,11 +167,16 @@ export class Recall {
     }
     const marked = await this.deps.store.markRecalled(dossierId, request.reason, { reason: request.reason, at: issuedAt, by: client.id });
     if (!marked) throw new GatewayError('not_found', 'No such dossier');
+    // Kept for a match request's follow-up (after-match agreements): a recalled dossier is followed up never.
+    if (await store.getSealed(dossierId)) {
+      await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'recalled' });
+      await store.eraseSealed(dossierId);
+    }
 
     const partners: RecallOutcome[] = [];
     for (const partner of sent) {
       const d = deliveries[partner]!;
-      partners.push(await this.notify(dossierId, record.source, partner, d.packetId!, d.expiresAt, request, issuedAt));
+      partners.push(await this.notify(dossierId, record.source, partner, d.packetId!, d.expiresAt, request, issuedAt, d.matchPacketId));
     }
     const peers = (await this.deps.onRecalled?.({ dossierId, source: record.source, reason: request.reason, issuedAt })) ?? [];
     return { id: dossierId, state: request.reason, recall: { reason: request.reason, issuedAt }, partners, ...(peers.length ? { peers } : {}), replayed };
@@ -185,7 +190,10 @@ export class Recall {
     packetExpiresAt: string | undefined,
     request: RecallRequest,
     issuedAt: string,
+    /** The match request sent before the packet (after-match), when it is another packet. */
+    matchPacketId?: string,
   ): Promise<RecallOutcome> {
+    const match = matchPacketId !== undefined && matchPacketId !== packetId ? matchPacketId : undefined;
     const { audit, mailboxes } = this.deps;
     const outcome: RecallOutcome = { partner, packet: packetId, erased: false };
     const noticeId = this.noticeId(packetId);
@@ -201,7 +209,7 @@ export class Recall {
       const expiresMs = Math.max(packetExpiresAt ? Date.parse(packetExpiresAt) : 0, floor);
       const expiresAt = new Date(expiresMs).toISOString();
       const plaintext = JSON.stringify({
-        recall: { id: noticeId, packet: packetId, reason: request.reason, issuedAt, action: ACTION[request.reason], ...(request.note ? { note: request.note } : {}) },
+        recall: { id: noticeId, packet: packetId, ...(match ? { matchRequest: match } : {}), reason: request.reason, issuedAt, action: ACTION[request.reason], ...(request.note ? { note: request.note } : {}) },
       });
       let message: string;
       try {
@@ -245,6 +253,8 @@ export class Recall {
     await this.deps.store.recordRecallNotice(dossierId, partner, { notice: outcome.notice, problem: outcome.problem });
     // Only a packet still unretrieved is erased: one the partner holds stays until its retention ends.
     outcome.erased = await this.deps.eraser.erasePacket({ id: packetId, dossier: dossierId, partner }, 'recalled', 'delivered');
+    // The match request the notice also names goes the same way.
+    if (match) await this.deps.eraser.erasePacket({ id: match, dossier: dossierId, partner }, 'recalled', 'delivered');
     return outcome;
   }
 }

@@ -258,3 +258,34 @@ describe('follow-up after approval', () => {
     expect(erased).toEqual([expect.objectContaining({ kind: 'erasure', reason: 'every match request answered and followed up' })]);
   });
 });
+
+describe('recall stops match first, then disclose', () => {
+  it('erases the kept sealed dossier and unretrieved match requests; an approval after it is refused', async () => {
+    const pushed = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-full.json'), { 'idempotency-key': 'after-match-recall' });
+    expect(pushed.status, pushed.text).toBe(202);
+    const id = pushed.json.id as string;
+    const settled = await waitSettled(gw.url, id);
+    const of = (partner: string) => settled.deliveries.find((d: any) => d.partner === partner);
+    // Immigration Enforcement answers hit; its follow-up waits for approval.
+    const imm = of('immigration-enforcement');
+    const plain = await open('immigration-enforcement', imm.matchPacketId);
+    const hit = await api(gw.url, 'POST', `/v1/packets/${imm.matchPacketId}/matches`, TOKENS['immigration-enforcement'], answer(imm.matchPacketId, [{ subject: plain.subjects[0].ref, result: 'hit' }]));
+    expect(hit.status, hit.text).toBe(202);
+    expect(await gw.redis.hexists(`${gw.prefix}:dossier:${id}`, 'sealed')).toBe(1);
+
+    const recalled = await api(gw.url, 'POST', `/v1/dossiers/${id}/recall`, FORCE, { reason: 'withdrawn' });
+    expect(recalled.status, recalled.text).toBe(200);
+    expect(await gw.redis.hexists(`${gw.prefix}:dossier:${id}`, 'sealed')).toBe(0);
+    const records = (await api(gw.url, 'GET', `/v1/audit?dossier=${id}&limit=500`, TOKENS.governance)).json.records as any[];
+    expect(records.filter((r) => r.action === 'dossier.sealed_content_erased')).toEqual([expect.objectContaining({ reason: 'recalled' })]);
+    // HMRC never pulled its match request: erased, its delivery expired (recalled).
+    const hmrc = (await api(gw.url, 'GET', `/v1/dossiers/${id}`, FORCE)).json.deliveries.find((d: any) => d.partner === 'hmrc');
+    expect(hmrc).toMatchObject({ state: 'expired', reason: 'recalled' });
+    expect(await gw.redis.exists(`${gw.prefix}:packet:${of('hmrc').matchPacketId}`)).toBe(0);
+
+    const approval = await api(gw.url, 'POST', `/v1/dossiers/${id}/approvals`, FORCE, { partner: 'immigration-enforcement', officer: { name: 'DI Anna Kowalski', id: 'WM2207' } });
+    expect(approval.status).toBe(409);
+    expect(approval.json.error.code).toBe('dossier_recalled');
+    expect((await mailbox('immigration-enforcement')).filter((p) => p.type === 'packet')).toHaveLength(1); // the first dossier's follow-up only
+  });
+});
