@@ -1,5 +1,6 @@
 /** The partnership toolkit: who the partners are, what they can check, and under which agreement. */
 import { agreementStatus, REVIEW_WARN_DAYS } from '../policy/agreement.js';
+import { followUpMode, isAfterMatch } from '../policy/match.js';
 import type { Agreement, PolicySet } from '../policy/types.js';
 
 /** The toolkit's status of an agreement: in force, but due for review within REVIEW_WARN_DAYS (90) whole days, as `cordon policy lint` counts them. */
@@ -23,6 +24,9 @@ export function partnerToolkit(set: PolicySet, now: Date) {
         legalBasis: p.agreement.legalBasis,
         reviewBy: p.agreement.reviewBy,
         status: toolkitStatus(p.agreement, now),
+        // Asked first (match request, then the rest for the hits) or sent at once, and on which identifiers.
+        disclosure: isAfterMatch(p.agreement) ? 'after-match' : 'immediate',
+        ...(isAfterMatch(p.agreement) ? { followUp: followUpMode(p.agreement), match: p.match ?? [] } : {}),
       },
     }));
 }

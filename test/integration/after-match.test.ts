@@ -120,6 +120,15 @@ describe('the match request', () => {
     expect(JSON.stringify(plain.subjects)).not.toMatch(/member|principal|role|group/);
   });
 
+  it('the partnership toolkit says who is asked first, how the follow-up goes and on which identifiers', async () => {
+    const res = await api(gw.url, 'GET', '/v1/partners', TOKENS['dwp-benefits']);
+    const byId = Object.fromEntries((res.json.partners as any[]).map((p) => [p.id, p.agreement]));
+    expect(byId['dvla']).toMatchObject({ disclosure: 'immediate' });
+    expect(byId['dvla'].followUp).toBeUndefined();
+    expect(byId['hmrc']).toMatchObject({ disclosure: 'after-match', followUp: 'automatic' });
+    expect(byId['immigration-enforcement']).toMatchObject({ disclosure: 'after-match', followUp: 'approval', match: expect.arrayContaining(['subjects[].identifiers.passport']) });
+  });
+
   it('is audited as a disclosure of identifiers only', async () => {
     const created = (await auditRecords()).filter((r) => r.action === 'match.created');
     expect(created.map((r) => r.recipient).sort()).toEqual(['dwp-benefits', 'hmrc', 'immigration-enforcement']);
