@@ -24,6 +24,7 @@ import { followUpMode } from '../policy/match.js';
 import type { PartnerPolicy } from '../policy/types.js';
 import { agreementOf, disclose, packetPlaintext } from '../pipeline/disclose.js';
 import { packetExpiry } from '../retention/schedule.js';
+import { packets as packetsMetric } from '../metrics/metrics.js';
 import { isRecalled, type Delivery, type DossierStore } from '../store/dossiers.js';
 import type { FollowUpRecord, FollowUpRound, FollowUpStore, HeldFollowUp } from '../store/followups.js';
 import type { AnswerStore, StoredAnswer } from '../store/matches.js';
@@ -167,7 +168,8 @@ export class FollowUps {
       refs: seal(deps.keyring.seal, JSON.stringify(disclosed.byRef), round.packet),
       subjects: seal(deps.keyring.seal, JSON.stringify(disclosed.subjects), `${round.packet}:subjects`),
     };
-    await deps.mailbox.create(packet, { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, matchPacketId: match.id });
+    const created = await deps.mailbox.create(packet, { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, matchPacketId: match.id });
+    if (created) packetsMetric.inc({ partner, outcome: 'delivered', reason: '', revision: disclosed.revision });
   }
 
   /**

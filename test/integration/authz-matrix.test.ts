@@ -17,6 +17,8 @@ const ROUTES: Array<{ method: string; path: string; roles: Role[] | 'any' }> = [
   { method: 'GET', path: '/v1/dossiers/dos_00000000000000000000000000000000', roles: ['source'] },
   { method: 'GET', path: '/v1/dossiers/dos_00000000000000000000000000000000/hits', roles: ['source'] },
   { method: 'POST', path: '/v1/dossiers/dos_00000000000000000000000000000000/recall', roles: ['source'] },
+  { method: 'POST', path: '/v1/dossiers/dos_00000000000000000000000000000000/approvals', roles: ['source'] },
+  { method: 'POST', path: '/v1/packets/pkt_aaaaaaaaaaaaaaaaaaaaaaaaaa/matches', roles: ['partner'] },
   { method: 'GET', path: '/v1/packets', roles: ['partner'] },
   { method: 'GET', path: '/v1/packets/pkt_aaaaaaaaaaaaaaaaaaaaaaaaaa', roles: ['partner'] },
   { method: 'POST', path: '/v1/packets/pkt_aaaaaaaaaaaaaaaaaaaaaaaaaa/ack', roles: ['partner'] },
