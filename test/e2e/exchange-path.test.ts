@@ -10,6 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { api, deleteKeys, dossierValues, dumpKeys, fixture, PARTNERS, REDIS_URL, ROOT, TOKENS, waitSettled } from '../helpers/gateway.js';
 import { gpgDecryptVerify, gpgImport, onPath, sqDecryptVerify, withGnupgHome } from '../helpers/gpg.js';
@@ -24,6 +25,8 @@ const packets = new Map<string, { id: string; armored: string; body: any }>();
 let dossierId: string;
 let gatewayKey: string;
 const full = fixture('dossier-full.json') as any;
+/** The sample partners under after-match agreements (policies/partners/*.yaml). */
+const AFTER_MATCH = ['dwp-benefits', 'hmrc', 'immigration-enforcement'];
 
 
 beforeAll(async () => {
@@ -84,6 +87,8 @@ describe('dossier in, one encrypted packet per partner out', () => {
         const list = await api(base, 'GET', '/v1/packets', TOKENS[partner]);
         expect(list.status).toBe(200);
         expect(list.json.packets).toHaveLength(1);
+        // Partners under after-match agreements are asked first: their one packet is a match request.
+        expect(list.json.packets[0].type, partner).toBe(AFTER_MATCH.includes(partner) ? 'match' : 'packet');
         const id = list.json.packets[0].id as string;
         const res = await api(base, 'GET', `/v1/packets/${id}`, TOKENS[partner]);
         expect(res.status).toBe(200);
@@ -96,6 +101,40 @@ describe('dossier in, one encrypted packet per partner out', () => {
     } finally {
       await home.cleanup();
     }
+  });
+
+  it('after-match partners answer hit for everyone and are then sent the disclosure (Immigration Enforcement once an officer approves)', async () => {
+    for (const partner of AFTER_MATCH) {
+      const { id, body } = packets.get(partner)!;
+      expect(Object.keys(body).sort()).toEqual(['match', 'subjects']);
+      const results = body.subjects.map((s: any) => ({ subject: s.ref, result: 'hit' }));
+      const res = await api(base, 'POST', `/v1/packets/${id}/matches`, TOKENS[partner], { schema: 'cordon.matches/v1', packet: id, results });
+      expect(res.status, res.text).toBe(202);
+    }
+    const officer = { name: 'DI Anna Kowalski', id: 'WM2207' };
+    for (let i = 0; ; i++) {
+      const res = await api(base, 'POST', `/v1/dossiers/${dossierId}/approvals`, TOKENS['west-midlands-rocu'], { partner: 'immigration-enforcement', officer });
+      if (res.status === 202) break;
+      expect(i, res.text).toBeLessThan(100); // the answers are in at once; retried only while they are stored
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const secretOf = async (partner: string) => parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${partner}.sec.asc`), 'utf8'));
+    const verify = await parseArmoredPublicKey(gatewayKey);
+    for (let i = 0; i < 200; i++) {
+      const status = await api(base, 'GET', `/v1/dossiers/${dossierId}`, TOKENS['west-midlands-rocu']);
+      const followed = status.json.deliveries.filter((d: any) => AFTER_MATCH.includes(d.partner) && d.stage === 'disclosed');
+      if (followed.length === AFTER_MATCH.length) {
+        for (const d of followed) {
+          expect(d.packetId).not.toBe(d.matchPacketId);
+          const res = await api(base, 'GET', `/v1/packets/${d.packetId}`, TOKENS[d.partner]);
+          const { data } = await decryptAndVerify(res.text, await secretOf(d.partner), [verify]);
+          packets.set(d.partner, { id: d.packetId, armored: res.text, body: JSON.parse(data) });
+        }
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the follow-ups did not arrive');
   });
 
   it.skipIf(!onPath('sq'))('Sequoia sq decrypts and verifies the packets too', async () => {
