@@ -33,7 +33,8 @@ export function startWorkerRole({ config, logger, closers }: Wiring, services: S
   const conn = connectRedisForQueue(redisUrl);
   const worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
     if (job.data.followUp) await followUps.run(job.data.dossierId, job.data.followUp);
-    else await fanout.process(job.data.dossierId);
+    // Answers that came in while the fan-out was still running may have settled every match request already.
+    else if (await fanout.process(job.data.dossierId)) await followUps.eraseIfSettled(job.data.dossierId);
   }, async (job, err) => {
     // A follow-up that fails leaves the dossier as it was (its match request still stands).
     if (!job.data.followUp) await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');

@@ -52,11 +52,12 @@ export class Fanout {
     return 'pkt_' + hmacId(this.idKey, dossierId, partner);
   }
 
-  async process(dossierId: string): Promise<void> {
+  /** Returns true when the sealed dossier was kept for match requests' follow-ups. */
+  async process(dossierId: string): Promise<boolean> {
     const { store, audit } = this.deps;
     // Read together (one round trip's wait): the record says whether the rest matters.
     const [record, sealed, deliveries] = await Promise.all([store.get(dossierId), store.getSealed(dossierId), store.deliveries(dossierId)]);
-    if (!record || record.state !== 'accepted') return; // already done, or gone with its retention
+    if (!record || record.state !== 'accepted') return false; // already done, or gone with its retention
     const dossier = this.open(dossierId, sealed);
     await this.deps.onOpened?.(dossierId, record.source, dossier);
     const live = this.deps.live();
@@ -77,6 +78,7 @@ export class Fanout {
     const awaiting = Object.values(await store.deliveries(dossierId)).some((d) => d.matchPacketId !== undefined);
     await store.markProcessed(dossierId, { keepSealed: awaiting });
     if (!awaiting) await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
+    return awaiting;
   }
 
   private open(dossierId: string, sealed: string | undefined): Dossier {
