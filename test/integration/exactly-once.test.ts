@@ -4,15 +4,19 @@
  * is killed with SIGKILL in the middle of a stream of dossiers and another takes over.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAuditKey } from '../../gateway/crypto/audit-key.js';
 import { AuditLog } from '../../gateway/audit/log.js';
 import { RedisAuditChain } from '../../gateway/store/audit.js';
-import { loadOrCreateGatewayKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
+import { decryptAndVerify, loadOrCreateGatewayKey, parseArmoredPrivateKey, parseArmoredPublicKey, parseRecipientKey } from '../../gateway/crypto/openpgp.js';
 import { Keyring } from '../../gateway/crypto/keyring.js';
 import { loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import { Fanout } from '../../gateway/fanout/fanout.js';
+import { FollowUps } from '../../gateway/fanout/followup.js';
+import { FollowUpStore } from '../../gateway/store/followups.js';
+import { RedisAnswerStore } from '../../gateway/store/matches.js';
 import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
 import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
@@ -93,6 +97,66 @@ describe('exactly one packet per (dossier, partner)', () => {
     for (const p of before) expect(after.find((q) => q.id === p.id)?.message).toBe(p.message); // untouched
     await (await fanout()).process(id); // a late duplicate job changes nothing
     expect(await packetsOf(id)).toHaveLength(PARTNERS.length);
+  });
+});
+
+describe('exactly one follow-up per hit after a match request', () => {
+  async function followUps(mailbox?: Mailbox): Promise<FollowUps> {
+    const set = await loadPolicySet(path.join(ROOT, 'policies'));
+    const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
+    const keyring = new Keyring(await loadOrCreateMasterSecret(gw.stateDir));
+    const store = new DossierStore(gw.redis, keys);
+    return new FollowUps({
+      store,
+      mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys)),
+      audit: new AuditLog(new RedisAuditChain(gw.redis, keys), { auditKey: await loadOrCreateAuditKey(gw.stateDir) }),
+      live: () => live,
+      gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
+      keyring,
+      answerStore: new RedisAnswerStore(gw.redis, keys, keyring.seal),
+      followUps: new FollowUpStore(gw.redis, keys, keyring.seal),
+    });
+  }
+
+  /** DWP's match request for a fanned-out dossier, answered hit for Daniel over HTTP (the job is only queued: no worker here). */
+  async function answeredHit(): Promise<{ id: string; match: PacketRecord }> {
+    const id = await push();
+    await (await fanout()).process(id);
+    const match = (await packetsOf(id)).find((p) => p.partner === 'dwp-benefits')!;
+    expect(match.type).toBe('match');
+    const secret = await parseArmoredPrivateKey(await readFile(path.join(ROOT, 'test/fixtures/keys/dwp-benefits.sec.asc'), 'utf8'));
+    const verify = await parseArmoredPublicKey((await api(gw.url, 'GET', '/v1/keys/gateway')).text);
+    const plain = JSON.parse((await decryptAndVerify(match.message, secret, [verify])).data);
+    const daniel = plain.subjects.find((s: any) => s.name.given === 'Daniel').ref;
+    const res = await api(gw.url, 'POST', `/v1/packets/${match.id}/matches`, TOKENS['dwp-benefits'], { schema: 'cordon.matches/v1', packet: match.id, results: [{ subject: daniel, result: 'hit' }] });
+    expect(res.status, res.text).toBe(202);
+    return { id, match };
+  }
+
+  it('two jobs at once make one follow-up packet; a late one changes nothing', async () => {
+    const { id, match } = await answeredHit();
+    const [a, b] = [await followUps(), await followUps()];
+    await Promise.all([a.run(id, 'dwp-benefits'), b.run(id, 'dwp-benefits')]);
+    const made = (await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits' && p.id !== match.id);
+    expect(made).toHaveLength(1);
+    await (await followUps()).run(id, 'dwp-benefits');
+    const again = (await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits' && p.id !== match.id);
+    expect(again.map((p) => p.message)).toEqual(made.map((p) => p.message));
+  });
+
+  it('a job that dies after claiming is completed by the retry, with the same packet id', async () => {
+    const { id, match } = await answeredHit();
+    class DyingMailbox extends Mailbox {
+      override async create(): Promise<boolean> {
+        throw new Error('worker died');
+      }
+    }
+    await expect((await followUps(new DyingMailbox(new RedisMailbox(gw.redis, keys)))).run(id, 'dwp-benefits')).rejects.toThrow('worker died');
+    expect((await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits')).toHaveLength(1); // the match request only
+    await (await followUps()).run(id, 'dwp-benefits');
+    const made = (await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits' && p.id !== match.id);
+    expect(made).toHaveLength(1);
+    expect(made[0]!.id).toBe((await followUps()).packetId(id, 'dwp-benefits', ['S1']));
   });
 });
 
