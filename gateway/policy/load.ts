@@ -180,6 +180,9 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
     checkPeerKeepsProtections(rel, fields, rules, neverShare, problems);
+    // Fail closed: a peer gateway is not asked first (yet); an agreement that says so must not load as immediate.
+    if (d.agreement.disclosure === 'after-match') problems.add(rel, 'agreement.disclosure', 'after-match is for partner agreements: a peer gateway is sent the dossier as its policy allows (immediate)');
+    if (d.agreement.followUp !== undefined) problems.add(rel, 'agreement.followUp', 'applies only to a partner agreement with disclosure: after-match');
     const key: KeyRef = { file: d.peer.key.file, fingerprint: d.peer.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'peer.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;

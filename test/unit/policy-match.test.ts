@@ -70,6 +70,13 @@ describe('loading and linting a match allowlist', () => {
     expect(found).toHaveLength(2);
   });
 
+  it('refuses after-match on a peer agreement: a peer gateway is not asked first, and must not silently be sent all', async () => {
+    const peer = path.join(dir, 'peers/warwickshire.yaml');
+    await editYaml(peer, ['agreement', 'disclosure'], 'after-match');
+    await editYaml(peer, ['agreement', 'followUp'], 'automatic');
+    expect((await problems()).map((p) => p.path).sort()).toEqual(['peers/warwickshire.yaml: agreement.disclosure', 'peers/warwickshire.yaml: agreement.followUp']);
+  });
+
   it('lint warns of an identifier fields does not grant, and of a match allowlist an immediate agreement never uses', async () => {
     await editYaml(path.join(dir, 'partners/dwp-benefits.yaml'), ['match'], ['subjects[].name.given', 'subjects[].vehicles[].vrm']);
     await editYaml(path.join(dir, 'partners/dvla.yaml'), ['match'], ['subjects[].vehicles[].vrm']);
