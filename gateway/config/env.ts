@@ -64,6 +64,10 @@ export interface Config {
   requestTimeoutMs: number;
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeoutMs: number;
+  /** `CORDON_METRICS_PORT`: /metrics on its own listener (and no longer on the API port); unset: on the API port. */
+  metricsPort?: number;
+  /** `CORDON_METRICS_HOST`: the address that listener binds to (default loopback). */
+  metricsHost?: string;
   /** This gateway's own force id for cross-border exchange (default: the only source configured). */
   forceId?: string;
   /** Retries of an envelope to a peer gateway before it is dead-lettered, and the first backoff. */
@@ -106,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   settings.production = values.NODE_ENV === 'production';
   settings.allowPlaintextBehindProxy = values.CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY === '1';
   settings.clientsFile ??= path.join(settings.policyDir as string, 'clients.sample.yaml');
+  if (settings.metricsPort !== undefined) settings.metricsHost ??= '127.0.0.1';
   const bad = new Set(problems.map((p) => p.variable));
   if (!bad.has('CORDON_HEADERS_TIMEOUT_MS') && !bad.has('CORDON_REQUEST_TIMEOUT_MS') && (settings.requestTimeoutMs as number) < (settings.headersTimeoutMs as number)) {
     problems.push({ variable: 'CORDON_REQUEST_TIMEOUT_MS', message: `CORDON_REQUEST_TIMEOUT_MS must be at least CORDON_HEADERS_TIMEOUT_MS (${settings.headersTimeoutMs as number})` });

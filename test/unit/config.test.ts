@@ -36,7 +36,7 @@ describe('configuration schema', () => {
   });
 
   it('describes every Config field, and nothing the Config lacks', () => {
-    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1', CORDON_AUDIT_ACCEPT_NEW_TRAIL: '7' }, cwd);
+    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1', CORDON_AUDIT_ACCEPT_NEW_TRAIL: '7', CORDON_METRICS_PORT: '9100' }, cwd);
     const described = new Set(Object.values(configSchema.properties).map((s) => s['x-field']));
     expect([...described].sort()).toEqual([...Object.keys(full), 'tls'].sort());
     for (const [name, s] of Object.entries(configSchema.properties)) {
@@ -49,6 +49,15 @@ describe('configuration schema', () => {
   it('reads numbers and switches from strings; empty means unset', () => {
     const config = loadConfig({ PORT: '9090', CORDON_PACKET_TTL_DAYS: '0.5', NODE_ENV: 'production', CORDON_ROLE: 'worker', CORDON_WORKER_CONCURRENCY: '', CORDON_STATE_DIR: 'state' }, cwd);
     expect(config).toMatchObject({ port: 9090, packetTtlDays: 0.5, production: true, role: 'worker', workerConcurrency: 4, stateDir: path.join(cwd, 'state') });
+  });
+
+  it('/metrics on its own listener: CORDON_METRICS_PORT, on loopback unless CORDON_METRICS_HOST says; the host alone is refused', () => {
+    expect(loadConfig({}, cwd).metricsPort).toBeUndefined();
+    expect(loadConfig({ CORDON_METRICS_PORT: '9100' }, cwd)).toMatchObject({ metricsPort: 9100, metricsHost: '127.0.0.1' });
+    expect(loadConfig({ CORDON_METRICS_PORT: '9100', CORDON_METRICS_HOST: '10.0.0.5' }, cwd)).toMatchObject({ metricsPort: 9100, metricsHost: '10.0.0.5' });
+    const alone = refusal({ CORDON_METRICS_HOST: '10.0.0.5' });
+    expect(alone.details).toEqual([expect.objectContaining({ path: 'CORDON_METRICS_PORT' })]);
+    expect(refusal({ CORDON_METRICS_PORT: '70000' }).details).toEqual([expect.objectContaining({ path: 'CORDON_METRICS_PORT' })]);
   });
 
   it('ignores variables that are not Cordon settings', () => {
