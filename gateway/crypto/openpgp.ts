@@ -282,11 +282,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Decrypts an armored message with `decryptionKey` and requires a valid signature by one of
  * `verificationKeys`. Any failure (malformed, tampered, unsigned, signed by someone else, too large
  * when decompressed, not UTF-8) throws `crypto_failed`.
+ *
+ * The signing key must be valid at `now` too, not only when the signature says it was made: openpgp.js
+ * checks the key at the signature's own creation time, so a key that has expired (or been revoked)
+ * since would still verify a back-dated signature. Such a signature, or one dated ahead of `now`,
+ * throws `recipient_key_invalid` naming the key.
  */
 export async function decryptAndVerify(
   armored: string,
   decryptionKey: openpgp.PrivateKey,
   verificationKeys: openpgp.PublicKey[],
+  now: Date = new Date(),
 ): Promise<{ data: string; signerFingerprint: string }> {
   if (verificationKeys.length === 0) throw new GatewayError('crypto_failed', 'no verification keys given');
   let message: openpgp.Message<string>;
@@ -310,6 +316,7 @@ export async function decryptAndVerify(
     }
     const signer = verificationKeys.find((k) => k.getKeys(sig.keyID).length > 0);
     if (signer) {
+      await checkSignerNow(signer, sig, now);
       signerFingerprint = normaliseFingerprint(signer.getFingerprint());
       break;
     }
@@ -324,6 +331,25 @@ export async function decryptAndVerify(
     throw new GatewayError('crypto_failed', 'decrypted data is not valid UTF-8', undefined, { cause: err });
   }
   return { data, signerFingerprint };
+}
+
+/** How far ahead of this clock a signature's creation time may be (the signer's clock may run fast). */
+export const SIGNATURE_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The signing (sub)key valid now, and the signature made no later than now: else `recipient_key_invalid`. */
+async function checkSignerNow(signer: openpgp.PublicKey, sig: { keyID: openpgp.KeyID; signature: Promise<openpgp.Signature> }, now: Date): Promise<void> {
+  const config = { ...openpgp.config, ...CONFIG };
+  const fp = normaliseFingerprint(signer.getFingerprint());
+  const created = (await sig.signature).packets[0]?.created;
+  if (!(created instanceof Date) || created.getTime() > now.getTime() + SIGNATURE_CLOCK_SKEW_MS) {
+    throw new GatewayError('recipient_key_invalid', `the signature by key ${fp} is dated in the future (${created instanceof Date ? created.toISOString() : 'no date'}); nothing was stored`);
+  }
+  try {
+    await signer.getSigningKey(sig.keyID, now, undefined, config);
+  } catch (err) {
+    const why = /revoked/i.test(errMessage(err)) ? 'revoked' : /expired/i.test(errMessage(err)) ? 'expired' : 'not valid';
+    throw new GatewayError('recipient_key_invalid', `the signing key ${fp} is ${why} now: a signature dated ${created.toISOString()} by it is not accepted; nothing was stored`, undefined, { cause: err });
+  }
 }
 
 function decryptBinary(message: openpgp.Message<string>, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[]) {
