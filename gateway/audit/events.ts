@@ -165,7 +165,7 @@ interface Extras {
   'exchange.blocked': Peer;
   'exchange.not_forwarded': { peers?: string[] };
   'exchange.rejected': Peer & { paths?: string[] };
-  'exchange.hits_relayed': Signed & Peer & HitCounts;
+  'exchange.hits_relayed': Signed & Peer & HitCounts & { notRelayed?: number; hitsPolicy?: { detail: string; partnerRecordRef: string } };
   'exchange.hits_received': Peer & HitCounts;
   'exchange.hits_failed': Peer;
   'exchange.recall_sent': Signed & Peer & { inReplyTo?: string; issuedAt?: string };

@@ -33,6 +33,7 @@ import type {
   KeyRef,
   PartnerPolicy,
   PeerFile,
+  PeerHitsPolicy,
   PeerPolicy,
   PolicySet,
   SourceConfig,
@@ -169,6 +170,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: PeerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
+      hits?: { kinds?: string[]; detail?: PeerHitsPolicy['detail']; partnerRecordRef?: PeerHitsPolicy['partnerRecordRef'] };
     };
     if (d.peer.id !== fileId(name)) problems.add(rel, 'peer.id', `must equal the file name (${JSON.stringify(fileId(name))})`);
     if (ids.has(d.peer.id)) problems.add(rel, 'peer.id', `${JSON.stringify(d.peer.id)} is already a partner id`);
@@ -207,6 +209,13 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: structuredClone(d.agreement),
       fields,
       rules,
+      // What the file does not say is the minimum: kind and subject, no detail, no record refs.
+      hits: {
+        declared: d.hits !== undefined,
+        ...(d.hits?.kinds ? { kinds: [...d.hits.kinds] } : {}),
+        detail: d.hits?.detail ?? 'drop',
+        partnerRecordRef: d.hits?.partnerRecordRef ?? 'drop',
+      },
     });
   }
 

@@ -139,6 +139,19 @@ interface PeerTls {
   clientCertFingerprint?: string;
 }
 
+/**
+ * What of this gateway's partners' hits may be relayed to a peer (`hits:` in its file; exchange/hits-policy.ts).
+ * Filled in at load: what the file leaves out is the minimum (fail closed).
+ */
+export interface PeerHitsPolicy {
+  /** Whether the file has a `hits:` block at all (lint warns when it does not). */
+  declared: boolean;
+  /** The hit kinds that may cross; undefined: every kind. */
+  kinds?: string[];
+  detail: 'keep' | 'drop' | 'generalise';
+  partnerRecordRef: 'keep' | 'drop';
+}
+
 /** Another force's gateway: where it is, its pinned key, the agreement and what of a dossier it may receive. */
 export interface PeerPolicy {
   file: string;
@@ -147,6 +160,8 @@ export interface PeerPolicy {
   agreement: Agreement;
   fields: Record<string, Operation>;
   rules: Rule[];
+  /** What of its partners' hits this gateway relays to the peer. */
+  hits: PeerHitsPolicy;
 }
 
 /** Why a delivery to one partner does not happen. */
