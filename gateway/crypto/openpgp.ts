@@ -91,9 +91,7 @@ async function parseGatewayKey(armored: string): Promise<GatewayKey> {
   try {
     privateKey = await openpgp.readPrivateKey({ armoredKey: armored, config: CONFIG });
   } catch (err) {
-    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is not a readable OpenPGP private key: ${errMessage(err)}`, undefined, {
-      cause: err,
-    });
+    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is not a readable OpenPGP private key: ${errMessage(err)}`, undefined, { cause: err });
   }
   if (!privateKey.isDecrypted()) {
     throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is passphrase-protected; the gateway key must not be`);
@@ -102,27 +100,14 @@ async function parseGatewayKey(armored: string): Promise<GatewayKey> {
     await privateKey.getSigningKey(undefined, new Date(), undefined, { ...openpgp.config, ...CONFIG });
     await privateKey.getEncryptionKey(undefined, new Date(), undefined, { ...openpgp.config, ...CONFIG });
   } catch (err) {
-    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} cannot sign or encrypt now: ${errMessage(err)}`, undefined, {
-      cause: err,
-    });
+    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} cannot sign or encrypt now: ${errMessage(err)}`, undefined, { cause: err });
   }
   const publicKey = privateKey.toPublic();
-  return {
-    privateKey,
-    publicKey,
-    publicArmored: publicKey.armor({ ...openpgp.config, ...CONFIG }),
-    fingerprint: normaliseFingerprint(privateKey.getFingerprint()),
-  };
+  return { privateKey, publicKey, publicArmored: publicKey.armor({ ...openpgp.config, ...CONFIG }), fingerprint: normaliseFingerprint(privateKey.getFingerprint()) };
 }
 
 async function generateGatewayKeyArmored(): Promise<string> {
-  const { privateKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name: 'Cordon gateway' }],
-    format: 'armored',
-    config: CONFIG,
-  });
+  const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Cordon gateway' }], format: 'armored', config: CONFIG });
   return privateKey;
 }
 
@@ -263,14 +248,7 @@ export async function encryptAndSign(
   await checkRecipientKey(recipient, now);
   try {
     const message = await openpgp.createMessage({ binary: Buffer.from(plaintext, 'utf8'), format: 'binary' });
-    return await openpgp.encrypt({
-      message,
-      encryptionKeys: recipient.key,
-      signingKeys: signer.privateKey,
-      date: now,
-      format: 'armored',
-      config: CONFIG,
-    });
+    return await openpgp.encrypt({ message, encryptionKeys: recipient.key, signingKeys: signer.privateKey, date: now, format: 'armored', config: CONFIG });
   } catch (err) {
     throw new GatewayError('crypto_failed', `encrypt and sign failed: ${errMessage(err)}`, undefined, { cause: err });
   }
@@ -353,14 +331,7 @@ async function checkSignerNow(signer: openpgp.PublicKey, sig: { keyID: openpgp.K
 }
 
 function decryptBinary(message: openpgp.Message<string>, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[]) {
-  return openpgp.decrypt({
-    message,
-    decryptionKeys: decryptionKey,
-    verificationKeys,
-    expectSigned: true,
-    format: 'binary',
-    config: CONFIG,
-  });
+  return openpgp.decrypt({ message, decryptionKeys: decryptionKey, verificationKeys, expectSigned: true, format: 'binary', config: CONFIG });
 }
 
 /** Armored key parsing for tools (CLI demo, tests) that hold keys outside the gateway. */

@@ -83,7 +83,7 @@ describe('the per-peer hits policy', () => {
     const copy = await copyPolicies();
     cleanup = copy.cleanup;
     const file = path.join(copy.dir, 'peers/warwickshire.yaml');
-    await writeFile(file, (await readFile(file, 'utf8')).replace(/\nhits:\n(  .*\n)+/, '\n'));
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/\nhits:\n( {2}.*\n)+/, '\n'));
     const bare = await loadPolicySet(copy.dir, NOW);
     expect(bare.peerPolicies?.get('warwickshire')?.hits).toEqual({ declared: false, detail: 'drop', partnerRecordRef: 'drop' });
   });

@@ -248,9 +248,9 @@ describe('lintPolicies on peer files', () => {
   });
 
   it('warns about a peer file without a hits policy, and about one letting every hit cross as reported', async () => {
-    const none = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n(  .*\n)+/, '\n') }), { now: NOW, checkKey });
+    const none = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n( {2}.*\n)+/, '\n') }), { now: NOW, checkKey });
     expect(find(none.findings, PEER, /no hits policy: partners' hits relayed to warwickshire carry kind and subject only/)).toMatchObject({ severity: 'warning' });
-    const open = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n(  .*\n)+/, '\nhits:\n  detail: keep\n  partnerRecordRef: keep\n') }), { now: NOW, checkKey });
+    const open = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n( {2}.*\n)+/, '\nhits:\n  detail: keep\n  partnerRecordRef: keep\n') }), { now: NOW, checkKey });
     expect(find(open.findings, PEER, /every kind of partners' hits crosses to warwickshire with its detail and record refs/)).toMatchObject({ severity: 'warning' });
     const sample = await lintPolicies(SAMPLE, { now: NOW, checkKey });
     expect(sample.findings.filter((f) => f.file === PEER)).toEqual([]);
