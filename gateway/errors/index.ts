@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'unknown_subject_ref',
   'hit_kind_not_permitted',
   'signature_invalid',
+  'signature_required',
   'packet_is_recall_notice',
   // exchange between gateways
   'envelope_invalid',

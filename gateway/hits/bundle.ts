@@ -43,6 +43,11 @@ export interface BundleHit {
   receivedAt: string;
   agreement: { reference: string };
   agreementExpired?: true;
+  /**
+   * Whether the partner signed the hits with its pinned key (an OpenPGP submission) or sent plain JSON
+   * with its bearer token alone; for a relayed hit, as the peer gateway says its partner sent it.
+   */
+  signed: boolean;
   /** The peer force whose gateway relayed this hit from one of its partners (gateway/exchange). */
   via?: string;
   /** The partner took this hit back (POST /v1/packets/:id/matches, `withdrawn`). */
@@ -144,7 +149,7 @@ function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
   if (hit.via !== undefined) {
     // A peer force's partner, under that force's agreement: relayed by the peer gateway.
     const { partner, kind, detail, matchedOn, confidence, partnerRecordRef, receivedAt, agreement, via } = hit;
-    return { partner, kind, detail, matchedOn, confidence, ...(partnerRecordRef !== undefined ? { partnerRecordRef } : {}), receivedAt, agreement, via };
+    return { partner, kind, detail, matchedOn, confidence, ...(partnerRecordRef !== undefined ? { partnerRecordRef } : {}), receivedAt, agreement, signed: hit.signed === true, via };
   }
   const policy = set.partners.get(hit.partner);
   // Lawfully shared when received; marked when the agreement it came under has ended since.
@@ -159,5 +164,6 @@ function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
     receivedAt: hit.receivedAt,
     agreement: { reference: hit.agreement.reference },
     ...(ended ? { agreementExpired: true as const } : {}),
+    signed: hit.signed === true,
   };
 }

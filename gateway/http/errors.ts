@@ -32,6 +32,7 @@ const STATUS: Record<ErrorCode, number> = {
   unknown_subject_ref: 422,
   hit_kind_not_permitted: 422,
   signature_invalid: 400,
+  signature_required: 403,
   packet_is_recall_notice: 409,
   envelope_invalid: 400,
   envelope_unknown: 404,

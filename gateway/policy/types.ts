@@ -52,6 +52,11 @@ export interface Agreement {
    * force sees it `overdue`; absent, never overdue.
    */
   respondWithinDays?: number;
+  /**
+   * Hits and answers from the partner must be signed with its pinned key (OpenPGP): plain JSON is
+   * refused with `signature_required`. Absent: false.
+   */
+  requireSignedHits?: boolean;
 }
 
 export interface KeyRef {
