@@ -2,7 +2,8 @@
  * Lint of the recipient table (gateway.yaml `requestChecks`, policy/recipients.ts), both ways: a
  * request word no partner serves (a dossier asking only for it reaches nobody), and a partner check no
  * request word reaches (hits of that kind can never be asked for). A partner none of whose checks is
- * reachable, and without a statutory condition, can never receive anything: an error.
+ * reachable, and without a statutory condition, can never receive anything: an error. A word mapped
+ * to [] is asked of nobody on purpose.
  */
 import { getSchemaIndex } from '../policy/schema-index.js';
 import type { PolicySet } from '../policy/types.js';
@@ -26,7 +27,7 @@ export function checkRequestTable(set: Pick<PolicySet, 'gateway' | 'partners'>):
   for (const w of words) {
     const kinds = Object.hasOwn(table, w) ? table[w]! : undefined;
     if (!kinds) out.push({ severity: 'warning', file: 'gateway.yaml', location: 'requestChecks', message: `request word "${w}" is not mapped: a dossier asking only for it reaches no partner` });
-    else if (!kinds.some((k) => served.has(k))) {
+    else if (kinds.length > 0 && !kinds.some((k) => served.has(k))) {
       out.push({ severity: 'warning', file: 'gateway.yaml', location: `requestChecks.${w}`, message: `no partner serves ${kinds.join(', ')}: a dossier asking only for "${w}" reaches no partner` });
     }
   }

@@ -126,8 +126,14 @@ describe('chooseRecipients', () => {
 });
 
 describe('the request-check table lint', () => {
-  it('on the samples: only that no partner serves phones', () => {
-    expect(checkRequestTable(set)).toEqual([expect.objectContaining({ severity: 'warning', file: 'gateway.yaml', location: 'requestChecks.phones' })]);
+  it('finds nothing on the samples (phones is mapped to [] on purpose)', () => {
+    expect(set.gateway.requestChecks?.phones).toEqual([]);
+    expect(checkRequestTable(set)).toEqual([]);
+  });
+
+  it('a request word mapped to kinds no partner serves is a warning', () => {
+    const findings = checkRequestTable({ ...set, gateway: { ...set.gateway, requestChecks: { ...set.gateway.requestChecks!, phones: ['phone'] } } });
+    expect(findings).toEqual([expect.objectContaining({ severity: 'warning', file: 'gateway.yaml', location: 'requestChecks.phones', message: expect.stringContaining('no partner serves phone') })]);
   });
 
   it('a partner check no word reaches is a warning; a partner nothing reaches, without a statutory condition, an error', () => {
