@@ -73,11 +73,7 @@ export class Intake {
     try {
       dossier = validateDossier(body);
     } catch (err) {
-      if (err instanceof GatewayError) {
-        await audit
-          .append({ kind: 'rejection', action: 'dossier.rejected', actor: client.id, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
-          .catch(() => undefined); // the refusal stands whether or not it could be logged
-      }
+      if (err instanceof GatewayError) await this.auditRefusal(client, err);
       throw err;
     }
     if (dossier.originator.force !== client.source) {
@@ -99,7 +95,14 @@ export class Intake {
         }
       : undefined;
     // Chosen before anything is stored: a dossier naming a partner that is not configured is refused.
-    const { record, choice } = newRecord(newDossierId(), client.source!, client.id, policies, dossier);
+    let chosen;
+    try {
+      chosen = newRecord(newDossierId(), client.source!, client.id, policies, dossier);
+    } catch (err) {
+      if (err instanceof GatewayError) await this.auditRefusal(client, err);
+      throw err;
+    }
+    const { record, choice } = chosen;
     const { id } = record;
     const { existing } = await accept(this.accepting, {
       record,
@@ -131,6 +134,12 @@ export class Intake {
       notSent: record.notSent ?? [],
       replayed: false,
     };
+  }
+
+  private async auditRefusal(client: Client, err: GatewayError): Promise<void> {
+    await this.deps.audit
+      .append({ kind: 'rejection', action: 'dossier.rejected', actor: client.id, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
+      .catch(() => undefined); // the refusal stands whether or not it could be logged
   }
 
   /** A repeated Idempotency-Key: the same body gets the first answer (and a re-queue, a no-op if queued). */

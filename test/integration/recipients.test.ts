@@ -131,6 +131,7 @@ describe('refusals and deferrals', () => {
     expect(res.json.error.details).toEqual([expect.objectContaining({ path: '/requests/partners/0' })]);
     expect(await storedDossierKeys()).toEqual(before);
     expect((await auditRecords()).filter((r) => r.action === 'dossier.received')).toHaveLength(received);
+    expect((await auditRecords()).at(-1)).toMatchObject({ action: 'dossier.rejected', reason: 'partner_unknown', paths: ['/requests/partners/0'] });
   });
 
   it('refuses a deferral of a delivery no statutory condition makes (400, with its path)', async () => {
