@@ -152,3 +152,16 @@ describe('the request-check table lint', () => {
     expect(checkRequestTable({ ...set, gateway: { ...set.gateway, requestChecks: undefined } })).toEqual([expect.objectContaining({ severity: 'error', file: 'gateway.yaml' })]);
   });
 });
+
+describe('the dossier schema for requests', () => {
+  it('refuses malformed partners and deferrals with their paths, and takes a request without checks', async () => {
+    const { validateDossier } = await import('../../gateway/dossier/validate.js');
+    const bad = (requests: unknown) => refusal(() => validateDossier({ ...structuredClone(full), requests }));
+    expect(bad({ checks: ['vehicles'], partners: ['DVLA!'] }).details).toContainEqual(expect.objectContaining({ path: '/requests/partners/0' }));
+    expect(bad({ checks: ['vehicles'], defer: [{ partner: 'childrens-services', reason: 'r', reviewBy: 'soon' }] }).details).toContainEqual(
+      expect.objectContaining({ path: '/requests/defer/0/reviewBy' }),
+    );
+    expect(bad({ checks: ['vehicles'], defer: [{ partner: 'childrens-services', reviewBy: '2026-12-15' }] }).code).toBe('schema_violation');
+    expect(validateDossier({ ...structuredClone(full), requests: { partners: ['dvla'] } }).requests).toEqual({ partners: ['dvla'] });
+  });
+});
