@@ -12,7 +12,7 @@ export type AuditKind =
   | 'collection' // dossier received
   | 'rejection' // dossier refused at the door
   | 'disclosure' // packet created for a recipient, recall notice sent
-  | 'decision' // delivery blocked
+  | 'decision' // delivery blocked, recipients chosen (not requested, statutory, deferred)
   | 'consultation' // packet retrieved, preview used, audit queried
   | 'acknowledgement'
   | 'combination' // hits received and delivered
@@ -38,6 +38,9 @@ export const AUDIT_ACTIONS = {
   'packet.erased': 'erasure',
   'packet.erasure_skipped': 'erasure',
   'delivery.blocked': 'decision',
+  'delivery.not_requested': 'decision',
+  'delivery.statutory': 'decision',
+  'delivery.deferred': 'decision',
   'recall.notice_sent': 'disclosure',
   'recall.notice_blocked': 'decision',
   'hits.received': 'combination',
@@ -141,6 +144,12 @@ interface Extras {
   'packet.erased': { type?: 'recall'; state?: string };
   'packet.erasure_skipped': object;
   'delivery.blocked': object;
+  /** The words the dossier requested (none reached this partner), never dossier values. */
+  'delivery.not_requested': { checks?: string[] };
+  /** Sent under a statutory condition: its name, legal reason and how many subjects it held for. */
+  'delivery.statutory': { statutory?: string; legalReason?: string; subjects?: number; checks?: string[] };
+  /** A statutory delivery the source deferred: the force's own reason stays with the dossier's status record. */
+  'delivery.deferred': { statutory?: string; legalReason?: string; reviewBy?: string };
   'recall.notice_sent': Signed & { notice?: string };
   'recall.notice_blocked': object;
   'hits.received': HitCounts & { partner?: string; subjects?: number; signed?: boolean };

@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'idempotency_key_invalid',
   'idempotency_key_reused',
   'path_invalid',
+  'partner_unknown',
+  'defer_not_statutory',
   // authentication and authorisation
   'unauthenticated',
   'forbidden',

@@ -9,7 +9,7 @@
  */
 import { validateDossier } from '../dossier/validate.js';
 import { GatewayError } from '../errors/index.js';
-import { accept, newDossierId, newRecord } from '../pipeline/accept.js';
+import { accept, choiceEvents, newDossierId, newRecord } from '../pipeline/accept.js';
 import type { PeerPolicy } from '../policy/types.js';
 import { PEER_SOURCE_PREFIX, peerAgreementLapsed, type ExchangeContext } from './context.js';
 import { agreementOf, checkHeader, openEnvelope, type EnvelopeHeader } from './envelope.js';
@@ -86,7 +86,8 @@ export class Inbound {
     }
     const enqueue = deps.enqueueDossier;
     if (!enqueue) throw new GatewayError('internal', 'inbound exchange needs the api role');
-    const record = newRecord(newDossierId(), `${PEER_SOURCE_PREFIX}${peerId}`, clientId, deps.live().set);
+    // The same recipient choice as a force's own dossier: this gateway's partners get what the peer's dossier asks of them.
+    const { record, choice } = newRecord(newDossierId(), `${PEER_SOURCE_PREFIX}${peerId}`, clientId, deps.live().set, dossier);
     const { id } = record;
     // First writer wins: a concurrent or later copy of this envelope gets this dossier's id.
     if (!(await records.claimSeen(peerId, header.id, id))) {
@@ -115,6 +116,7 @@ export class Inbound {
             index: deps.audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
           },
           // Hits on this dossier are relayed back, and a recall of its envelope finds it, for as long as it is kept.
+          choice: choiceEvents(record, choice, dossier),
           alsoStore: () => records.recordOrigin(id, peerId, header.id),
           undo,
           failure,

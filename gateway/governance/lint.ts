@@ -21,6 +21,7 @@
  * Every finding carries the file and, where the file says it, a line and column. Reads the policy
  * directory (through the loader) and nothing else; key checks are injected (crypto/ owns openpgp).
  */
+import { checkRequestTable } from './request-checks.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
@@ -343,6 +344,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       checkConditionCodes(p.file, 'peer.enforcesConditions', p.peer.enforcesConditions, set.gateway, out);
       checkPeerHits(p, out);
     }
+    if (!broken.has('gateway.yaml')) for (const f of checkRequestTable(set)) out.add(f.severity, f.file, f.location, f.message);
     checkTests(set, tests, broken, out);
   }
   await addPositions(path.resolve(dir), out.list);

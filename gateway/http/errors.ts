@@ -5,6 +5,8 @@ import { GatewayError, type ErrorCode } from '../errors/index.js';
 const STATUS: Record<ErrorCode, number> = {
   invalid_json: 400,
   schema_violation: 400,
+  partner_unknown: 400,
+  defer_not_statutory: 400,
   idempotency_key_invalid: 400,
   path_invalid: 400,
   classification_refused: 422,

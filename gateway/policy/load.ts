@@ -23,6 +23,7 @@ import { realpath } from 'node:fs/promises';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { checkAgreementDates, checkGateway, checkOperations, checkRules } from './field-checks.js';
 import { checkPeerKeepsProtections } from './peer-checks.js';
+import { checkRuleConditions } from './condition-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
 import { checkNonCompetentFilter } from './non-competent.js';
 import { revisionOf } from './revision.js';
@@ -37,6 +38,8 @@ import type {
   PeerPolicy,
   PolicySet,
   SourceConfig,
+  Statutory,
+  Condition,
 } from './types.js';
 
 // ---- the whole set -----------------------------------------------------------------------------
@@ -106,11 +109,13 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: PartnerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
+      statutory?: Statutory;
     };
     if (d.partner.id !== id) problems.add(rel, 'partner.id', `must equal the file name (${JSON.stringify(id)})`);
     checkAgreementDates(rel, d.agreement, problems);
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
+    if (d.statutory) for (const m of checkRuleConditions(d.statutory.conditions as Condition, 'subject')) problems.add(rel, 'statutory.conditions', m.message);
     const key: KeyRef = { file: d.partner.key.file, fingerprint: d.partner.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'partner.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;
@@ -120,6 +125,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: structuredClone(d.agreement),
       fields,
       rules,
+      ...(d.statutory ? { statutory: structuredClone(d.statutory) } : {}),
     });
   }
 

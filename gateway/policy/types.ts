@@ -99,6 +99,16 @@ export interface PartnerPolicy {
   /** Base allowlist: dossier path (e.g. `subjects[].addresses[].postcode`) → operation. */
   fields: Record<string, Operation>;
   rules: Rule[];
+  /** A statutory duty under which the partner is sent a dossier whatever its request says (policy/recipients.ts). */
+  statutory?: Statutory;
+}
+
+/** A statutory condition: sent when, for any subject, `conditions` (subject facts) hold or are unknown. */
+export interface Statutory {
+  name: string;
+  /** The legal reason, shown with every delivery made under it. */
+  reason: string;
+  conditions: Rule['conditions'];
 }
 
 export interface SourceConfig {
@@ -114,6 +124,11 @@ export interface GatewayRules {
   alwaysFilter: Record<string, Condition>;
   /** The vocabulary of handling-condition codes, code → what it asks of a recipient (policy/handling.ts). */
   handlingConditions?: Record<string, { description: string }>;
+  /**
+   * A dossier's request words (`requests.checks`) → the partners' check kinds they reach
+   * (policy/recipients.ts). Absent: no dossier reaches a partner except under a statutory condition.
+   */
+  requestChecks?: Record<string, string[]>;
 }
 
 /** A peer gateway file (`peers/<id>.yaml`): loaded raw (not validated here) and hashed into the revision. */

@@ -10,7 +10,8 @@ import { evalScript, loadScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
 export type DossierState = 'accepted' | 'processed' | 'failed' | 'withdrawn' | 'corrected';
-export type DeliveryState = 'queued' | 'delivered' | 'retrieved' | 'acknowledged' | 'blocked' | 'expired';
+/** `not_requested` and `deferred`: the partner is sent nothing (policy/recipients.ts says why). */
+export type DeliveryState = 'queued' | 'delivered' | 'retrieved' | 'acknowledged' | 'blocked' | 'expired' | 'not_requested' | 'deferred';
 
 export interface Delivery {
   state: DeliveryState;
@@ -18,7 +19,15 @@ export interface Delivery {
   message?: string;
   packetId?: string;
   expiresAt?: string;
+  /** Deferred: when the force reviews the deferral. */
+  reviewBy?: string;
   updatedAt: string;
+}
+
+/** Why a recipient receives a dossier (policy/recipients.ts `Why`, restated: store/ imports no policy). */
+export interface RecipientWhy {
+  requested?: { checks: string[]; kinds: string[] };
+  statutory?: { name: string; reason: string; subjects: number };
 }
 
 /** The states of a dossier its source has recalled (gateway/recall). */
@@ -59,7 +68,14 @@ export interface DossierRecord {
   receivedAt: string;
   state: DossierState;
   revision: string;
+  /** The recipients chosen for this dossier (policy/recipients.ts): the fan-out delivers to these only. */
   partners: string[];
+  /** Partners sent nothing: their delivery is stored with this state and reason. */
+  notSent?: Array<{ partner: string; state: 'not_requested' | 'deferred'; reason: string; reviewBy?: string }>;
+  /** Per recipient, the hit kinds it may report for this dossier; absent on records made before the choice. */
+  kinds?: Record<string, string[]>;
+  /** Per recipient, why it receives the dossier (requested checks, statutory condition). */
+  why?: Record<string, RecipientWhy>;
   failure?: string;
   /** Set once the source has recalled the dossier. */
   recall?: RecallMark;
@@ -98,6 +114,10 @@ export class DossierStore {
     const now = record.receivedAt;
     const fields = Object.entries({ ...toHash(record), sealed, ...(options.pending ? { pending: '1' } : {}) }).flat();
     const deliveries = record.partners.flatMap((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]);
+    for (const n of record.notSent ?? []) {
+      const d: Delivery = { state: n.state, reason: n.reason, ...(n.reviewBy ? { reviewBy: n.reviewBy } : {}), updatedAt: now };
+      deliveries.push(n.partner, JSON.stringify(d));
+    }
     const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id)];
     if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
     const value = idem ? JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash }) : '';
@@ -154,6 +174,9 @@ export class DossierStore {
       state: (h.state ?? 'accepted') as DossierState,
       revision: h.revision ?? '',
       partners: JSON.parse(h.partners ?? '[]') as string[],
+      ...(h.notSent ? { notSent: JSON.parse(h.notSent) as NonNullable<DossierRecord['notSent']> } : {}),
+      ...(h.kinds ? { kinds: JSON.parse(h.kinds) as Record<string, string[]> } : {}),
+      ...(h.why ? { why: JSON.parse(h.why) as Record<string, RecipientWhy> } : {}),
       ...(h.failure ? { failure: h.failure } : {}),
       ...(h.recall ? { recall: recallMark(h) } : {}),
     };
@@ -242,5 +265,8 @@ function toHash(r: DossierRecord): Record<string, string> {
     state: r.state,
     revision: r.revision,
     partners: JSON.stringify(r.partners),
+    ...(r.notSent ? { notSent: JSON.stringify(r.notSent) } : {}),
+    ...(r.kinds ? { kinds: JSON.stringify(r.kinds) } : {}),
+    ...(r.why ? { why: JSON.stringify(r.why) } : {}),
   };
 }

@@ -170,6 +170,17 @@ export async function policyPreview(o: { policies: string; dossier: string; part
   }
   out(`Preview: what ${o.partner} would receive of ${o.dossier}`);
   out(`policy revision ${preview.policy.revision}, agreement ${preview.agreement.reference} (review by ${preview.agreement.reviewBy}), at ${now.toISOString()}\n`);
+  out('Recipients of this dossier (requests.checks, statutory conditions):');
+  for (const r of preview.recipients) {
+    const why = r.why
+      ? [r.why.requested ? `requested: ${r.why.requested.checks.join(', ')} → ${r.why.requested.kinds.join(', ')}` : '', r.why.statutory ? `statutory: ${r.why.statutory.name} (${r.why.statutory.reason})` : ''].filter(Boolean).join('; ')
+      : (r.reason ?? '');
+    out(`  ${r.partner === o.partner ? '*' : ' '} ${r.partner.padEnd(24)} ${r.sent.padEnd(13)} ${why}`);
+  }
+  out();
+  if (preview.sent.sent === 'not_requested' || preview.sent.sent === 'deferred') {
+    out(`NOT SENT: ${o.partner} is ${preview.sent.sent} (${preview.sent.reason ?? ''}); below is what it would receive if it were\n`);
+  }
   if (preview.blocked) out(`BLOCKED: ${preview.blocked.reason}: ${preview.blocked.message}\n`);
   else {
     out('Plaintext (inside the encrypted packet):');

@@ -245,6 +245,37 @@ describe('the lifetime of the exchange records', () => {
     expect(await gw.redis.zscore(retentionKey(keys), `dossier|${id}`)).toBeNull();
   }, 60_000);
 
+  it('an inbound dossier goes through the same recipient choice: vehicles only reaches DVLA and the statutory recipient', async () => {
+    const dossier = fixture('dossier-full.json') as any;
+    dossier.originator.force = PEER;
+    dossier.requests = { checks: ['vehicles'] };
+    const res = await postInbound(await fromPeer({ type: 'dossier', id: envelopeId() }, { dossier }));
+    expect(res.status, res.text).toBe(202);
+    const id = res.json.id as string;
+    const deliveries = await until('the fan-out of the peer’s vehicles-only dossier', async () => {
+      const h = await gw.redis.hgetall(keys.dossier(id));
+      if (h.state !== 'processed') return undefined;
+      return gw.redis.hgetall(keys.deliveries(id));
+    });
+    const states = Object.fromEntries(Object.entries(deliveries).map(([p, d]) => [p, (JSON.parse(d) as { state: string }).state]));
+    expect(states).toEqual({
+      'childrens-services': 'delivered',
+      dvla: 'delivered',
+      'council-housing': 'not_requested',
+      'dwp-benefits': 'not_requested',
+      hmrc: 'not_requested',
+      'immigration-enforcement': 'not_requested',
+    });
+    const choice = (await auditOf()).filter((r) => r.dossier === id && (r.action === 'delivery.not_requested' || r.action === 'delivery.statutory'));
+    expect(choice.map((r) => `${r.action}:${r.recipient}`).sort()).toEqual([
+      'delivery.not_requested:council-housing',
+      'delivery.not_requested:dwp-benefits',
+      'delivery.not_requested:hmrc',
+      'delivery.not_requested:immigration-enforcement',
+      'delivery.statutory:childrens-services',
+    ]);
+  }, 60_000);
+
   it('an inbound dossier’s origin expires with its status record; the replay record outlasts the freshness window', async () => {
     const dossier = fixture('dossier-full.json') as any;
     dossier.originator.force = PEER;

@@ -17,8 +17,16 @@ import { deleteKeys, fixture, REDIS_URL } from '../helpers/gateway.js';
 const prefix = `cordon-test-accept-${randomBytes(4).toString('hex')}`;
 const keys = new Keys(prefix);
 const sealKey = Buffer.alloc(32, 3);
-const dossier = fixture('dossier-minimal.json') as unknown as Dossier;
-const set = { revision: 'rev1', partners: new Map([['dvla', {}], ['council-housing', {}]]) };
+const dossier = { ...(fixture('dossier-minimal.json') as unknown as Dossier), requests: { checks: ['vehicles', 'tenancies'] } } as Dossier;
+// Two partners, each reached by one of the dossier's requested checks (policy/recipients.ts).
+const set = {
+  revision: 'rev1',
+  gateway: { neverShare: [], alwaysFilter: {}, requestChecks: { vehicles: ['vehicle'], tenancies: ['tenancy'] } },
+  partners: new Map([
+    ['dvla', { partner: { checks: ['vehicle'] } }],
+    ['council-housing', { partner: { checks: ['tenancy'] } }],
+  ]) as unknown as Parameters<typeof newRecord>[3]['partners'],
+};
 let redis: Redis;
 
 beforeAll(() => {
@@ -38,7 +46,7 @@ async function auditActions(): Promise<string[]> {
 }
 
 function acceptance(id: string, extra: Partial<Parameters<typeof accept>[1]> = {}) {
-  const record = newRecord(id, 'west-midlands', 'client-1', set);
+  const { record } = newRecord(id, 'west-midlands', 'client-1', set, dossier);
   return { record, dossier, collection: { kind: 'collection' as const, action: 'dossier.received' as const, dossier: id }, failure: 'could not be queued', ...extra };
 }
 

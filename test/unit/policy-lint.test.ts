@@ -176,6 +176,8 @@ describe('lintPolicies: tests', () => {
       // The handling-condition tests cover dvla too.
       'tests/handling-conditions-safeguarding.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
       'tests/handling-conditions-dossier.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
+      // And the recipient-choice tests.
+      'tests/recipients-chosen.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
     });
     const r = await lintPolicies(dir, { now: NOW, checkKey });
     expect(find(r.findings, 'tests/dvla-full.yaml', /no partner "dvla-typo"/)).toMatchObject({ severity: 'error', location: 'partner', line: 3, column: 1 });
