@@ -9,6 +9,11 @@
  * and reported by status() for /readyz until a later reload succeeds. The gateway keeps serving the
  * last good set meanwhile, so readiness is not withdrawn.
  *
+ * With policy signers configured, a set that loads must also be approved (governance/signatures.ts,
+ * injected as `approve`): one not signed by the quorum over exactly its files is refused with reason
+ * `unsigned`, one signed at an older sequence than the last applied with reason `rollback`; either way
+ * the last good set stays live, as for an invalid one.
+ *
  * Reloads run one at a time; a change arriving during a reload triggers one more afterwards. A reload
  * that yields the revision already live changes nothing (no swap, no audit record).
  */
@@ -27,7 +32,17 @@ export type PolicyAuditEvent = {
   reason: string;
   previousRevision?: string;
   problems?: number;
+  /** The refused revision (policy.refused for signatures: policyRevision is the one still served). */
+  refusedRevision?: string;
+  note?: string;
+  policySequence?: number;
+  signers?: string[];
 };
+
+/** The signature gate's answer for a set that loads (governance/signatures.ts policyApprover). */
+export type PolicyApproval =
+  | { ok: true; sequence: number; signers: string[]; commit(): Promise<void> }
+  | { ok: false; refusal: 'unsigned' | 'rollback'; message: string };
 
 interface Log {
   info(obj: object, msg: string): void;
@@ -50,6 +65,8 @@ interface PolicyReloaderDeps<K> {
   onOutcome?: (outcome: ReloadOutcome) => void;
   /** For tests. */
   load?: (dir: string) => Promise<PolicySet>;
+  /** With policy signers configured: whether a set that loads may go live. */
+  approve?: (set: PolicySet) => Promise<PolicyApproval>;
 }
 
 export interface ReloadOutcome {
@@ -58,6 +75,8 @@ export interface ReloadOutcome {
   revision: string;
   /** The number of problems, when refused for validation. */
   problems?: number;
+  /** Why a set that loads was refused: not signed by the quorum, or signed at an older sequence. */
+  refusal?: 'unsigned' | 'rollback';
 }
 
 interface Refusal {
@@ -137,13 +156,31 @@ export class PolicyReloader<K> {
       this.rewatch();
       return { status: 'unchanged', revision: serving };
     }
+    let approval: PolicyApproval | undefined;
+    try {
+      approval = await deps.approve?.(set);
+    } catch (err) {
+      approval = { ok: false, refusal: 'unsigned', message: `the signatures of revision ${set.revision} cannot be checked: ${(err as Error).message}` };
+    }
+    if (approval && !approval.ok) {
+      this.refusal = { at: new Date().toISOString(), serving, cause: approval.message };
+      deps.logger.error({ reason, refusal: approval.refusal, revision: set.revision, serving }, `policy reload refused: ${approval.message}; keeping revision ${serving}`);
+      await deps.audit
+        .append({ kind: 'alteration', action: 'policy.refused', policyRevision: serving, refusedRevision: set.revision, reason: approval.refusal, note: approval.message.slice(0, 1000) })
+        .catch((e: Error) => deps.logger.error({ err: e.message }, 'the refused policy reload could not be audited'));
+      this.rewatch();
+      return { status: 'refused', revision: serving, refusal: approval.refusal };
+    }
+    const signed = approval ? { policySequence: approval.sequence, signers: approval.signers } : {};
     const next = await buildLiveSet(set, deps.parseKey);
     try {
-      // Audit first: an alteration that cannot be logged does not go live.
-      await deps.audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, previousRevision: serving, reason });
+      // Audit first: an alteration that cannot be logged does not go live. Then the sequence is recorded
+      // (no rollback below it from now on), then the set is swapped in.
+      await deps.audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, previousRevision: serving, reason, ...signed });
+      await approval?.commit();
     } catch (err) {
-      this.refusal = { at: new Date().toISOString(), serving, cause: `revision ${set.revision} could not be audited` };
-      deps.logger.error({ reason, revision: set.revision, serving, err: (err as Error).message }, `policy reload not applied: the audit trail cannot be written; keeping revision ${serving}`);
+      this.refusal = { at: new Date().toISOString(), serving, cause: `revision ${set.revision} could not be audited${approval ? ' or its sequence recorded' : ''}` };
+      deps.logger.error({ reason, revision: set.revision, serving, err: (err as Error).message }, `policy reload not applied: the audit trail (or the policy sequence in the state directory) cannot be written; keeping revision ${serving}`);
       this.rewatch();
       return { status: 'refused', revision: serving };
     }
