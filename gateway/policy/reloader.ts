@@ -18,7 +18,7 @@
  * that yields the revision already live changes nothing (no swap, no audit record).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../errors/index.js';
 import { buildLiveSet, type LiveSet } from './live.js';
@@ -92,7 +92,8 @@ export class PolicyReloader<K> {
   private chain: Promise<unknown> = Promise.resolve();
   private queued: Promise<ReloadOutcome> | undefined;
   private refusal: Refusal | undefined;
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Per watched directory, its watcher and the inode it watches (a directory deleted and made again is a new one). */
+  private readonly watchers = new Map<string, { w: FSWatcher; ino: number }>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private watching = false;
@@ -225,14 +226,25 @@ export class PolicyReloader<K> {
     }
     if (this.closed) return;
     for (const d of dirs) {
-      if (this.watchers.has(d)) continue;
+      let ino: number;
+      try {
+        ino = (await stat(d)).ino;
+      } catch {
+        continue;
+      }
+      const had = this.watchers.get(d);
+      if (had?.ino === ino) continue;
+      // Replaced (rm -r and made again, a checkout): the old watcher watches nothing any more.
+      had?.w.close();
+      this.watchers.delete(d);
+      if (this.closed) return;
       try {
         const w = watch(d, { persistent: false }, this.onEvent);
         w.on('error', () => {
           w.close();
-          this.watchers.delete(d);
+          if (this.watchers.get(d)?.w === w) this.watchers.delete(d);
         });
-        this.watchers.set(d, w);
+        this.watchers.set(d, { w, ino });
       } catch (err) {
         this.deps.logger.warn({ dir: d, err: (err as Error).message }, 'cannot watch a policy directory: use SIGHUP to reload');
       }
@@ -244,7 +256,7 @@ export class PolicyReloader<K> {
     this.watching = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const w of this.watchers.values()) w.close();
+    for (const { w } of this.watchers.values()) w.close();
     this.watchers.clear();
   }
 }
