@@ -239,7 +239,10 @@ export class PolicyReloader<K> {
       this.watchers.delete(d);
       if (this.closed) return;
       try {
-        const w = watch(d, { persistent: false }, this.onEvent);
+        const w = watch(d, { persistent: false }, (_event, name) => {
+          if (name) this.forget(root, d, String(name));
+          this.onEvent();
+        });
         w.on('error', () => {
           w.close();
           if (this.watchers.get(d)?.w === w) this.watchers.delete(d);
@@ -249,6 +252,19 @@ export class PolicyReloader<K> {
         this.deps.logger.warn({ dir: d, err: (err as Error).message }, 'cannot watch a policy directory: use SIGHUP to reload');
       }
     }
+  }
+
+  /**
+   * An event naming a subdirectory (in the top directory) or the watched directory itself: it may have
+   * been deleted, replaced or renamed, and the watcher on it then sees nothing more. Drop that watcher;
+   * the reload the event triggers attaches a new one (an inode check alone misses a reused inode).
+   */
+  private forget(root: string, d: string, name: string): void {
+    const target = d === root ? path.join(root, name) : name === path.basename(d) ? d : undefined;
+    const had = target === undefined ? undefined : this.watchers.get(target);
+    if (had === undefined) return;
+    had.w.close();
+    this.watchers.delete(target!);
   }
 
   close(): void {
