@@ -126,7 +126,7 @@ export function coverageProblems(set: Pick<PolicySet, 'revision' | 'files'>, m: 
   const problems: string[] = [];
   const now = new Map((set.files ?? []).map((f) => [f.rel, f.sha256]));
   for (const [rel, sha] of now) {
-    if (!(rel in m.files)) problems.push(`${rel} is not in the signed manifest`);
+    if (!Object.hasOwn(m.files, rel)) problems.push(`${rel} is not in the signed manifest`);
     else if (m.files[rel] !== sha) problems.push(`${rel} changed since it was signed`);
   }
   for (const rel of Object.keys(m.files)) if (!now.has(rel)) problems.push(`${rel} was signed but is no longer part of the set`);
