@@ -159,8 +159,8 @@ interface Extras {
   'matches.refused': { partner?: string; note?: string };
   'matches.withdrawn': { partner?: string; subjects?: number; hits?: number; was?: Record<string, number>; signed?: boolean };
   'preview.used': object;
-  'policy.loaded': { previousRevision?: string };
-  'policy.refused': { problems?: number };
+  'policy.loaded': { previousRevision?: string; policySequence?: number; signers?: string[] };
+  'policy.refused': { problems?: number; refusedRevision?: string; note?: string };
   'auth.failed': { route?: string; remote?: string };
   'audit.queried': { filter?: Record<string, unknown> };
   'audit.checkpoint_requested': object;

@@ -63,7 +63,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const keys = new Keys(config.redisPrefix);
   const store = new DossierStore(redis, keys);
   const mailbox = new Mailbox(new RedisMailbox(redis, keys));
-  const audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision);
+  const audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision, policies.signed);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
   const retentionStore = new RedisRetention(redis, keys);
   const retention = new RetentionSweeper(retentionStore, new Eraser(retentionStore, audit), {
@@ -78,6 +78,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     parseKey: (armored, fp) => parseRecipientKey(armored, fp),
     // In production a set pinning a published test key is refused like an invalid one.
     ...(config.production ? { load: async (dir: string) => refuseDemoKeys(await loadPolicySet(dir)) } : {}),
+    // With policy signers: a set not signed by the quorum, or signed at an older sequence, is refused.
+    ...(policies.approve ? { approve: policies.approve } : {}),
     audit,
     logger,
     onOutcome: (o) => {

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   // configuration
   'config_invalid',
   'policy_invalid',
+  'policy_unsigned',
   'key_invalid',
   // delivery decisions
   'agreement_expired',

@@ -20,6 +20,7 @@ const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   config_invalid: 500,
   policy_invalid: 500,
+  policy_unsigned: 500,
   key_invalid: 500,
   agreement_expired: 409,
   agreement_not_in_force: 409,

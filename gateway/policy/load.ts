@@ -26,7 +26,7 @@ import { checkPeerKeepsProtections } from './peer-checks.js';
 import { checkRuleConditions } from './condition-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
 import { checkNonCompetentFilter } from './non-competent.js';
-import { revisionOf } from './revision.js';
+import { fileDigests, revisionOf } from './revision.js';
 import { loadItemTypes } from './schema-index.js';
 import { getValidators, loc, Problems, schemaProblems } from './schema-check.js';
 import type {
@@ -228,6 +228,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
   const set: PolicySet = {
     dir: root,
     revision: revisionOf(files),
+    files: fileDigests(files),
     loadedAt: now.toISOString(),
     gateway,
     partners: new Map([...partners].sort((a, b) => (a[0] < b[0] ? -1 : 1))),

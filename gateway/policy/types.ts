@@ -141,6 +141,8 @@ export interface PolicySet {
   dir: string;
   /** Content hash of every loaded file (sha256 hex, first 16 chars). */
   revision: string;
+  /** Every file the set was loaded from (the revision's inputs), sorted, with the SHA-256 of its content: what a policy signature covers. */
+  files?: ReadonlyArray<{ rel: string; sha256: string }>;
   loadedAt: string;
   gateway: GatewayRules;
   partners: Map<string, PartnerPolicy>;
