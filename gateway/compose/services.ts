@@ -63,10 +63,11 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const { live } = policies;
   const keys = new Keys(config.redisPrefix);
   // Dossier and packet records are authenticated (store/record-mac.ts); a refused one is audited.
-  let audit: AuditLog | undefined;
-  const store = new DossierStore(redis, keys, recordAuth(wiring, keyring, () => audit));
+  // The stores come before the trail (which reads nothing of them); a refusal is audited once it exists.
+  const trail: { audit?: AuditLog } = {};
+  const store = new DossierStore(redis, keys, recordAuth(wiring, keyring, () => trail.audit));
   const mailbox = new Mailbox(new RedisMailbox(redis, keys, store.authenticated));
-  audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision);
+  const audit = (trail.audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision));
   await sealLegacyRecords(wiring, store.authenticated, audit);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
   const retentionStore = new RedisRetention(redis, keys, store.authenticated);
