@@ -5,12 +5,14 @@
  * audits it; untouched records keep working. And a recalled dossier's evidence is no longer linked into
  * the source's other bundles.
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../gateway/audit/log.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
-import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { api, deleteKeys, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 let gw: TestGateway;
@@ -144,5 +146,48 @@ describe('links and recalled dossiers', () => {
     expect(after.links.find(shared)).toBeUndefined();
     // A's own links are untouched.
     expect(after.links.some((l: any) => l.kind === 'postcode' && l.value === 'CV6 5HX')).toBe(true);
+  });
+});
+
+describe('records written before records were authenticated', () => {
+  it('are sealed once, at the first start on a state directory; a record without a MAC after that is refused', async () => {
+    const prefix = `cordon-test-${randomBytes(4).toString('hex')}`;
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
+    const legacy = (id: string) => ({ id, source: 'west-midlands', client: 'west-midlands-rocu', receivedAt: new Date().toISOString(), state: 'processed', revision: 'r0', partners: '[]' });
+    const before = `dos_${randomBytes(16).toString('hex')}`;
+    const after = `dos_${randomBytes(16).toString('hex')}`;
+    const first = await startTestGateway({ redisPrefix: prefix, stateDir });
+    try {
+      // Written by the version before (no MAC, no version key); the gateway started on an empty store.
+      await first.close();
+      await first.redis.hset(`${prefix}:dossier:${before}`, legacy(before));
+      await rm(path.join(stateDir, 'records-sealed.json'));
+      const upgraded = await startTestGateway({ redisPrefix: prefix, stateDir });
+      try {
+        const res = await api(upgraded.url, 'GET', `/v1/dossiers/${before}`, FORCE);
+        expect(res.status, res.text).toBe(200);
+        expect(res.json.state).toBe('processed');
+        const sealed = (await upgraded.redis.lrange(`${prefix}:audit:log`, 0, -1)).map((r) => JSON.parse(r)).filter((r) => r.action === 'records.sealed');
+        expect(sealed.at(-1)).toMatchObject({ kind: 'alteration', count: 1 });
+        await upgraded.close();
+        // Later, a record without a MAC (stripped, or written by a process of the old version): the
+        // restart on the same state directory does not seal it.
+        await upgraded.redis.hset(`${prefix}:dossier:${after}`, legacy(after));
+        const restarted = await startTestGateway({ redisPrefix: prefix, stateDir });
+        try {
+          expectTampered(await api(restarted.url, 'GET', `/v1/dossiers/${after}`, FORCE));
+          expect((await api(restarted.url, 'GET', `/v1/dossiers/${before}`, FORCE)).status).toBe(200);
+        } finally {
+          await restarted.close();
+          await restarted.redis.quit();
+        }
+      } finally {
+        await upgraded.redis.quit();
+      }
+    } finally {
+      await deleteKeys(first.redis, prefix);
+      await first.redis.quit();
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
