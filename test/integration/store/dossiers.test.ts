@@ -79,6 +79,17 @@ describe('DossierStore', () => {
     expect(await f.redis.exists(f.keys.dossier(gone))).toBe(0);
   });
 
+  it('concurrent changes to one record all land (compare-and-set on its version, retried)', async () => {
+    const store = new DossierStore(f.redis, f.keys, f.auth);
+    const r = record(['a', 'b', 'c', 'd', 'e', 'f']);
+    await store.create(r, 's');
+    await Promise.all([store.markRecalled(r.id, 'withdrawn', { reason: 'withdrawn', at: 't', by: 'c' }), ...r.partners.map((p) => store.recordRecallNotice(r.id, p, { notice: `pkt_${p}` }))]);
+    const got = await store.get(r.id);
+    expect(got?.state).toBe('withdrawn');
+    expect(Object.keys(got?.recall?.notices ?? {}).sort()).toEqual(r.partners);
+    expect(Number(await f.redis.get(f.keys.recordVersion('dossier', r.id)))).toBe(1 + 1 + r.partners.length);
+  });
+
   it('reads the state of recall notices, leaving out packets and erased notices', async () => {
     const store = new DossierStore(f.redis, f.keys, f.auth);
     const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
