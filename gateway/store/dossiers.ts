@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
-import { AuthenticatedRecords, type RecordAuth } from './records.js';
+import { AuthenticatedRecords, type RecordAuth, type VerifiedRecord } from './records.js';
 import type { Keys } from './redis.js';
 import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
@@ -88,6 +88,8 @@ export const PENDING_TTL_SECONDS = 20;
  */
 export class DossierStore {
   private readonly records: AuthenticatedRecords;
+  /** What each record get() returned was read from: a later change tries that version first. */
+  private readonly readFrom = new WeakMap<DossierRecord, VerifiedRecord>();
 
   constructor(private readonly redis: Redis, private readonly keys: Keys, auth: RecordAuth) {
     this.records = new AuthenticatedRecords(redis, keys, auth);
@@ -158,9 +160,10 @@ export class DossierStore {
 
   /** The record, checked (`record_tampered` when it fails); undefined when gone or still pending. */
   async get(id: string): Promise<DossierRecord | undefined> {
-    const h = (await this.records.read('dossier', id))?.fields;
-    if (!h?.id || h.pending) return undefined; // pending: not accepted (yet)
-    return {
+    const read = await this.records.read('dossier', id);
+    const h = read?.fields;
+    if (!read || !h?.id || h.pending) return undefined; // pending: not accepted (yet)
+    const record: DossierRecord = {
       id: h.id,
       source: h.source ?? '',
       client: h.client ?? '',
@@ -171,6 +174,8 @@ export class DossierStore {
       ...(h.failure ? { failure: h.failure } : {}),
       ...(h.recall ? { recall: recallMark(h) } : {}),
     };
+    this.readFrom.set(record, read);
+    return record;
   }
 
   /**
@@ -216,9 +221,12 @@ export class DossierStore {
     await this.redis.hset(this.keys.deliveries(id), partner, JSON.stringify(delivery));
   }
 
-  /** Every delivery settled: the sealed dossier is erased, only the status record remains. */
-  async markProcessed(id: string): Promise<void> {
-    await this.records.update('dossier', id, () => ({ set: { state: 'processed' }, del: ['sealed'] }));
+  /**
+   * Every delivery settled: the sealed dossier is erased, only the status record remains. `record`: as
+   * get() returned it, when the caller has it (its version is tried first).
+   */
+  async markProcessed(id: string, record?: DossierRecord): Promise<void> {
+    await this.records.update('dossier', id, () => ({ set: { state: 'processed' }, del: ['sealed'] }), record && this.readFrom.get(record));
   }
 
   async markFailed(id: string, failure: string): Promise<void> {

@@ -80,15 +80,17 @@ export class AuthenticatedRecords {
 
   /**
    * Changes a record: `change` gets its current fields and says what to set and delete (or undefined:
-   * nothing to do). Returns false when the record is gone.
+   * nothing to do). `known`: the record as this process last read it, tried first (saves a read when
+   * nothing changed it since). Returns false when the record is gone.
    */
   async update(
     kind: RecordKind,
     id: string,
     change: (fields: Record<string, string>) => { set?: Record<string, string>; del?: string[] } | undefined,
+    known?: VerifiedRecord,
   ): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await this.read(kind, id);
+      const current = attempt === 0 && known ? known : await this.read(kind, id);
       if (!current) return false;
       const wanted = change(current.fields);
       if (!wanted) return true;
