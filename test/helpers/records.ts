@@ -25,11 +25,11 @@ export function testRecordAuth(): RecordAuth {
  * that set up a state (an expired packet, a notice not sent) which the gateway would reach in time.
  */
 export async function changeRecordAsGateway(
-  gw: { redis: Redis; prefix: string; stateDir: string },
+  gw: { redis: Redis; prefix: string; config: { stateDir: string } },
   kind: RecordKind,
   id: string,
   change: { set?: Record<string, string>; del?: string[] },
 ): Promise<void> {
-  const changed = await new AuthenticatedRecords(gw.redis, new Keys(gw.prefix), gatewayRecordAuth(gw.stateDir)).update(kind, id, () => change);
+  const changed = await new AuthenticatedRecords(gw.redis, new Keys(gw.prefix), gatewayRecordAuth(gw.config.stateDir)).update(kind, id, () => change);
   if (!changed) throw new Error(`no ${kind} record ${id} to change`);
 }

@@ -38,8 +38,8 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
   const set = await loadPolicySet(path.join(ROOT, 'policies'));
   const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
   return new Fanout({
-    store: new DossierStore(gw.redis, keys, gatewayRecordAuth(gw.stateDir)),
-    mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.stateDir))),
+    store: new DossierStore(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)),
+    mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))),
     // Another worker of the same gateway: it signs with the same state directory's audit key.
     audit: new AuditLog(new RedisAuditChain(gw.redis, keys), { auditKey: await loadOrCreateAuditKey(gw.stateDir) }),
     live: () => live,
@@ -55,7 +55,7 @@ async function push(): Promise<string> {
 }
 
 async function packetsOf(dossierId: string): Promise<PacketRecord[]> {
-  const mailbox = new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.stateDir)));
+  const mailbox = new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)));
   const all = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
   const mine = all.filter((p) => p.dossier === dossierId);
   return (await Promise.all(mine.map((p) => mailbox.get(p.id)))).filter((p): p is PacketRecord => p !== undefined);
@@ -81,7 +81,7 @@ describe('exactly one packet per (dossier, partner)', () => {
         return super.create(packet, delivery);
       }
     }
-    await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.stateDir))))).process(id)).rejects.toThrow('worker died');
+    await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))))).process(id)).rejects.toThrow('worker died');
     const before = await packetsOf(id);
     expect(before).toHaveLength(2);
     const record = await gw.redis.hgetall(keys.dossier(id));

@@ -144,7 +144,7 @@ describe('SIGTERM during work', () => {
           const status = await waitSettled(api1.url, id, 60_000);
           expect(status.deliveries.every((d: { state: string }) => d.state === 'delivered')).toBe(true);
         }
-        const mailbox = new Mailbox(new RedisMailbox(api1.redis, keys, gatewayRecordAuth(api1.stateDir)));
+        const mailbox = new Mailbox(new RedisMailbox(api1.redis, keys, gatewayRecordAuth(api1.config.stateDir)));
         for (const p of PARTNERS) {
           const mine = (await mailbox.list(p, 10_000)).filter((x) => ids.includes(x.dossier));
           expect(mine, p).toHaveLength(ids.length);

@@ -22,7 +22,7 @@ const FORCE = TOKENS['west-midlands-rocu']!;
 function sweeperAt(gw: TestGateway, now: () => Date): RetentionSweeper {
   const keys = new Keys(gw.prefix);
   const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
-  return new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.stateDir)), audit, now), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), audit, now), { now });
 }
 
 async function auditOf(gw: TestGateway): Promise<AuditRecord[]> {
