@@ -72,6 +72,8 @@ export const AUDIT_ACTIONS = {
   'exchange.recall_received': 'alteration',
   'exchange.recall_not_received': 'decision',
   'exchange.recall_failed': 'decision',
+  'record.tampered': 'decision',
+  'records.sealed': 'alteration',
 } as const satisfies Record<string, AuditKind>;
 
 export type AuditAction = keyof typeof AUDIT_ACTIONS;
@@ -181,6 +183,10 @@ interface Extras {
   'exchange.recall_received': Peer & { inReplyTo?: string; issuedAt?: string };
   'exchange.recall_not_received': Peer & { inReplyTo?: string };
   'exchange.recall_failed': Peer;
+  /** A stored record failed its integrity check (store/record-mac.ts) and was refused. */
+  'record.tampered': { record?: 'dossier' | 'packet'; problem?: string };
+  /** Records written before records were authenticated, sealed once (compose/records.ts). */
+  'records.sealed': { count?: number };
 }
 
 /** One audit event: discriminated by `action`, whose kind is fixed. */

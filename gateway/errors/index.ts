@@ -57,6 +57,7 @@ export const ERROR_CODES = [
   'audit_unavailable',
   'crypto_failed',
   'dossier_unreadable',
+  'record_tampered',
   'internal',
 ] as const;
 

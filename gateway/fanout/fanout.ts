@@ -70,7 +70,7 @@ export class Fanout {
     if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
     endFanout();
 
-    await store.markProcessed(dossierId);
+    await store.markProcessed(dossierId, record);
     await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
   }
 

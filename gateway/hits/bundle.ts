@@ -13,7 +13,7 @@ import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/op
 import { GatewayError } from '../errors/index.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PolicySet } from '../policy/types.js';
-import type { DossierStore } from '../store/dossiers.js';
+import { isRecalled, type DossierRecord, type DossierStore } from '../store/dossiers.js';
 import { isWithdrawn, type Answers, type AnswersSummary } from './answers.js';
 import { agreementState } from './submission.js';
 import { compareIds, findLinks, hitItems, matchTokens, type Link, type LinkItem } from './links.js';
@@ -133,8 +133,10 @@ export class Bundles {
     const references = new Map<string, string>();
     const remote: LinkItem[] = [];
     for (const other of others) {
-      const record = await this.deps.store.get(other);
-      if (!record || record.source !== source) continue; // gone with its retention, or not this source's
+      const record = await this.linkable(other);
+      // Gone with its retention, not this source's, or recalled by the source (withdrawn or corrected:
+      // its evidence is no longer the force's to rely on, so nothing of it is linked).
+      if (!record || record.source !== source || isRecalled(record.state)) continue;
       const links = await hitStore.dossierLinks(other);
       if (links) references.set(other, links.reference);
       const items = [...(links?.items ?? []), ...(await hitStore.hits(other)).flatMap((h) => hitItems(other, h))];
@@ -142,6 +144,16 @@ export class Bundles {
       remote.push(...items.filter((i) => matchTokens(i).some((t) => tokens.has(`${t.kind}\u0000${t.value}`))));
     }
     return findLinks([...local, ...remote], dossierId, references);
+  }
+
+  /** Another dossier's record for linking; one that fails its integrity check (audited by the store) is left out. */
+  private async linkable(id: string): Promise<DossierRecord | undefined> {
+    try {
+      return await this.deps.store.get(id);
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'record_tampered') return undefined;
+      throw err;
+    }
   }
 }
 

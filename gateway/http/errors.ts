@@ -48,6 +48,7 @@ const STATUS: Record<ErrorCode, number> = {
   audit_unavailable: 503,
   crypto_failed: 500,
   dossier_unreadable: 500,
+  record_tampered: 500,
   internal: 500,
 };
 

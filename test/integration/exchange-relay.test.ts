@@ -31,6 +31,7 @@ import { RECORD_TTL_SECONDS } from '../../gateway/store/dossiers.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, dumpKeys, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 const PEER = 'warwickshire';
@@ -236,7 +237,7 @@ describe('the lifetime of the exchange records', () => {
 
     // The sweeper erases them with the status record, and says so.
     const now = () => new Date(due + 1);
-    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey: await loadOrCreateAuditKey(path.join(tmp, 'state')) }), now), { now });
+    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey: await loadOrCreateAuditKey(path.join(tmp, 'state')) }), now), { now });
     const swept = await sweeper.sweepOnce();
     expect(swept.erased).toContain(`dossier|${id}`);
     expect(await gw.redis.exists(keys.dossier(id), outKey, envelopeKey, keys.dossierCompanions(id))).toBe(0);

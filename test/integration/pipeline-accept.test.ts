@@ -13,6 +13,7 @@ import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { DossierStore } from '../../gateway/store/dossiers.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { deleteKeys, fixture, REDIS_URL } from '../helpers/gateway.js';
+import { testRecordAuth } from '../helpers/records.js';
 
 const prefix = `cordon-test-accept-${randomBytes(4).toString('hex')}`;
 const keys = new Keys(prefix);
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 function deps(enqueue: (id: string) => Promise<void>, scheduled: string[] = []): AcceptDeps & { store: DossierStore } {
-  return { store: new DossierStore(redis, keys), audit: new AuditLog(new RedisAuditChain(redis, keys)), sealKey, retention: { schedule: async (member) => void scheduled.push(member) }, enqueue };
+  return { store: new DossierStore(redis, keys, testRecordAuth()), audit: new AuditLog(new RedisAuditChain(redis, keys)), sealKey, retention: { schedule: async (member) => void scheduled.push(member) }, enqueue };
 }
 
 async function auditActions(): Promise<string[]> {
