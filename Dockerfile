@@ -41,6 +41,7 @@ USER cordon
 VOLUME ["/var/lib/cordon"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-# REDIS_URL and CORDON_CLIENTS must be provided, and the policy directory mounted: production mode
-# refuses the sample credentials and an evicting Redis, and never starts a private redis-server.
+# REDIS_URL, CORDON_CLIENTS, CORDON_POLICY_SIGNERS and CORDON_POLICY_QUORUM must be provided, and the
+# policy directory (signed) and the signers file mounted: production mode refuses the sample credentials,
+# unsigned policy revisions and an evicting Redis, and never starts a private redis-server.
 CMD ["node", "dist/gateway/main.js"]

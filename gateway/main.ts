@@ -21,6 +21,8 @@ export interface RunningGateway {
   config: Config;
   /** Base URL of the API when the api role runs. */
   url?: string;
+  /** Base URL of the separate /metrics listener, when `CORDON_METRICS_PORT` is set. */
+  metricsUrl?: string;
   redisUrl: string;
   close(): Promise<void>;
 }
@@ -53,7 +55,7 @@ export async function startGateway(config: Config, logger: Logger = createLogger
 
     const result: RunningGateway = { config, redisUrl: connection.redisUrl, close };
     if (config.role === 'all' || config.role === 'worker') startWorkerRole(wiring, services);
-    if (config.role === 'all' || config.role === 'api') result.url = await startApiRole(wiring, services, clients);
+    if (config.role === 'all' || config.role === 'api') Object.assign(result, await startApiRole(wiring, services, clients));
     return result;
   } catch (err) {
     await close();

@@ -10,7 +10,7 @@
 # Writes:
 #   policies/keys/<id>.asc                 public keys of the 7 sample parties
 #   test/fixtures/keys/<id>.sec.asc        secret keys of every id (sample parties + fixtures)
-#   test/fixtures/keys/<id>.asc            public keys of the fixtures expired, revoked, intruder
+#   test/fixtures/keys/<id>.asc            public keys of the fixtures expired, revoked, intruder, governance
 #   test/fixtures/keys/fingerprints.json   { "<id>": "<40 hex upper>" }
 #
 # Usage: scripts/make-test-keys.sh   (from anywhere; needs gpg >= 2.2)
@@ -46,6 +46,7 @@ FIXTURES=(
   "expired|Expired Fixture|fixtures.cordon.test"
   "revoked|Revoked Fixture|fixtures.cordon.test"
   "intruder|Intruder Fixture|fixtures.cordon.test"
+  "governance|Governance Fixture|fixtures.cordon.test"
 )
 
 uid_for() { # name id domain
@@ -85,6 +86,11 @@ for entry in "${SAMPLE[@]}" "${FIXTURES[@]}"; do
     expired)
       # Created in the past with a one-day lifetime: expired long before any test runs.
       fpr="$(make_key "$uid" 1d --faked-system-time 20200101T000000!)"
+      ;;
+    governance)
+      # A governance signer (`cordon policy sign`) only signs: no encryption subkey.
+      "${GPG[@]}" --quick-gen-key "$uid" ed25519 sign,cert never
+      fpr="$(fingerprint_of "$uid")"
       ;;
     revoked)
       fpr="$(make_key "$uid" never)"
@@ -127,8 +133,9 @@ this folder and `fingerprints.json`; update pinned fingerprints in `policies/` a
 
 - `<id>.sec.asc`: secret key (no passphrase) of every test party and fixture.
 - `<id>.asc`: public key of the fixtures `expired` (expired in 2020), `revoked` (revocation
-  certificate applied) and `intruder` (valid, but nobody's pinned key). The sample parties'
-  public keys are in `policies/keys/`.
+  certificate applied), `intruder` (valid, but nobody's pinned key) and `governance` (a
+  sign-only key for `cordon policy sign`, named in a test's `CORDON_POLICY_SIGNERS` file). The
+  sample parties' public keys are in `policies/keys/`.
 - `fingerprints.json`: primary key fingerprints, 40 upper-case hex digits.
 EOF
 

@@ -12,7 +12,7 @@ export type AuditKind =
   | 'collection' // dossier received
   | 'rejection' // dossier refused at the door
   | 'disclosure' // packet created for a recipient, recall notice sent
-  | 'decision' // delivery blocked
+  | 'decision' // delivery blocked, recipients chosen (not requested, statutory, deferred)
   | 'consultation' // packet retrieved, preview used, audit queried
   | 'acknowledgement'
   | 'combination' // hits received and delivered
@@ -41,6 +41,9 @@ export const AUDIT_ACTIONS = {
   'packet.erased': 'erasure',
   'packet.erasure_skipped': 'erasure',
   'delivery.blocked': 'decision',
+  'delivery.not_requested': 'decision',
+  'delivery.statutory': 'decision',
+  'delivery.deferred': 'decision',
   'recall.notice_sent': 'disclosure',
   'recall.notice_blocked': 'decision',
   'hits.received': 'combination',
@@ -72,6 +75,8 @@ export const AUDIT_ACTIONS = {
   'exchange.recall_received': 'alteration',
   'exchange.recall_not_received': 'decision',
   'exchange.recall_failed': 'decision',
+  'record.tampered': 'decision',
+  'records.sealed': 'alteration',
 } as const satisfies Record<string, AuditKind>;
 
 export type AuditAction = keyof typeof AUDIT_ACTIONS;
@@ -156,6 +161,12 @@ interface Extras {
   'packet.erased': { type?: 'recall'; state?: string };
   'packet.erasure_skipped': object;
   'delivery.blocked': object;
+  /** The words the dossier requested (none reached this partner), never dossier values. */
+  'delivery.not_requested': { checks?: string[] };
+  /** Sent under a statutory condition: its name, legal reason and how many subjects it held for. */
+  'delivery.statutory': { statutory?: string; legalReason?: string; subjects?: number; checks?: string[] };
+  /** A statutory delivery the source deferred: the force's own reason stays with the dossier's status record. */
+  'delivery.deferred': { statutory?: string; legalReason?: string; reviewBy?: string };
   'recall.notice_sent': Signed & { notice?: string };
   'recall.notice_blocked': object;
   'hits.received': HitCounts & { partner?: string; subjects?: number; signed?: boolean };
@@ -165,8 +176,8 @@ interface Extras {
   'matches.refused': { partner?: string; note?: string };
   'matches.withdrawn': { partner?: string; subjects?: number; hits?: number; was?: Record<string, number>; signed?: boolean };
   'preview.used': object;
-  'policy.loaded': { previousRevision?: string };
-  'policy.refused': { problems?: number };
+  'policy.loaded': { previousRevision?: string; policySequence?: number; signers?: string[] };
+  'policy.refused': { problems?: number; refusedRevision?: string; note?: string };
   'auth.failed': { route?: string; remote?: string };
   'audit.queried': { filter?: Record<string, unknown> };
   'audit.checkpoint_requested': object;
@@ -180,13 +191,17 @@ interface Extras {
   'exchange.blocked': Peer;
   'exchange.not_forwarded': { peers?: string[] };
   'exchange.rejected': Peer & { paths?: string[] };
-  'exchange.hits_relayed': Signed & Peer & HitCounts;
+  'exchange.hits_relayed': Signed & Peer & HitCounts & { notRelayed?: number; hitsPolicy?: { detail: string; partnerRecordRef: string } };
   'exchange.hits_received': Peer & HitCounts;
   'exchange.hits_failed': Peer;
   'exchange.recall_sent': Signed & Peer & { inReplyTo?: string; issuedAt?: string };
   'exchange.recall_received': Peer & { inReplyTo?: string; issuedAt?: string };
   'exchange.recall_not_received': Peer & { inReplyTo?: string };
   'exchange.recall_failed': Peer;
+  /** A stored record failed its integrity check (store/record-mac.ts) and was refused. */
+  'record.tampered': { record?: 'dossier' | 'packet'; problem?: string };
+  /** Records written before records were authenticated, sealed once (compose/records.ts). */
+  'records.sealed': { count?: number };
 }
 
 /** One audit event: discriminated by `action`, whose kind is fixed. */

@@ -3,7 +3,9 @@
  * exchange for inbound dossiers), the read-only queue dashboard, intake, the express app with its
  * readiness checks (readiness.ts), and last the HTTP(S) server. The server is started last, so nothing
  * is accepted before everything behind it exists, and its close is pushed last, so on shutdown it stops
- * taking requests first, before the queues it enqueues on are closed. Returns the API's base URL.
+ * taking requests first, before the queues it enqueues on are closed. `CORDON_METRICS_PORT` moves
+ * /metrics off the API port onto a listener of its own (on `CORDON_METRICS_HOST`, loopback by default),
+ * so the operational counters can be kept on an internal network. Returns the base URLs.
  */
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -27,7 +29,7 @@ import type { Wiring } from './context.js';
 import { readinessChecks } from './readiness.js';
 import type { Services } from './services.js';
 
-export async function startApiRole(wiring: Wiring, services: Services, clients: () => ClientRegistry): Promise<string> {
+export async function startApiRole(wiring: Wiring, services: Services, clients: () => ClientRegistry): Promise<{ url: string; metricsUrl?: string }> {
   const { config, logger, closers } = wiring;
   const { redis, redisUrl, store, mailbox, audit, live, keyring, gatewayKey, retention, hitsModule, exchange, recall } = services;
   const queueConn = connectRedisForQueue(redisUrl);
@@ -67,10 +69,45 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     approvals: services.approvals,
     rateLimits: new RateLimits({ store: new RedisRateLimits(redis, services.keys), perClientPerMinute: config.rateLimitPerMinute, authFailuresPerMinute: config.authFailuresPerMinute }),
     trustProxyHops: config.trustProxyHops,
-    metrics: async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() }),
+    // On a separate listener (below) when CORDON_METRICS_PORT is set: then the API port has no /metrics.
+    ...(config.metricsPort === undefined ? { metrics } : {}),
     readiness: readinessChecks(services),
   });
-  return listen(wiring, app);
+  const metricsUrl = config.metricsPort === undefined ? undefined : await listenMetrics(wiring, config.metricsPort, config.metricsHost ?? '127.0.0.1');
+  const url = await listen(wiring, app);
+  return { url, ...(metricsUrl ? { metricsUrl } : {}) };
+}
+
+const metrics = async () => ({ contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() });
+
+/** The /metrics-only listener: GET /metrics, 404 for anything else; no API, no credentials. */
+async function listenMetrics({ logger, closers }: Wiring, port: number, host: string): Promise<string> {
+  const server = createServer((req, res) => {
+    const route = (req.url ?? '').split('?')[0];
+    if (route !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"Only GET /metrics is served here"}}');
+      return;
+    }
+    metrics().then(
+      (m) => res.writeHead(200, { 'content-type': m.contentType }).end(req.method === 'HEAD' ? undefined : m.body),
+      (err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'metrics failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const addr = server.address();
+  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  logger.info({ url }, 'metrics listening');
+  return url;
 }
 
 async function listen({ config, logger, closers }: Wiring, app: ReturnType<typeof createApp>): Promise<string> {

@@ -27,6 +27,7 @@ export async function startAuditTrail(
   { gatewayKey }: Secrets,
   keyring: Keyring,
   policyRevision: string,
+  signed?: { policySequence: number; signers: string[] },
 ): Promise<AuditLog> {
   const audit = new AuditLog(new RedisAuditChain(redis, keys), {
     indexKey: keyring.auditIndex,
@@ -46,7 +47,7 @@ export async function startAuditTrail(
   // key) vouches for it as it is; from the next record on every batch is signed.
   const head = await audit.head();
   if (head.seq > 0 && !head.sig) await audit.checkpoint('format-change');
-  await audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision, reason: 'start-up' });
+  await audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision, reason: 'start-up', ...signed });
   await audit.checkpoint('start-up');
   // A checkpoint on a clean stop, so the trail ends signed; pushed early, it runs after the api and
   // workers have stopped and before Redis is closed.

@@ -35,6 +35,7 @@ import { RedisRetention } from '../store/retention.js';
 import { ExchangeStore } from '../store/exchange.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
+import { recordAuth, sealLegacyRecords } from './records.js';
 import type { Wiring } from './context.js';
 import type { LivePolicies } from './policies.js';
 import type { RedisConnection } from './redis.js';
@@ -67,11 +68,15 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const keyring = new Keyring(master);
   const { live } = policies;
   const keys = new Keys(config.redisPrefix);
-  const store = new DossierStore(redis, keys);
-  const mailbox = new Mailbox(new RedisMailbox(redis, keys));
-  const audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision);
+  // Dossier and packet records are authenticated (store/record-mac.ts); a refused one is audited.
+  // The stores come before the trail (which reads nothing of them); a refusal is audited once it exists.
+  const trail: { audit?: AuditLog } = {};
+  const store = new DossierStore(redis, keys, recordAuth(wiring, keyring, () => trail.audit));
+  const mailbox = new Mailbox(new RedisMailbox(redis, keys, store.authenticated));
+  const audit = (trail.audit = await startAuditTrail(wiring, redis, keys, secrets, keyring, live().set.revision, policies.signed));
+  await sealLegacyRecords(wiring, store.authenticated, audit);
   // Retention: erasures are scheduled by intake and the mailbox, and swept (audited) by the workers.
-  const retentionStore = new RedisRetention(redis, keys);
+  const retentionStore = new RedisRetention(redis, keys, store.authenticated);
   const retention = new RetentionSweeper(retentionStore, new Eraser(retentionStore, audit), {
     onError: (err, member) => logger.error({ err: err.message, item: member.split('|')[0] }, 'retention erasure failed; retried on the next sweep'),
   });
@@ -84,6 +89,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     parseKey: (armored, fp) => parseRecipientKey(armored, fp),
     // In production a set pinning a published test key is refused like an invalid one.
     ...(config.production ? { load: async (dir: string) => refuseDemoKeys(await loadPolicySet(dir)) } : {}),
+    // With policy signers: a set not signed by the quorum, or signed at an older sequence, is refused.
+    ...(policies.approve ? { approve: policies.approve } : {}),
     audit,
     logger,
     onOutcome: (o) => {

@@ -28,6 +28,10 @@ export interface Config {
   /** Undefined: start-up (compose/redis.ts) starts a private redis-server. */
   redisUrl?: string;
   policyDir: string;
+  /** `CORDON_POLICY_SIGNERS`: governance public keys; set, policy sets go live only when signed (governance/signatures.ts). */
+  policySigners?: string;
+  /** `CORDON_POLICY_QUORUM`: distinct signers a policy set needs. */
+  policyQuorum: number;
   clientsFile: string;
   /** How often the clients file is polled for changes. */
   clientsPollMs: number;
@@ -64,6 +68,10 @@ export interface Config {
   requestTimeoutMs: number;
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeoutMs: number;
+  /** `CORDON_METRICS_PORT`: /metrics on its own listener (and no longer on the API port); unset: on the API port. */
+  metricsPort?: number;
+  /** `CORDON_METRICS_HOST`: the address that listener binds to (default loopback). */
+  metricsHost?: string;
   /** This gateway's own force id for cross-border exchange (default: the only source configured). */
   forceId?: string;
   /** Retries of an envelope to a peer gateway before it is dead-lettered, and the first backoff. */
@@ -106,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   settings.production = values.NODE_ENV === 'production';
   settings.allowPlaintextBehindProxy = values.CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY === '1';
   settings.clientsFile ??= path.join(settings.policyDir as string, 'clients.sample.yaml');
+  if (settings.metricsPort !== undefined) settings.metricsHost ??= '127.0.0.1';
   const bad = new Set(problems.map((p) => p.variable));
   if (!bad.has('CORDON_HEADERS_TIMEOUT_MS') && !bad.has('CORDON_REQUEST_TIMEOUT_MS') && (settings.requestTimeoutMs as number) < (settings.headersTimeoutMs as number)) {
     problems.push({ variable: 'CORDON_REQUEST_TIMEOUT_MS', message: `CORDON_REQUEST_TIMEOUT_MS must be at least CORDON_HEADERS_TIMEOUT_MS (${settings.headersTimeoutMs as number})` });
@@ -121,8 +130,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (settings.production && settings.role !== 'worker' && certVar === undefined && !settings.allowPlaintextBehindProxy && !bad.has('CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY')) {
     problems.push({ variable: 'CORDON_TLS_CERT', message: 'production needs TLS: set CORDON_TLS_CERT and CORDON_TLS_KEY, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1 when a TLS-terminating proxy is in front' });
   }
+  // Whoever can write the policy directory must not be able to add a signer there.
+  if (settings.policySigners !== undefined && !bad.has('CORDON_POLICY_SIGNERS') && isInside(settings.policyDir as string, settings.policySigners as string)) {
+    problems.push({ variable: 'CORDON_POLICY_SIGNERS', message: `CORDON_POLICY_SIGNERS: ${settings.policySigners as string} is inside the policy directory; keep the signers file where policy editors cannot write` });
+  }
+  // A production policy change needs governance's signatures, and the quorum is a decision, not a default.
+  if (settings.production) {
+    for (const v of ['CORDON_POLICY_SIGNERS', 'CORDON_POLICY_QUORUM'] as const) {
+      if (env[v] === undefined || env[v] === '') problems.push({ variable: v, message: `production needs signed policy revisions: set CORDON_POLICY_SIGNERS (governance public keys) and CORDON_POLICY_QUORUM (signatures required); ${v} is unset` });
+    }
+  }
   if (problems.length) throw configError(problems);
   return deepFreeze(settings as unknown as Config);
+}
+
+function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 function configError(problems: ConfigProblem[]): GatewayError {

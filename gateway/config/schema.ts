@@ -105,6 +105,7 @@ function describeErrors(errors: ErrorObject[], raw: Record<string, string>): Con
 const PAIR_REASON: Record<string, string> = {
   CORDON_TLS_CERT: 'HTTPS needs both (PEM files), plain HTTP neither',
   CORDON_TLS_KEY: 'HTTPS needs both (PEM files), plain HTTP neither',
+  CORDON_METRICS_HOST: 'the address is where the separate /metrics listener binds',
 };
 
 const truncate = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);

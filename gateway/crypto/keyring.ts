@@ -24,6 +24,10 @@ export class Keyring {
   get seal(): Buffer {
     return this.key('seal');
   }
+  /** Authenticates dossier and packet records' metadata in Redis (store/record-mac.ts). */
+  get recordMac(): Buffer {
+    return this.key('record-mac');
+  }
   /** Packet ids (derived from dossier and partner) and recall notice ids. */
   get packetId(): Buffer {
     return this.key('packet-id');

@@ -1,6 +1,7 @@
 /**
  * OpenPGP for the gateway: its own key, partners' pinned public keys, encrypt+sign of packets and
- * hits bundles, decrypt+verify of peer envelopes. This is the only module that imports `openpgp`.
+ * hits bundles, decrypt+verify of peer envelopes. Only this module and signers.ts (governance signatures
+ * over policy manifests, with the same CONFIG) import `openpgp`.
  *
  * Interoperability (packets must open with GnuPG 2.2 and Sequoia `sq`):
  * - The gateway key is a v4 key, Ed25519 (legacy EdDSA) primary + Curve25519 (legacy) ECDH subkey.
@@ -91,9 +92,7 @@ async function parseGatewayKey(armored: string): Promise<GatewayKey> {
   try {
     privateKey = await openpgp.readPrivateKey({ armoredKey: armored, config: CONFIG });
   } catch (err) {
-    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is not a readable OpenPGP private key: ${errMessage(err)}`, undefined, {
-      cause: err,
-    });
+    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is not a readable OpenPGP private key: ${errMessage(err)}`, undefined, { cause: err });
   }
   if (!privateKey.isDecrypted()) {
     throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} is passphrase-protected; the gateway key must not be`);
@@ -102,27 +101,14 @@ async function parseGatewayKey(armored: string): Promise<GatewayKey> {
     await privateKey.getSigningKey(undefined, new Date(), undefined, { ...openpgp.config, ...CONFIG });
     await privateKey.getEncryptionKey(undefined, new Date(), undefined, { ...openpgp.config, ...CONFIG });
   } catch (err) {
-    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} cannot sign or encrypt now: ${errMessage(err)}`, undefined, {
-      cause: err,
-    });
+    throw new GatewayError('key_invalid', `${GATEWAY_KEY_FILE} cannot sign or encrypt now: ${errMessage(err)}`, undefined, { cause: err });
   }
   const publicKey = privateKey.toPublic();
-  return {
-    privateKey,
-    publicKey,
-    publicArmored: publicKey.armor({ ...openpgp.config, ...CONFIG }),
-    fingerprint: normaliseFingerprint(privateKey.getFingerprint()),
-  };
+  return { privateKey, publicKey, publicArmored: publicKey.armor({ ...openpgp.config, ...CONFIG }), fingerprint: normaliseFingerprint(privateKey.getFingerprint()) };
 }
 
 async function generateGatewayKeyArmored(): Promise<string> {
-  const { privateKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name: 'Cordon gateway' }],
-    format: 'armored',
-    config: CONFIG,
-  });
+  const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Cordon gateway' }], format: 'armored', config: CONFIG });
   return privateKey;
 }
 
@@ -263,14 +249,7 @@ export async function encryptAndSign(
   await checkRecipientKey(recipient, now);
   try {
     const message = await openpgp.createMessage({ binary: Buffer.from(plaintext, 'utf8'), format: 'binary' });
-    return await openpgp.encrypt({
-      message,
-      encryptionKeys: recipient.key,
-      signingKeys: signer.privateKey,
-      date: now,
-      format: 'armored',
-      config: CONFIG,
-    });
+    return await openpgp.encrypt({ message, encryptionKeys: recipient.key, signingKeys: signer.privateKey, date: now, format: 'armored', config: CONFIG });
   } catch (err) {
     throw new GatewayError('crypto_failed', `encrypt and sign failed: ${errMessage(err)}`, undefined, { cause: err });
   }
@@ -282,11 +261,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Decrypts an armored message with `decryptionKey` and requires a valid signature by one of
  * `verificationKeys`. Any failure (malformed, tampered, unsigned, signed by someone else, too large
  * when decompressed, not UTF-8) throws `crypto_failed`.
+ *
+ * The signing key must be valid at `now` too, not only when the signature says it was made: openpgp.js
+ * checks the key at the signature's own creation time, so a key that has expired (or been revoked)
+ * since would still verify a back-dated signature. Such a signature, or one dated ahead of `now`,
+ * throws `recipient_key_invalid` naming the key.
  */
 export async function decryptAndVerify(
   armored: string,
   decryptionKey: openpgp.PrivateKey,
   verificationKeys: openpgp.PublicKey[],
+  now: Date = new Date(),
 ): Promise<{ data: string; signerFingerprint: string }> {
   if (verificationKeys.length === 0) throw new GatewayError('crypto_failed', 'no verification keys given');
   let message: openpgp.Message<string>;
@@ -310,6 +295,7 @@ export async function decryptAndVerify(
     }
     const signer = verificationKeys.find((k) => k.getKeys(sig.keyID).length > 0);
     if (signer) {
+      await checkSignerNow(signer, sig, now);
       signerFingerprint = normaliseFingerprint(signer.getFingerprint());
       break;
     }
@@ -326,15 +312,27 @@ export async function decryptAndVerify(
   return { data, signerFingerprint };
 }
 
+/** How far ahead of this clock a signature's creation time may be (the signer's clock may run fast). */
+export const SIGNATURE_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The signing (sub)key valid now, and the signature made no later than now: else `recipient_key_invalid`. */
+async function checkSignerNow(signer: openpgp.PublicKey, sig: { keyID: openpgp.KeyID; signature: Promise<openpgp.Signature> }, now: Date): Promise<void> {
+  const config = { ...openpgp.config, ...CONFIG };
+  const fp = normaliseFingerprint(signer.getFingerprint());
+  const created = (await sig.signature).packets[0]?.created;
+  if (!(created instanceof Date) || created.getTime() > now.getTime() + SIGNATURE_CLOCK_SKEW_MS) {
+    throw new GatewayError('recipient_key_invalid', `the signature by key ${fp} is dated in the future (${created instanceof Date ? created.toISOString() : 'no date'}); nothing was stored`);
+  }
+  try {
+    await signer.getSigningKey(sig.keyID, now, undefined, config);
+  } catch (err) {
+    const why = /revoked/i.test(errMessage(err)) ? 'revoked' : /expired/i.test(errMessage(err)) ? 'expired' : 'not valid';
+    throw new GatewayError('recipient_key_invalid', `the signing key ${fp} is ${why} now: a signature dated ${created.toISOString()} by it is not accepted; nothing was stored`, undefined, { cause: err });
+  }
+}
+
 function decryptBinary(message: openpgp.Message<string>, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[]) {
-  return openpgp.decrypt({
-    message,
-    decryptionKeys: decryptionKey,
-    verificationKeys,
-    expectSigned: true,
-    format: 'binary',
-    config: CONFIG,
-  });
+  return openpgp.decrypt({ message, decryptionKeys: decryptionKey, verificationKeys, expectSigned: true, format: 'binary', config: CONFIG });
 }
 
 /** Armored key parsing for tools (CLI demo, tests) that hold keys outside the gateway. */

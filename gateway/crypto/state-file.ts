@@ -10,7 +10,7 @@
  * cannot hard-link, it falls back to an exclusive create (`flag: 'wx'`) and readers retry briefly.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const FILE_MODE = 0o600;
@@ -114,5 +114,23 @@ async function publishExclusive(stateDir: string, path: string, content: string)
     }
   } finally {
     await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** `<stateDir>/<name>`, or undefined when it does not exist. */
+export async function readStateFile(stateDir: string, name: string): Promise<string | undefined> {
+  return readIfExists(join(stateDir, name));
+}
+
+/** Replaces `<stateDir>/<name>` whole (temporary file, then rename): a reader sees the old or the new content. */
+export async function writeStateFile(stateDir: string, name: string, content: string): Promise<void> {
+  await ensureStateDir(stateDir);
+  const tmp = join(stateDir, `.${randomBytes(8).toString('hex')}.tmp`);
+  await writeFile(tmp, content, { mode: FILE_MODE, flag: 'wx' });
+  try {
+    await rename(tmp, join(stateDir, name));
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
 }

@@ -198,8 +198,13 @@ interface Location {
 }
 
 interface Requests {
-  checks: Check[];
+  /** Without checks, only partners under a statutory condition receive the dossier (policy/recipients.ts). */
+  checks?: Check[];
   peers?: string[];
+  /** Narrows the recipients to these partners (each must also be reached by a requested check). */
+  partners?: string[];
+  /** Statutory deliveries held back, each with why and when the decision is reviewed. */
+  defer?: Array<{ partner: string; reason: string; reviewBy: string }>;
 }
 
 export interface Dossier {

@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'idempotency_key_invalid',
   'idempotency_key_reused',
   'path_invalid',
+  'partner_unknown',
+  'defer_not_statutory',
   // authentication and authorisation
   'unauthenticated',
   'forbidden',
@@ -22,6 +24,7 @@ export const ERROR_CODES = [
   // configuration
   'config_invalid',
   'policy_invalid',
+  'policy_unsigned',
   'key_invalid',
   // delivery decisions
   'agreement_expired',
@@ -38,6 +41,7 @@ export const ERROR_CODES = [
   'unknown_subject_ref',
   'hit_kind_not_permitted',
   'signature_invalid',
+  'signature_required',
   'packet_is_recall_notice',
   // match first, then disclose
   'nothing_to_approve',
@@ -55,6 +59,7 @@ export const ERROR_CODES = [
   'audit_unavailable',
   'crypto_failed',
   'dossier_unreadable',
+  'record_tampered',
   'internal',
 ] as const;
 

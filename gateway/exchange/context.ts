@@ -11,6 +11,7 @@ import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
 import { hmacId } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { HitStore } from '../hits/store.js';
+import { agreementStatus } from '../policy/agreement.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PeerPolicy } from '../policy/types.js';
 import { PermanentExchangeError, type ExchangeQueue } from '../queue/exchange-queue.js';
@@ -25,6 +26,22 @@ export const PEER_SOURCE_PREFIX = 'peer:';
 
 export function isPeerSource(source: string): boolean {
   return source.startsWith(PEER_SOURCE_PREFIX);
+}
+
+/**
+ * Why the agreement with a peer does not allow exchanging with it at `now` (not yet in force, past its
+ * review date, a date that cannot be read: policy/agreement.ts, the one place that decides), or
+ * undefined when it does. Checked on every inbound envelope and before every relay.
+ */
+export function peerAgreementLapsed(policy: PeerPolicy, now: Date): { code: 'agreement_expired' | 'agreement_not_in_force'; message: string } | undefined {
+  const status = agreementStatus(policy.agreement, now);
+  const { reference, inForceFrom, reviewBy } = policy.agreement;
+  if (status.state === 'expired') return { code: status.reason, message: `Agreement ${reference} with peer ${policy.peer.id} was due for review by ${reviewBy}: exchange under it has stopped` };
+  if (status.state === 'not_in_force') {
+    const why = status.unreadable ? `has a date that cannot be read (in force from ${inForceFrom}, review by ${reviewBy})` : `is in force only from ${inForceFrom}`;
+    return { code: status.reason, message: `Agreement ${reference} with peer ${policy.peer.id} ${why}: nothing is exchanged under it` };
+  }
+  return undefined;
 }
 
 export interface ExchangeDeps {
@@ -91,10 +108,17 @@ export class ExchangeContext {
     throw new GatewayError('config_invalid', 'Set CORDON_FORCE_ID: the policy set has more than one source, so this gateway\u2019s force is ambiguous');
   }
 
+  /**
+   * The peer's policy and pinned key, for anything about to be sent to it (a dossier, relayed hits, a
+   * recall): a peer no longer configured, whose agreement is not in force now, or whose key cannot be
+   * used gets nothing (a permanent failure: the job is dead-lettered and audited with the reason).
+   */
   async peerAndKey(peer: string): Promise<{ policy: PeerPolicy; key: RecipientKey }> {
     const view = this.deps.peers.view();
     const policy = view.policies.get(peer);
     if (!policy) throw new PermanentExchangeError(`peer ${peer} is no longer configured`);
+    const lapsed = peerAgreementLapsed(policy, new Date());
+    if (lapsed) throw new PermanentExchangeError(`${lapsed.code}: ${lapsed.message}; nothing is sent to it`);
     const key = await view.keys.get(peer);
     if (!key || 'invalid' in key) throw new PermanentExchangeError(`the pinned key of peer ${peer} cannot be used: ${key?.invalid ?? 'no key'}`);
     return { policy, key };

@@ -2,7 +2,8 @@
  * Hits relay. Hits this gateway's partners report on a peer's dossier are relayed back to the
  * originating gateway (an envelope of type `hits` quoting the original envelope id); there they are
  * mapped from the envelope refs back to the dossier's own subject ids and merged into its hits bundle,
- * marked `via` the force they came through. Hits relayed onto a dossier its source has recalled are
+ * marked `via` the force they came through. What of the hits crosses is the peer file's hits policy
+ * (hits-policy.ts: kinds, detail kept, dropped or generalised, record refs kept or dropped). Hits relayed onto a dossier its source has recalled are
  * refused (`dossier_recalled`), like a partner's. Every step is audited on both sides.
  */
 import { hmacId, unseal } from '../crypto/seal.js';
@@ -15,6 +16,7 @@ import { isRecalled } from '../store/dossiers.js';
 import type { EnvelopeRecord } from '../store/exchange.js';
 import { isPeerSource, type ExchangeContext } from './context.js';
 import { agreementOf, pick, type EnvelopeHeader } from './envelope.js';
+import { applyHitsPolicy } from './hits-policy.js';
 
 export class HitsRelay {
   constructor(private readonly cx: ExchangeContext) {}
@@ -32,19 +34,14 @@ export class HitsRelay {
     const origin = await this.cx.records.origin(dossierId);
     if (!origin.peer || !origin.envelopeId) throw new PermanentExchangeError(`dossier ${dossierId} has no peer origin`);
     const { policy, key } = await this.cx.peerAndKey(origin.peer);
-    const hits = (await deps.hitStore.hits(dossierId)).map((h) => ({
-      id: h.id,
-      subject: h.subject,
-      partner: h.partner,
-      kind: h.kind,
-      detail: h.detail,
-      matchedOn: h.matchedOn,
-      confidence: h.confidence,
-      ...(h.partnerRecordRef !== undefined ? { partnerRecordRef: h.partnerRecordRef } : {}),
-      receivedAt: h.receivedAt,
-      agreement: h.agreement,
-    }));
-    if (hits.length === 0) return;
+    // The peer file's hits policy says what of the partners' hits may cross (hits-policy.ts).
+    const { relayed: hits, notRelayed } = applyHitsPolicy(await deps.hitStore.hits(dossierId), policy.hits);
+    if (hits.length === 0) {
+      if (notRelayed > 0) {
+        await deps.audit.append({ kind: 'decision', action: 'exchange.blocked', dossier: dossierId, packet: envelopeId, recipient: `peer:${origin.peer}`, reason: 'hit_kind_not_permitted' });
+      }
+      return;
+    }
     const { message } = await this.cx.seal('hits', envelopeId, policy, key, { hits }, origin.envelopeId);
     // Audit first: a transfer that cannot be logged does not happen (a retried relay is logged again).
     await deps.audit.append({
@@ -55,6 +52,8 @@ export class HitsRelay {
       recipient: `peer:${origin.peer}`,
       agreement: agreementOf(policy),
       count: hits.length,
+      notRelayed,
+      hitsPolicy: { detail: policy.hits.detail, partnerRecordRef: policy.hits.partnerRecordRef },
       partners: [...new Set(hits.map((h) => h.partner))].sort(),
       keyFingerprint: key.fingerprint,
     });
@@ -96,6 +95,8 @@ export class HitsRelay {
         ...(h.partnerRecordRef !== undefined ? { partnerRecordRef: h.partnerRecordRef } : {}),
         receivedAt,
         agreement: { reference },
+        // Whether the peer's partner signed it, as the peer gateway (whose signature the envelope carries) says.
+        signed: src.signed === true,
         via: policy.peer.force,
       };
     });

@@ -4,13 +4,14 @@
  * not seen before (a replay answers with what it made the first time); then it goes by type: a dossier
  * is validated and accepted like a force's (gateway/pipeline/accept.ts) with the source `peer:<id>`, and
  * fanned out to this gateway's own partners under its own policies; hits go to the hits relay, a recall
- * to the recall relay. Nothing is stored unless it all holds; every refusal is audited.
+ * to the recall relay. A peer whose agreement is not in force (policy/agreement.ts) has every envelope
+ * refused before it is opened. Nothing is stored unless it all holds; every refusal is audited.
  */
 import { validateDossier } from '../dossier/validate.js';
 import { GatewayError } from '../errors/index.js';
-import { accept, newDossierId, newRecord } from '../pipeline/accept.js';
+import { accept, choiceEvents, newDossierId, newRecord } from '../pipeline/accept.js';
 import type { PeerPolicy } from '../policy/types.js';
-import { PEER_SOURCE_PREFIX, type ExchangeContext } from './context.js';
+import { PEER_SOURCE_PREFIX, peerAgreementLapsed, type ExchangeContext } from './context.js';
 import { agreementOf, checkHeader, openEnvelope, type EnvelopeHeader } from './envelope.js';
 import type { HitsRelay } from './hits-relay.js';
 import type { RecallRelay } from './recall-relay.js';
@@ -50,6 +51,9 @@ export class Inbound {
     const view = this.cx.deps.peers.view();
     const policy = view.policies.get(peerId);
     if (!policy) throw new GatewayError('forbidden', `No peer file for "${peerId}": this gateway does not exchange with it`);
+    // Before anything is read: nothing is taken from a peer whose agreement is not in force.
+    const lapsed = peerAgreementLapsed(policy, new Date());
+    if (lapsed) throw new GatewayError(lapsed.code, `${lapsed.message}; nothing was stored`);
     const pinned = policy.peer.tls?.clientCertFingerprint;
     if (pinned !== undefined && clientCert?.toUpperCase() !== pinned) {
       throw new GatewayError('forbidden', `Peer ${peerId} must present its pinned TLS client certificate (mutual TLS)`);
@@ -82,7 +86,8 @@ export class Inbound {
     }
     const enqueue = deps.enqueueDossier;
     if (!enqueue) throw new GatewayError('internal', 'inbound exchange needs the api role');
-    const record = newRecord(newDossierId(), `${PEER_SOURCE_PREFIX}${peerId}`, clientId, deps.live().set);
+    // The same recipient choice as a force's own dossier: this gateway's partners get what the peer's dossier asks of them.
+    const { record, choice } = newRecord(newDossierId(), `${PEER_SOURCE_PREFIX}${peerId}`, clientId, deps.live().set, dossier);
     const { id } = record;
     // First writer wins: a concurrent or later copy of this envelope gets this dossier's id.
     if (!(await records.claimSeen(peerId, header.id, id))) {
@@ -111,6 +116,7 @@ export class Inbound {
             index: deps.audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
           },
           // Hits on this dossier are relayed back, and a recall of its envelope finds it, for as long as it is kept.
+          choice: choiceEvents(record, choice, dossier),
           alsoStore: () => records.recordOrigin(id, peerId, header.id),
           undo,
           failure,

@@ -76,7 +76,7 @@ export class Fanout {
 
     // A match request awaits its answers: the follow-up is made from the sealed dossier (followup.ts).
     const awaiting = Object.values(await store.deliveries(dossierId)).some((d) => d.matchPacketId !== undefined);
-    await store.markProcessed(dossierId, { keepSealed: awaiting });
+    await store.markProcessed(dossierId, record, { keepSealed: awaiting });
     if (!awaiting) await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
     return awaiting;
   }

@@ -22,6 +22,7 @@
  * Every finding carries the file and, where the file says it, a line and column. Reads the policy
  * directory (through the loader) and nothing else; key checks are injected (crypto/ owns openpgp).
  */
+import { checkRequestTable } from './request-checks.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
@@ -39,7 +40,7 @@ import { canHold } from '../policy/satisfiable.js';
 import { compareDataItems } from './data-items.js';
 import { assessLegalBasis, type Recipient } from './legal-bases.js';
 import type { PolicyTest } from './testing.js';
-import type { Agreement, Classification, GatewayRules, KeyRef, Operation, PartnerPolicy, PolicySet, Rule } from '../policy/types.js';
+import type { Agreement, Classification, GatewayRules, KeyRef, Operation, PartnerPolicy, PeerPolicy, PolicySet, Rule } from '../policy/types.js';
 
 type Severity = 'error' | 'warning';
 
@@ -299,6 +300,19 @@ async function addPositions(dir: string, findings: LintFinding[]): Promise<void>
   }
 }
 
+/**
+ * A peer file without a `hits:` block relays the minimum (kind and subject), which is safe but rarely
+ * what was meant: say so. One that keeps partners' detail and record refs for every kind is flagged too,
+ * so that a reviewer sees everything partners report would cross the border as reported.
+ */
+function checkPeerHits(p: PeerPolicy, out: Findings): void {
+  if (!p.hits.declared) {
+    out.add('warning', p.file, 'hits', `no hits policy: partners' hits relayed to ${p.peer.id} carry kind and subject only (no detail, no record refs); add a hits block saying what may cross`);
+  } else if (p.hits.kinds === undefined && p.hits.detail === 'keep' && p.hits.partnerRecordRef === 'keep') {
+    out.add('warning', p.file, 'hits', `every kind of partners' hits crosses to ${p.peer.id} with its detail and record refs as reported: list the kinds that may cross, or generalise or drop the detail`);
+  }
+}
+
 // ---- the whole lint ----------------------------------------------------------------------------
 
 export async function lintPolicies(dir: string, options: LintOptions = {}): Promise<LintResult> {
@@ -344,7 +358,9 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       checkBasisAndItems(p.file, p.agreement, p.fields, { kind: 'police-force', competentAuthority: true }, out);
       checkConditionCodes(p.file, 'agreement.conditionsHonoured', p.agreement.conditionsHonoured, set.gateway, out);
       checkConditionCodes(p.file, 'peer.enforcesConditions', p.peer.enforcesConditions, set.gateway, out);
+      checkPeerHits(p, out);
     }
+    if (!broken.has('gateway.yaml')) for (const f of checkRequestTable(set)) out.add(f.severity, f.file, f.location, f.message);
     checkTests(set, tests, broken, out);
   }
   await addPositions(path.resolve(dir), out.list);

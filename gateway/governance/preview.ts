@@ -18,6 +18,7 @@
  * policy revision; never values) before anything is returned. Nothing else is stored. If the audit
  * record cannot be written there is no preview.
  */
+import { chooseRecipients, type Why } from '../policy/recipients.js';
 import { createHash } from 'node:crypto';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import type { Dossier } from '../dossier/types.js';
@@ -51,8 +52,20 @@ interface PreviewPlaintext {
   dossier: Record<string, unknown>;
 }
 
+/** Whether a partner would receive the dossier and why (policy/recipients.ts). */
+export interface PreviewRecipient {
+  partner: string;
+  sent: 'requested' | 'statutory' | 'not_requested' | 'deferred';
+  why?: Why;
+  reason?: string;
+}
+
 export interface Preview {
   partner: string;
+  /** How the dossier reaches this partner; `not_requested`/`deferred`: the plaintext is what it would get if it did. */
+  sent: PreviewRecipient;
+  /** Every partner of the set: whether it would receive the dossier, and why. */
+  recipients: PreviewRecipient[];
   policy: { id: string; revision: string };
   agreement: { reference: string; reviewBy: string };
   /** Why nothing would be sent, or null. */
@@ -101,8 +114,11 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
     ]);
   }
   const decision = await decider.decide(partner, dossier, now);
+  const recipients = previewRecipients(dossier, set);
   const head = {
     partner,
+    sent: recipients.find((r) => r.partner === partner)!,
+    recipients,
     policy: { id: partner, revision: decision.revision },
     agreement: { reference: policy.agreement.reference, reviewBy: policy.agreement.reviewBy },
   };
@@ -142,6 +158,14 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
  * The trace with a `provenance → withhold` line for each item withheld because the intelligence it came
  * from is not in the packet, each after the last line of its own subject (or of the dossier).
  */
+function previewRecipients(dossier: Dossier, set: PolicySet): PreviewRecipient[] {
+  const choice = chooseRecipients(dossier, set);
+  return [
+    ...choice.recipients.map((r): PreviewRecipient => ({ partner: r.partner, sent: r.why.statutory ? 'statutory' : 'requested', why: r.why })),
+    ...choice.notSent.map((n): PreviewRecipient => ({ partner: n.partner, sent: n.state, reason: n.reason })),
+  ].sort((a, b) => (a.partner < b.partner ? -1 : 1));
+}
+
 function withProvenance(trace: TraceEntry[], withheld: Withheld[], subjects: Dossier['subjects']): TraceEntry[] {
   const out = [...trace];
   for (const w of withheld) {

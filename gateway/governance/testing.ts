@@ -35,8 +35,22 @@ import { redact } from '../redact/redact.js';
 import { stableJson } from '../policy/condition.js';
 import type { Decider } from '../policy/decide.js';
 import type { Block } from '../policy/types.js';
+import { chooseRecipients } from '../policy/recipients.js';
+
+type Sent = 'requested' | 'statutory' | 'not_requested' | 'deferred';
+
+/** How the test's dossier reaches its partner, and why when it does not. */
+function sentTo(decider: Decider, test: PolicyTest): { sent: Sent; reason?: string } {
+  const choice = chooseRecipients(test.dossier, decider.policySet);
+  const r = choice.recipients.find((x) => x.partner === test.partner);
+  if (r) return { sent: r.why.statutory ? 'statutory' : 'requested' };
+  const n = choice.notSent.find((x) => x.partner === test.partner);
+  return { sent: n?.state ?? 'not_requested', reason: n?.reason ?? 'not a configured partner' };
+}
 
 interface PolicyTestExpect {
+  /** How the dossier reaches the partner (policy/recipients.ts); without it, it must reach it. */
+  sent?: Sent;
   blocked?: Block['reason'];
   present?: Record<string, unknown>;
   absent?: string[];
@@ -120,6 +134,14 @@ export async function runPolicyTest(decider: Decider, test: PolicyTest, now: Dat
   const result: PolicyTestResult = { file: test.file, name: test.name, partner: test.partner, passed: false, failures, fired: [] };
   let decision;
   try {
+    const { sent, reason } = sentTo(decider, test);
+    if (test.expect.sent !== undefined && test.expect.sent !== sent) failures.push(`expected the dossier to reach ${test.partner} as "${test.expect.sent}", but it is "${sent}"${reason ? ` (${reason})` : ''}`);
+    if (sent === 'not_requested' || sent === 'deferred') {
+      if (test.expect.sent === undefined) failures.push(`the dossier does not reach ${test.partner}: ${sent} (${reason}); give it the checks it needs, or expect sent: ${sent}`);
+      if (test.expect.present !== undefined && Object.keys(test.expect.present).length > 0) failures.push('expected values to be present, but nothing is sent');
+      result.passed = failures.length === 0;
+      return result;
+    }
     decision = await decider.decide(test.partner, test.dossier, at);
   } catch (err) {
     failures.push(`decide failed: ${(err as Error).message}`);

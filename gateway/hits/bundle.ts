@@ -13,7 +13,7 @@ import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/op
 import { GatewayError } from '../errors/index.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PolicySet } from '../policy/types.js';
-import type { DossierStore } from '../store/dossiers.js';
+import { isRecalled, type DossierRecord, type DossierStore } from '../store/dossiers.js';
 import { isWithdrawn, type Answers, type AnswersSummary } from './answers.js';
 import { agreementState } from './submission.js';
 import { compareIds, findLinks, hitItems, matchTokens, type Link, type LinkItem } from './links.js';
@@ -43,6 +43,11 @@ export interface BundleHit {
   receivedAt: string;
   agreement: { reference: string };
   agreementExpired?: true;
+  /**
+   * Whether the partner signed the hits with its pinned key (an OpenPGP submission) or sent plain JSON
+   * with its bearer token alone; for a relayed hit, as the peer gateway says its partner sent it.
+   */
+  signed: boolean;
   /** The peer force whose gateway relayed this hit from one of its partners (gateway/exchange). */
   via?: string;
   /** The partner took this hit back (POST /v1/packets/:id/matches, `withdrawn`). */
@@ -128,8 +133,10 @@ export class Bundles {
     const references = new Map<string, string>();
     const remote: LinkItem[] = [];
     for (const other of others) {
-      const record = await this.deps.store.get(other);
-      if (!record || record.source !== source) continue; // gone with its retention, or not this source's
+      const record = await this.linkable(other);
+      // Gone with its retention, not this source's, or recalled by the source (withdrawn or corrected:
+      // its evidence is no longer the force's to rely on, so nothing of it is linked).
+      if (!record || record.source !== source || isRecalled(record.state)) continue;
       const links = await hitStore.dossierLinks(other);
       if (links) references.set(other, links.reference);
       const items = [...(links?.items ?? []), ...(await hitStore.hits(other)).flatMap((h) => hitItems(other, h))];
@@ -138,13 +145,23 @@ export class Bundles {
     }
     return findLinks([...local, ...remote], dossierId, references);
   }
+
+  /** Another dossier's record for linking; one that fails its integrity check (audited by the store) is left out. */
+  private async linkable(id: string): Promise<DossierRecord | undefined> {
+    try {
+      return await this.deps.store.get(id);
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'record_tampered') return undefined;
+      throw err;
+    }
+  }
 }
 
 function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
   if (hit.via !== undefined) {
     // A peer force's partner, under that force's agreement: relayed by the peer gateway.
     const { partner, kind, detail, matchedOn, confidence, partnerRecordRef, receivedAt, agreement, via } = hit;
-    return { partner, kind, detail, matchedOn, confidence, ...(partnerRecordRef !== undefined ? { partnerRecordRef } : {}), receivedAt, agreement, via };
+    return { partner, kind, detail, matchedOn, confidence, ...(partnerRecordRef !== undefined ? { partnerRecordRef } : {}), receivedAt, agreement, signed: hit.signed === true, via };
   }
   const policy = set.partners.get(hit.partner);
   // Lawfully shared when received; marked when the agreement it came under has ended since.
@@ -159,5 +176,6 @@ function toBundleHit(hit: StoredHit, set: PolicySet, now: Date): BundleHit {
     receivedAt: hit.receivedAt,
     agreement: { reference: hit.agreement.reference },
     ...(ended ? { agreementExpired: true as const } : {}),
+    signed: hit.signed === true,
   };
 }

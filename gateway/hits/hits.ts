@@ -66,7 +66,10 @@ export class Hits {
     requireSamePacket(submission.packet, packet);
     const policy = agreementInForce(live, HITS, packet.partner, now);
     const refs = packetRefs(this.deps.sealKey, packet);
-    const subjects = this.check(submission, refs, policy);
+    // Only the kinds the dossier asked this partner for (policy/recipients.ts); a record from before
+    // the choice was kept allows the partner's own checks.
+    const asked = (await this.deps.store.get(packet.dossier))?.kinds?.[packet.partner];
+    const subjects = this.check(submission, refs, policy, asked);
 
     // Deduplicate: within the submission, then against what the dossier already holds.
     const receivedAt = now.toISOString();
@@ -111,7 +114,7 @@ export class Hits {
   }
 
   /** Every hit's subject ref and kind; all problems reported at once. Returns the subject id per hit. */
-  private check(submission: HitsSubmission, refs: Record<string, string>, policy: PartnerPolicy): string[] {
+  private check(submission: HitsSubmission, refs: Record<string, string>, policy: PartnerPolicy, asked?: string[]): string[] {
     const checks = policy.partner.checks;
     const kindProblems: ErrorDetail[] = [];
     const refProblems: ErrorDetail[] = [];
@@ -121,6 +124,12 @@ export class Hits {
           path: `/hits/${i}/kind`,
           message: `"${hit.kind}" is not a check ${policy.partner.id} may return (${checks.join(', ')})`,
           keyword: 'hitKind',
+        });
+      } else if (asked && !asked.includes(hit.kind)) {
+        kindProblems.push({
+          path: `/hits/${i}/kind`,
+          message: `"${hit.kind}" was not asked of ${policy.partner.id} for this dossier (asked: ${asked.join(', ') || 'nothing'})`,
+          keyword: 'hitKindNotRequested',
         });
       }
       const subject = Object.hasOwn(refs, hit.subject) ? refs[hit.subject] : undefined;

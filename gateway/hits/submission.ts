@@ -3,7 +3,8 @@
  * (hits.ts) and for answers (matches.ts) alike: the packet must be the partner's own (another partner's
  * answers exactly like a missing one), a dossier packet (not a recall notice), not expired, and its
  * dossier not recalled by its originator (refused and audited); a signed and encrypted body is opened
- * with the gateway key and must carry the partner's pinned key's signature. After validation, the
+ * with the gateway key and must carry the partner's pinned key's signature, and a partner whose agreement
+ * sets `requireSignedHits` may send nothing else. After validation, the
  * submission must name the packet in the URL and the partner's agreement must be in force.
  */
 import type { AuditLog } from '../audit/log.js';
@@ -67,6 +68,7 @@ export async function openSubmission(
   const live = deps.live();
   const packet = await ownPacket(deps, kind, client, packetId, now);
   await refuseRecalled(deps, kind, client, packet);
+  await refuseUnsigned(deps, kind, client, packet, live, format);
   const opened = format === 'openpgp' ? await open(deps, kind, live, packet.partner, body) : body;
   refuseControlCharacters(opened);
   return { live, packet, body: opened };
@@ -145,7 +147,22 @@ async function refuseRecalled(deps: SubmissionDeps, kind: SubmissionKind, client
   );
 }
 
-export async function auditRefusal(deps: Pick<SubmissionDeps, 'audit'>, kind: SubmissionKind, client: Client, packet: PacketRecord, note: string): Promise<void> {
+/**
+ * A partner whose agreement sets `requireSignedHits` must sign what it reports: plain JSON is refused
+ * before it is read (`signature_required`), so a stolen bearer token alone cannot inject hits or
+ * answers. Audited, since that is what a stolen token looks like.
+ */
+async function refuseUnsigned(deps: SubmissionDeps, kind: SubmissionKind, client: Client, packet: PacketRecord, live: LiveSet<RecipientKey>, format: SubmissionFormat): Promise<void> {
+  const agreement = live.set.partners.get(packet.partner)?.agreement;
+  if (format === 'openpgp' || agreement?.requireSignedHits !== true) return;
+  await auditRefusal(deps, kind, client, packet, 'unsigned, but the agreement requires signed submissions', 'signature_required');
+  throw new GatewayError(
+    'signature_required',
+    `Agreement ${agreement.reference} requires ${kind.noun} signed with your pinned key: send an OpenPGP message (content-type application/pgp-encrypted) signed with it and encrypted to GET /v1/keys/gateway; nothing was stored`,
+  );
+}
+
+export async function auditRefusal(deps: Pick<SubmissionDeps, 'audit'>, kind: SubmissionKind, client: Client, packet: PacketRecord, note: string, reason = 'dossier_recalled'): Promise<void> {
   await deps.audit
     .append({
       kind: 'rejection',
@@ -155,7 +172,7 @@ export async function auditRefusal(deps: Pick<SubmissionDeps, 'audit'>, kind: Su
       packet: packet.id,
       dossier: packet.dossier,
       recipient: packet.source,
-      reason: 'dossier_recalled',
+      reason,
       note,
     })
     .catch(() => undefined); // the refusal stands whether or not it could be logged

@@ -133,6 +133,8 @@ function routes(r: Router, deps: HttpDeps): void {
         id: accepted.id,
         state: accepted.state,
         partners: accepted.partners,
+        recipients: accepted.recipients,
+        notSent: accepted.notSent,
         replayed: accepted.replayed,
         status: `/v1/dossiers/${accepted.id}`,
       });

@@ -5,6 +5,8 @@ import { GatewayError, type ErrorCode } from '../errors/index.js';
 const STATUS: Record<ErrorCode, number> = {
   invalid_json: 400,
   schema_violation: 400,
+  partner_unknown: 400,
+  defer_not_statutory: 400,
   idempotency_key_invalid: 400,
   path_invalid: 400,
   classification_refused: 422,
@@ -18,6 +20,7 @@ const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   config_invalid: 500,
   policy_invalid: 500,
+  policy_unsigned: 500,
   key_invalid: 500,
   agreement_expired: 409,
   agreement_not_in_force: 409,
@@ -32,6 +35,7 @@ const STATUS: Record<ErrorCode, number> = {
   unknown_subject_ref: 422,
   hit_kind_not_permitted: 422,
   signature_invalid: 400,
+  signature_required: 403,
   packet_is_recall_notice: 409,
   nothing_to_approve: 409,
   envelope_invalid: 400,
@@ -45,6 +49,7 @@ const STATUS: Record<ErrorCode, number> = {
   audit_unavailable: 503,
   crypto_failed: 500,
   dossier_unreadable: 500,
+  record_tampered: 500,
   internal: 500,
 };
 

@@ -11,7 +11,8 @@ import type { AuditLog } from '../audit/log.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { canonical } from '../audit/log.js';
 import type { DossierQueue } from '../queue/queue.js';
-import { accept, newDossierId, newRecord, type AcceptDeps } from '../pipeline/accept.js';
+import { accept, choiceEvents, newDossierId, newRecord, type AcceptDeps } from '../pipeline/accept.js';
+import type { NotSent, Why } from '../policy/recipients.js';
 import type { Delivery, DossierRecord, DossierStore } from '../store/dossiers.js';
 import type { PolicySet } from '../policy/types.js';
 import { validateDossier } from '../dossier/validate.js';
@@ -40,6 +41,10 @@ export interface Accepted {
   id: string;
   state: DossierRecord['state'];
   partners: string[];
+  /** Who receives the dossier and why (policy/recipients.ts). */
+  recipients: Array<{ partner: string; why: Why }>;
+  /** Partners sent nothing: `not_requested` or `deferred`, with why. */
+  notSent: Array<Pick<NotSent, 'partner' | 'state' | 'reason' | 'reviewBy'>>;
   replayed: boolean;
 }
 
@@ -70,11 +75,7 @@ export class Intake {
     try {
       dossier = validateDossier(body);
     } catch (err) {
-      if (err instanceof GatewayError) {
-        await audit
-          .append({ kind: 'rejection', action: 'dossier.rejected', actor: client.id, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
-          .catch(() => undefined); // the refusal stands whether or not it could be logged
-      }
+      if (err instanceof GatewayError) await this.auditRefusal(client, err);
       throw err;
     }
     if (dossier.originator.force !== client.source) {
@@ -95,7 +96,15 @@ export class Intake {
           bodyHash: createHash('sha256').update(canonical(dossier)).digest('hex'),
         }
       : undefined;
-    const record = newRecord(newDossierId(), client.source!, client.id, policies);
+    // Chosen before anything is stored: a dossier naming a partner that is not configured is refused.
+    let chosen;
+    try {
+      chosen = newRecord(newDossierId(), client.source!, client.id, policies, dossier);
+    } catch (err) {
+      if (err instanceof GatewayError) await this.auditRefusal(client, err);
+      throw err;
+    }
+    const { record, choice } = chosen;
     const { id } = record;
     const { existing } = await accept(this.accepting, {
       record,
@@ -115,10 +124,24 @@ export class Intake {
         // Keyed HMACs of the reference and subject ids, so GET /v1/audit can find this dossier.
         index: audit.terms(record.source, dossier.reference, dossier.subjects.map((s) => s.id)),
       },
+      choice: choiceEvents(record, choice, dossier),
       failure: 'The dossier could not be queued; nothing was kept, try again',
     });
     if (existing && idem) return this.replay(existing, idem.bodyHash);
-    return { id, state: record.state, partners: record.partners, replayed: false };
+    return {
+      id,
+      state: record.state,
+      partners: record.partners,
+      recipients: choice.recipients.map((r) => ({ partner: r.partner, why: r.why })),
+      notSent: record.notSent ?? [],
+      replayed: false,
+    };
+  }
+
+  private async auditRefusal(client: Client, err: GatewayError): Promise<void> {
+    await this.deps.audit
+      .append({ kind: 'rejection', action: 'dossier.rejected', actor: client.id, reason: err.code, paths: err.details?.map((d) => d.path ?? '').slice(0, 50) })
+      .catch(() => undefined); // the refusal stands whether or not it could be logged
   }
 
   /** A repeated Idempotency-Key: the same body gets the first answer (and a re-queue, a no-op if queued). */
@@ -130,7 +153,7 @@ export class Intake {
     if (!record) throw new GatewayError('store_unavailable', 'The earlier submission with this key is still being stored; retry shortly');
     if (record.state === 'accepted') await this.deps.queue.enqueue(record.id);
     await this.deps.store.confirm(); // with replicas, answered once one holds it (store/replication.ts)
-    return { id: record.id, state: record.state, partners: record.partners, replayed: true };
+    return { id: record.id, state: record.state, partners: record.partners, recipients: recipientsOf(record), notSent: record.notSent ?? [], replayed: true };
   }
 
   /** The delivery status a source sees. Another source's dossier answers exactly like a missing one. */
@@ -147,11 +170,12 @@ export class Intake {
       state: record.state,
       receivedAt: record.receivedAt,
       policyRevision: record.revision,
-      deliveries: record.partners.map((partner) => {
+      deliveries: [...record.partners, ...(record.notSent ?? []).map((n) => n.partner)].map((partner) => {
         const d: Delivery = deliveries[partner] ?? { state: 'queued', updatedAt: record.receivedAt };
         const live = d.state === 'delivered' || d.state === 'retrieved' || d.state === 'acknowledged';
         const expired = live && d.expiresAt !== undefined && Date.parse(d.expiresAt) <= now;
-        return { partner, ...d, state: expired ? 'expired' : d.state, ...(stages[partner] ? { stage: stages[partner] } : {}) };
+        const why = record.why?.[partner];
+        return { partner, ...d, state: expired ? 'expired' : d.state, ...(why ? { why } : {}), ...(stages[partner] ? { stage: stages[partner] } : {}) };
       }),
       ...(answers ? { matches: answers.matches, ...(answers.withdrawals ? { withdrawals: answers.withdrawals } : {}) } : {}),
       ...(peers.length ? { peers } : {}),
@@ -160,13 +184,20 @@ export class Intake {
   }
 }
 
+function recipientsOf(record: DossierRecord): Accepted['recipients'] {
+  return record.partners.map((partner) => ({ partner, why: record.why?.[partner] ?? {} }));
+}
+
 export interface DossierStatus {
   id: string;
   state: DossierRecord['state'];
   receivedAt: string;
   policyRevision: string;
-  /** `stage`: for a partner asked first (after-match), match_sent | no_trace | awaiting_approval | follow_up_queued | disclosed. */
-  deliveries: Array<{ partner: string; stage?: string } & Delivery>;
+  /**
+   * One per partner: recipients with why they receive it, the others `not_requested` or `deferred`;
+   * `stage` for a partner asked first (after-match): match_sent | no_trace | awaiting_approval | follow_up_queued | disclosed.
+   */
+  deliveries: Array<{ partner: string; why?: Why; stage?: string } & Delivery>;
   /**
    * Deliveries to peer gateways: queued | sent | failed (dead letter) | blocked, with a reason; once the
    * dossier is recalled, recalled (it never reached the peer) | recall_queued | recall_sent | recall_failed,

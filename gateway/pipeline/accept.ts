@@ -1,7 +1,9 @@
 /**
  * Accept: the step every dossier entering the gateway goes through, whoever sent it (a force over
  * HTTP, gateway/intake; another force's gateway in an envelope, gateway/exchange/inbound.ts). Seal it
- * under its new id, store it with one queued delivery per partner, audit the collection, schedule the
+ * under its new id, store it with one queued delivery per recipient (policy/recipients.ts: only the
+ * partners it needs; the others stored `not_requested` or `deferred`), audit the collection and the
+ * choice, schedule the
  * erasure of its status record, and queue its fan-out. If any step after storing fails, everything
  * stored is undone and the sender is told to retry: a dossier is accepted whole or not at all.
  */
@@ -10,6 +12,8 @@ import type { AuditEvent, AuditLog } from '../audit/log.js';
 import { seal } from '../crypto/seal.js';
 import type { Dossier } from '../dossier/types.js';
 import { GatewayError } from '../errors/index.js';
+import { chooseRecipients, type RecipientChoice } from '../policy/recipients.js';
+import type { GatewayRules, PartnerPolicy } from '../policy/types.js';
 import { dossierDueMember, STATUS_RETENTION_MS } from '../retention/schedule.js';
 import type { DossierRecord, DossierStore } from '../store/dossiers.js';
 
@@ -17,9 +21,49 @@ export function newDossierId(): string {
   return 'dos_' + randomBytes(16).toString('hex');
 }
 
-/** A new dossier's status record: accepted, for every partner of the policy set in force. */
-export function newRecord(id: string, source: string, client: string, set: { revision: string; partners: Map<string, unknown> }): DossierRecord {
-  return { id, source, client, receivedAt: new Date().toISOString(), state: 'accepted', revision: set.revision, partners: [...set.partners.keys()].sort() };
+/**
+ * A new dossier's status record: accepted, for the recipients the policy set in force chooses for it
+ * (throws, before anything is stored, when the dossier names a partner that is not configured).
+ */
+export function newRecord(
+  id: string,
+  source: string,
+  client: string,
+  set: { revision: string; gateway: GatewayRules; partners: ReadonlyMap<string, PartnerPolicy> },
+  dossier: Dossier,
+): { record: DossierRecord; choice: RecipientChoice } {
+  const choice = chooseRecipients(dossier, set);
+  const record: DossierRecord = {
+    id,
+    source,
+    client,
+    receivedAt: new Date().toISOString(),
+    state: 'accepted',
+    revision: set.revision,
+    partners: choice.recipients.map((r) => r.partner),
+    notSent: choice.notSent.map((n) => ({ partner: n.partner, state: n.state, reason: n.reason, ...(n.reviewBy ? { reviewBy: n.reviewBy } : {}) })),
+    kinds: Object.fromEntries(choice.recipients.map((r) => [r.partner, r.kinds])),
+    why: Object.fromEntries(choice.recipients.map((r) => [r.partner, r.why])),
+  };
+  return { record, choice };
+}
+
+/** The audit records of the choice: every partner sent nothing, and every statutory delivery, with why. */
+export function choiceEvents(record: DossierRecord, choice: RecipientChoice, dossier: Dossier): AuditEvent[] {
+  const common = { dossier: record.id, source: record.source, policyRevision: record.revision };
+  const checks = dossier.requests?.checks ?? [];
+  return [
+    ...choice.recipients.flatMap((r): AuditEvent[] =>
+      r.why.statutory
+        ? [{ kind: 'decision', action: 'delivery.statutory', ...common, recipient: r.partner, reason: r.why.statutory.name, statutory: r.why.statutory.name, legalReason: r.why.statutory.reason, subjects: r.why.statutory.subjects, checks: r.why.requested?.checks ?? [] }]
+        : [],
+    ),
+    ...choice.notSent.map((n): AuditEvent =>
+      n.state === 'deferred'
+        ? { kind: 'decision', action: 'delivery.deferred', ...common, recipient: n.partner, reason: 'deferred by the source', statutory: n.statutory?.name, legalReason: n.statutory?.reason, reviewBy: n.reviewBy }
+        : { kind: 'decision', action: 'delivery.not_requested', ...common, recipient: n.partner, reason: n.reason, checks },
+    ),
+  ];
 }
 
 export interface AcceptDeps {
@@ -39,6 +83,8 @@ export interface Acceptance {
   idem?: { clientId: string; keyHash: string; bodyHash: string };
   /** The collection record (audited once the dossier is stored). */
   collection: AuditEvent;
+  /** Audited with it: why partners were sent nothing, or sent it under a statutory condition (choiceEvents). */
+  choice?: AuditEvent[];
   /** Further records kept with the dossier, written once it is stored (before it is audited). */
   alsoStore?: () => Promise<void>;
   /** Undoes those, should a later step fail. */
@@ -60,7 +106,7 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
   if (existing) return { existing };
   try {
     await a.alsoStore?.();
-    const collected = deps.audit.append(a.collection);
+    const collected = deps.audit.appendAll([a.collection, ...(a.choice ?? [])]);
     // The erasure date is written alongside the record; the job is queued only once both are kept.
     const scheduled = deps.retention?.schedule(dossierDueMember(id), new Date(Date.parse(a.record.receivedAt) + STATUS_RETENTION_MS));
     await Promise.all([collected, scheduled]);

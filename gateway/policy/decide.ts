@@ -187,6 +187,11 @@ export class Decider {
     return this.set.revision;
   }
 
+  /** The set it decides with (policy tests choose recipients with it). */
+  get policySet(): PolicySet {
+    return this.set;
+  }
+
   /** The policy of a recipient of this set (for the packet header policy tests build). */
   policyOf(partnerId: string): PartnerPolicy | undefined {
     return this.set.partners.get(partnerId);

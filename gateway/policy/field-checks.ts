@@ -151,6 +151,7 @@ export function checkGateway(rel: string, doc: Record<string, unknown>, problems
     if (ms.length === 0) alwaysFilter[p] = structuredClone(cond);
   }
   const out: GatewayRules = { neverShare, alwaysFilter };
+  if (doc.requestChecks !== undefined) out.requestChecks = structuredClone(doc.requestChecks as Record<string, string[]>);
   if (doc.handlingConditions !== undefined) out.handlingConditions = structuredClone(doc.handlingConditions as NonNullable<GatewayRules['handlingConditions']>);
   return out;
 }

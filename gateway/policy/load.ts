@@ -23,10 +23,11 @@ import { realpath } from 'node:fs/promises';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
 import { checkAgreementDates, checkGateway, checkOperations, checkRules } from './field-checks.js';
 import { checkPeerKeepsProtections } from './peer-checks.js';
+import { checkRuleConditions } from './condition-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
 import { checkMatch } from './match.js';
 import { checkNonCompetentFilter } from './non-competent.js';
-import { revisionOf } from './revision.js';
+import { fileDigests, revisionOf } from './revision.js';
 import { loadItemTypes } from './schema-index.js';
 import { getValidators, loc, Problems, schemaProblems } from './schema-check.js';
 import type {
@@ -34,9 +35,12 @@ import type {
   KeyRef,
   PartnerPolicy,
   PeerFile,
+  PeerHitsPolicy,
   PeerPolicy,
   PolicySet,
   SourceConfig,
+  Statutory,
+  Condition,
 } from './types.js';
 
 // ---- the whole set -----------------------------------------------------------------------------
@@ -107,12 +111,14 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       fields: Record<string, unknown>;
       rules?: unknown[];
       match?: unknown[];
+      statutory?: Statutory;
     };
     if (d.partner.id !== id) problems.add(rel, 'partner.id', `must equal the file name (${JSON.stringify(id)})`);
     checkAgreementDates(rel, d.agreement, problems);
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
     const match = checkMatch(rel, d.match, d.agreement, neverShare, problems);
+    if (d.statutory) for (const m of checkRuleConditions(d.statutory.conditions as Condition, 'subject')) problems.add(rel, 'statutory.conditions', m.message);
     const key: KeyRef = { file: d.partner.key.file, fingerprint: d.partner.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'partner.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;
@@ -123,6 +129,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       fields,
       rules,
       ...(match ? { match } : {}),
+      ...(d.statutory ? { statutory: structuredClone(d.statutory) } : {}),
     });
   }
 
@@ -173,6 +180,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: PeerPolicy['agreement'];
       fields: Record<string, unknown>;
       rules?: unknown[];
+      hits?: { kinds?: string[]; detail?: PeerHitsPolicy['detail']; partnerRecordRef?: PeerHitsPolicy['partnerRecordRef'] };
     };
     if (d.peer.id !== fileId(name)) problems.add(rel, 'peer.id', `must equal the file name (${JSON.stringify(fileId(name))})`);
     if (ids.has(d.peer.id)) problems.add(rel, 'peer.id', `${JSON.stringify(d.peer.id)} is already a partner id`);
@@ -214,12 +222,20 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: structuredClone(d.agreement),
       fields,
       rules,
+      // What the file does not say is the minimum: kind and subject, no detail, no record refs.
+      hits: {
+        declared: d.hits !== undefined,
+        ...(d.hits?.kinds ? { kinds: [...d.hits.kinds] } : {}),
+        detail: d.hits?.detail ?? 'drop',
+        partnerRecordRef: d.hits?.partnerRecordRef ?? 'drop',
+      },
     });
   }
 
   const set: PolicySet = {
     dir: root,
     revision: revisionOf(files),
+    files: fileDigests(files),
     loadedAt: now.toISOString(),
     gateway,
     partners: new Map([...partners].sort((a, b) => (a[0] < b[0] ? -1 : 1))),

@@ -9,11 +9,16 @@
  * and reported by status() for /readyz until a later reload succeeds. The gateway keeps serving the
  * last good set meanwhile, so readiness is not withdrawn.
  *
+ * With policy signers configured, a set that loads must also be approved (governance/signatures.ts,
+ * injected as `approve`): one not signed by the quorum over exactly its files is refused with reason
+ * `unsigned`, one signed at an older sequence than the last applied with reason `rollback`; either way
+ * the last good set stays live, as for an invalid one.
+ *
  * Reloads run one at a time; a change arriving during a reload triggers one more afterwards. A reload
  * that yields the revision already live changes nothing (no swap, no audit record).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../errors/index.js';
 import { buildLiveSet, type LiveSet } from './live.js';
@@ -27,7 +32,17 @@ export type PolicyAuditEvent = {
   reason: string;
   previousRevision?: string;
   problems?: number;
+  /** The refused revision (policy.refused for signatures: policyRevision is the one still served). */
+  refusedRevision?: string;
+  note?: string;
+  policySequence?: number;
+  signers?: string[];
 };
+
+/** The signature gate's answer for a set that loads (governance/signatures.ts policyApprover). */
+export type PolicyApproval =
+  | { ok: true; sequence: number; signers: string[]; commit(): Promise<void> }
+  | { ok: false; refusal: 'unsigned' | 'rollback'; message: string };
 
 interface Log {
   info(obj: object, msg: string): void;
@@ -50,6 +65,8 @@ interface PolicyReloaderDeps<K> {
   onOutcome?: (outcome: ReloadOutcome) => void;
   /** For tests. */
   load?: (dir: string) => Promise<PolicySet>;
+  /** With policy signers configured: whether a set that loads may go live. */
+  approve?: (set: PolicySet) => Promise<PolicyApproval>;
 }
 
 export interface ReloadOutcome {
@@ -58,6 +75,8 @@ export interface ReloadOutcome {
   revision: string;
   /** The number of problems, when refused for validation. */
   problems?: number;
+  /** Why a set that loads was refused: not signed by the quorum, or signed at an older sequence. */
+  refusal?: 'unsigned' | 'rollback';
 }
 
 interface Refusal {
@@ -73,7 +92,8 @@ export class PolicyReloader<K> {
   private chain: Promise<unknown> = Promise.resolve();
   private queued: Promise<ReloadOutcome> | undefined;
   private refusal: Refusal | undefined;
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Per watched directory, its watcher and the inode it watches (a directory deleted and made again is a new one). */
+  private readonly watchers = new Map<string, { w: FSWatcher; ino: number }>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private watching = false;
@@ -137,13 +157,31 @@ export class PolicyReloader<K> {
       this.rewatch();
       return { status: 'unchanged', revision: serving };
     }
+    let approval: PolicyApproval | undefined;
+    try {
+      approval = await deps.approve?.(set);
+    } catch (err) {
+      approval = { ok: false, refusal: 'unsigned', message: `the signatures of revision ${set.revision} cannot be checked: ${(err as Error).message}` };
+    }
+    if (approval && !approval.ok) {
+      this.refusal = { at: new Date().toISOString(), serving, cause: approval.message };
+      deps.logger.error({ reason, refusal: approval.refusal, revision: set.revision, serving }, `policy reload refused: ${approval.message}; keeping revision ${serving}`);
+      await deps.audit
+        .append({ kind: 'alteration', action: 'policy.refused', policyRevision: serving, refusedRevision: set.revision, reason: approval.refusal, note: approval.message.slice(0, 1000) })
+        .catch((e: Error) => deps.logger.error({ err: e.message }, 'the refused policy reload could not be audited'));
+      this.rewatch();
+      return { status: 'refused', revision: serving, refusal: approval.refusal };
+    }
+    const signed = approval ? { policySequence: approval.sequence, signers: approval.signers } : {};
     const next = await buildLiveSet(set, deps.parseKey);
     try {
-      // Audit first: an alteration that cannot be logged does not go live.
-      await deps.audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, previousRevision: serving, reason });
+      // Audit first: an alteration that cannot be logged does not go live. Then the sequence is recorded
+      // (no rollback below it from now on), then the set is swapped in.
+      await deps.audit.append({ kind: 'alteration', action: 'policy.loaded', policyRevision: set.revision, previousRevision: serving, reason, ...signed });
+      await approval?.commit();
     } catch (err) {
-      this.refusal = { at: new Date().toISOString(), serving, cause: `revision ${set.revision} could not be audited` };
-      deps.logger.error({ reason, revision: set.revision, serving, err: (err as Error).message }, `policy reload not applied: the audit trail cannot be written; keeping revision ${serving}`);
+      this.refusal = { at: new Date().toISOString(), serving, cause: `revision ${set.revision} could not be audited${approval ? ' or its sequence recorded' : ''}` };
+      deps.logger.error({ reason, revision: set.revision, serving, err: (err as Error).message }, `policy reload not applied: the audit trail (or the policy sequence in the state directory) cannot be written; keeping revision ${serving}`);
       this.rewatch();
       return { status: 'refused', revision: serving };
     }
@@ -188,18 +226,45 @@ export class PolicyReloader<K> {
     }
     if (this.closed) return;
     for (const d of dirs) {
-      if (this.watchers.has(d)) continue;
+      let ino: number;
       try {
-        const w = watch(d, { persistent: false }, this.onEvent);
+        ino = (await stat(d)).ino;
+      } catch {
+        continue;
+      }
+      const had = this.watchers.get(d);
+      if (had?.ino === ino) continue;
+      // Replaced (rm -r and made again, a checkout): the old watcher watches nothing any more.
+      had?.w.close();
+      this.watchers.delete(d);
+      if (this.closed) return;
+      try {
+        const w = watch(d, { persistent: false }, (_event, name) => {
+          if (name) this.forget(root, d, String(name));
+          this.onEvent();
+        });
         w.on('error', () => {
           w.close();
-          this.watchers.delete(d);
+          if (this.watchers.get(d)?.w === w) this.watchers.delete(d);
         });
-        this.watchers.set(d, w);
+        this.watchers.set(d, { w, ino });
       } catch (err) {
         this.deps.logger.warn({ dir: d, err: (err as Error).message }, 'cannot watch a policy directory: use SIGHUP to reload');
       }
     }
+  }
+
+  /**
+   * An event naming a subdirectory (in the top directory) or the watched directory itself: it may have
+   * been deleted, replaced or renamed, and the watcher on it then sees nothing more. Drop that watcher;
+   * the reload the event triggers attaches a new one (an inode check alone misses a reused inode).
+   */
+  private forget(root: string, d: string, name: string): void {
+    const target = d === root ? path.join(root, name) : name === path.basename(d) ? d : undefined;
+    const had = target === undefined ? undefined : this.watchers.get(target);
+    if (had === undefined) return;
+    had.w.close();
+    this.watchers.delete(target!);
   }
 
   close(): void {
@@ -207,7 +272,7 @@ export class PolicyReloader<K> {
     this.watching = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const w of this.watchers.values()) w.close();
+    for (const { w } of this.watchers.values()) w.close();
     this.watchers.clear();
   }
 }

@@ -14,3 +14,10 @@ export function revisionOf(files: ReadonlyArray<{ rel: string; content: string }
   }
   return h.digest('hex').slice(0, 16);
 }
+
+/** Each loaded file once (as the revision counts it), sorted by path, with the SHA-256 (hex) of its UTF-8 content. */
+export function fileDigests(files: ReadonlyArray<{ rel: string; content: string }>): Array<{ rel: string; sha256: string }> {
+  const byRel = new Map<string, string>();
+  for (const f of files) if (!byRel.has(f.rel)) byRel.set(f.rel, createHash('sha256').update(f.content, 'utf8').digest('hex'));
+  return [...byRel].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([rel, sha256]) => ({ rel, sha256 }));
+}

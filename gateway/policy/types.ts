@@ -53,6 +53,11 @@ export interface Agreement {
    */
   respondWithinDays?: number;
   /**
+   * Hits and answers from the partner must be signed with its pinned key (OpenPGP): plain JSON is
+   * refused with `signature_required`. Absent: false.
+   */
+  requireSignedHits?: boolean;
+  /**
    * `immediate` (the default): the partner is sent the dossier as its policy allows. `after-match`: it
    * is first sent only identifiers to match on (the partner's `match` allowlist), and the rest only for
    * the subjects it answers `hit` (policy/match.ts).
@@ -104,6 +109,16 @@ export interface PartnerPolicy {
   rules: Rule[];
   /** The identifier paths a match request carries (after-match agreements; policy/match.ts). */
   match?: string[];
+  /** A statutory duty under which the partner is sent a dossier whatever its request says (policy/recipients.ts). */
+  statutory?: Statutory;
+}
+
+/** A statutory condition: sent when, for any subject, `conditions` (subject facts) hold or are unknown. */
+export interface Statutory {
+  name: string;
+  /** The legal reason, shown with every delivery made under it. */
+  reason: string;
+  conditions: Rule['conditions'];
 }
 
 export interface SourceConfig {
@@ -119,6 +134,11 @@ export interface GatewayRules {
   alwaysFilter: Record<string, Condition>;
   /** The vocabulary of handling-condition codes, code → what it asks of a recipient (policy/handling.ts). */
   handlingConditions?: Record<string, { description: string }>;
+  /**
+   * A dossier's request words (`requests.checks`) → the partners' check kinds they reach
+   * (policy/recipients.ts). Absent: no dossier reaches a partner except under a statutory condition.
+   */
+  requestChecks?: Record<string, string[]>;
 }
 
 /** A peer gateway file (`peers/<id>.yaml`): loaded raw (not validated here) and hashed into the revision. */
@@ -131,6 +151,8 @@ export interface PolicySet {
   dir: string;
   /** Content hash of every loaded file (sha256 hex, first 16 chars). */
   revision: string;
+  /** Every file the set was loaded from (the revision's inputs), sorted, with the SHA-256 of its content: what a policy signature covers. */
+  files?: ReadonlyArray<{ rel: string; sha256: string }>;
   loadedAt: string;
   gateway: GatewayRules;
   partners: Map<string, PartnerPolicy>;
@@ -149,6 +171,19 @@ interface PeerTls {
   clientCertFingerprint?: string;
 }
 
+/**
+ * What of this gateway's partners' hits may be relayed to a peer (`hits:` in its file; exchange/hits-policy.ts).
+ * Filled in at load: what the file leaves out is the minimum (fail closed).
+ */
+export interface PeerHitsPolicy {
+  /** Whether the file has a `hits:` block at all (lint warns when it does not). */
+  declared: boolean;
+  /** The hit kinds that may cross; undefined: every kind. */
+  kinds?: string[];
+  detail: 'keep' | 'drop' | 'generalise';
+  partnerRecordRef: 'keep' | 'drop';
+}
+
 /** Another force's gateway: where it is, its pinned key, the agreement and what of a dossier it may receive. */
 export interface PeerPolicy {
   file: string;
@@ -157,6 +192,8 @@ export interface PeerPolicy {
   agreement: Agreement;
   fields: Record<string, Operation>;
   rules: Rule[];
+  /** What of its partners' hits this gateway relays to the peer. */
+  hits: PeerHitsPolicy;
 }
 
 /** Why a delivery to one partner does not happen. */

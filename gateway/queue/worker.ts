@@ -20,10 +20,11 @@ export type QueueWorker<T = unknown> = Worker<T>;
 export class PermanentJobError extends Error {}
 
 /**
- * Gateway errors no retry can mend: a dossier that cannot be unsealed, a recipient key that is not
- * valid (it only changes with a policy reload, which queues the work afresh).
+ * Gateway errors no retry can mend: a dossier that cannot be unsealed, a record that fails its
+ * integrity check, a recipient key that is not valid (it only changes with a policy reload, which
+ * queues the work afresh).
  */
-const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set(['dossier_unreadable', 'recipient_key_invalid']);
+const PERMANENT_CODES: ReadonlySet<ErrorCode> = new Set(['dossier_unreadable', 'record_tampered', 'recipient_key_invalid']);
 
 /** The one permanent-failure rule of every queue. */
 export function isPermanent(err: unknown): boolean {

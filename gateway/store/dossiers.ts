@@ -4,13 +4,15 @@
  */
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
+import { AuthenticatedRecords, type RecordAuth, type VerifiedRecord } from './records.js';
 import type { Keys } from './redis.js';
 import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
 /** `withdrawn` and `corrected`: recalled by the source (gateway/recall). */
 export type DossierState = 'accepted' | 'processed' | 'failed' | 'withdrawn' | 'corrected';
-export type DeliveryState = 'queued' | 'delivered' | 'retrieved' | 'acknowledged' | 'blocked' | 'expired';
+/** `not_requested` and `deferred`: the partner is sent nothing (policy/recipients.ts says why). */
+export type DeliveryState = 'queued' | 'delivered' | 'retrieved' | 'acknowledged' | 'blocked' | 'expired' | 'not_requested' | 'deferred';
 
 export interface Delivery {
   state: DeliveryState;
@@ -19,9 +21,17 @@ export interface Delivery {
   /** The packet the state is of: the latest made for this partner (a follow-up after a match request). */
   packetId?: string;
   expiresAt?: string;
+  /** Deferred: when the force reviews the deferral. */
+  reviewBy?: string;
   updatedAt: string;
   /** After-match agreements: the match request this partner was sent first (policy/match.ts). */
   matchPacketId?: string;
+}
+
+/** Why a recipient receives a dossier (policy/recipients.ts `Why`, restated: store/ imports no policy). */
+export interface RecipientWhy {
+  requested?: { checks: string[]; kinds: string[] };
+  statutory?: { name: string; reason: string; subjects: number };
 }
 
 /** The states of a dossier its source has recalled (gateway/recall). */
@@ -62,7 +72,14 @@ export interface DossierRecord {
   receivedAt: string;
   state: DossierState;
   revision: string;
+  /** The recipients chosen for this dossier (policy/recipients.ts): the fan-out delivers to these only. */
   partners: string[];
+  /** Partners sent nothing: their delivery is stored with this state and reason. */
+  notSent?: Array<{ partner: string; state: 'not_requested' | 'deferred'; reason: string; reviewBy?: string }>;
+  /** Per recipient, the hit kinds it may report for this dossier; absent on records made before the choice. */
+  kinds?: Record<string, string[]>;
+  /** Per recipient, why it receives the dossier (requested checks, statutory condition). */
+  why?: Record<string, RecipientWhy>;
   failure?: string;
   /** Set once the source has recalled the dossier. */
   recall?: RecallMark;
@@ -70,10 +87,8 @@ export interface DossierRecord {
 
 const NOTICE_FIELD = 'notice:';
 
-const HSET_IF_EXISTS = loadScript('dossier-hset-if-exists');
 const CREATE = loadScript('dossier-create');
 const SETTLE = loadScript('dossier-settle');
-const MARK_RECALLED = loadScript('recall-mark');
 
 /** How long a dossier's status record and idempotency key outlive it (longer than any job retention). */
 export const RECORD_TTL_SECONDS = 400 * 24 * 3600;
@@ -85,8 +100,24 @@ export const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
  */
 export const PENDING_TTL_SECONDS = 20;
 
+/**
+ * The record's metadata (everything but the sealed dossier and `pending`) is authenticated with its id
+ * and version (store/record-mac.ts): a record changed, or restored from an older copy, behind the
+ * gateway's back is refused with `record_tampered`.
+ */
 export class DossierStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+  private readonly records: AuthenticatedRecords;
+  /** What each record get() returned was read from: a later change tries that version first. */
+  private readonly readFrom = new WeakMap<DossierRecord, VerifiedRecord>();
+
+  constructor(private readonly redis: Redis, private readonly keys: Keys, auth: RecordAuth) {
+    this.records = new AuthenticatedRecords(redis, keys, auth);
+  }
+
+  /** The authenticated records (dossiers and packets) this store reads and writes through. */
+  get authenticated(): AuthenticatedRecords {
+    return this.records;
+  }
 
   /**
    * Stores a new dossier and its idempotency record atomically (one script: see dossier-create.lua). Returns the id of an earlier dossier
@@ -99,9 +130,13 @@ export class DossierStore {
     options: { pending?: boolean } = {},
   ): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
     const now = record.receivedAt;
-    const fields = Object.entries({ ...toHash(record), sealed, ...(options.pending ? { pending: '1' } : {}) }).flat();
+    const fields = Object.entries({ ...this.records.sealNew('dossier', record.id, toHash(record)), sealed, ...(options.pending ? { pending: '1' } : {}) }).flat();
     const deliveries = record.partners.flatMap((p) => [p, JSON.stringify({ state: 'queued', updatedAt: now } satisfies Delivery)]);
-    const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id)];
+    for (const n of record.notSent ?? []) {
+      const d: Delivery = { state: n.state, reason: n.reason, ...(n.reviewBy ? { reviewBy: n.reviewBy } : {}), updatedAt: now };
+      deliveries.push(n.partner, JSON.stringify(d));
+    }
+    const keys = [this.keys.dossier(record.id), this.keys.deliveries(record.id), this.keys.recordVersion('dossier', record.id)];
     if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
     const value = idem ? JSON.stringify({ dossierId: record.id, bodyHash: idem.bodyHash }) : '';
     const prior = (await evalScript(
@@ -124,7 +159,7 @@ export class DossierStore {
    * their full lifetimes. Throws `store_unavailable` when the pending record has expired meanwhile.
    */
   async settle(id: string, idem?: { clientId: string; keyHash: string; bodyHash: string }): Promise<void> {
-    const keys = [this.keys.dossier(id), this.keys.deliveries(id)];
+    const keys = [this.keys.dossier(id), this.keys.deliveries(id), this.keys.recordVersion('dossier', id)];
     if (idem) keys.push(this.keys.idempotency(idem.clientId, idem.keyHash));
     const value = idem ? JSON.stringify({ dossierId: id, bodyHash: idem.bodyHash }) : '';
     const kept = await evalScript(this.redis, SETTLE, keys.length, ...keys, String(RECORD_TTL_SECONDS), String(IDEMPOTENCY_TTL_SECONDS), value);
@@ -141,15 +176,17 @@ export class DossierStore {
 
   /** Undo of create() when the job could not be queued: nothing accepted stays half-stored. */
   async discard(id: string, idem?: { clientId: string; keyHash: string }): Promise<void> {
-    const multi = this.redis.multi().del(this.keys.dossier(id)).del(this.keys.deliveries(id));
+    const multi = this.redis.multi().del(this.keys.dossier(id)).del(this.keys.deliveries(id)).del(this.keys.recordVersion('dossier', id));
     if (idem) multi.del(this.keys.idempotency(idem.clientId, idem.keyHash));
     await multi.exec();
   }
 
+  /** The record, checked (`record_tampered` when it fails); undefined when gone or still pending. */
   async get(id: string): Promise<DossierRecord | undefined> {
-    const h = await this.redis.hgetall(this.keys.dossier(id));
-    if (!h.id || h.pending) return undefined; // pending: not accepted (yet)
-    return {
+    const read = await this.records.read('dossier', id);
+    const h = read?.fields;
+    if (!read || !h?.id || h.pending) return undefined; // pending: not accepted (yet)
+    const record: DossierRecord = {
       id: h.id,
       source: h.source ?? '',
       client: h.client ?? '',
@@ -157,9 +194,14 @@ export class DossierStore {
       state: (h.state ?? 'accepted') as DossierState,
       revision: h.revision ?? '',
       partners: JSON.parse(h.partners ?? '[]') as string[],
+      ...(h.notSent ? { notSent: JSON.parse(h.notSent) as NonNullable<DossierRecord['notSent']> } : {}),
+      ...(h.kinds ? { kinds: JSON.parse(h.kinds) as Record<string, string[]> } : {}),
+      ...(h.why ? { why: JSON.parse(h.why) as Record<string, RecipientWhy> } : {}),
       ...(h.failure ? { failure: h.failure } : {}),
       ...(h.recall ? { recall: recallMark(h) } : {}),
     };
+    this.readFrom.set(record, read);
+    return record;
   }
 
   /**
@@ -167,25 +209,25 @@ export class DossierStore {
    * already there (the first recall's time and client) is kept.
    */
   async markRecalled(id: string, state: DossierState, mark: { reason: string; at: string; by: string }): Promise<boolean> {
-    return (await evalScript(this.redis, MARK_RECALLED, 1, this.keys.dossier(id), state, JSON.stringify({ reason: mark.reason, at: mark.at, by: mark.by }))) === 1;
+    const recall = JSON.stringify({ reason: mark.reason, at: mark.at, by: mark.by });
+    return this.records.update('dossier', id, (h): { set: Record<string, string> } | undefined => {
+      if (h.recall === undefined) return { set: { state, recall } };
+      return h.state === state ? undefined : { set: { state } };
+    });
   }
 
   /** Records the recall notice a partner got (or why it got none) on a recalled dossier's record. */
   async recordRecallNotice(id: string, partner: string, outcome: RecallNoticeOutcome): Promise<void> {
     const value = JSON.stringify({ ...(outcome.notice ? { notice: outcome.notice } : {}), ...(outcome.problem ? { problem: outcome.problem } : {}) });
-    await evalScript(this.redis, HSET_IF_EXISTS, 1, this.keys.dossier(id), NOTICE_FIELD + partner, value);
+    await this.records.update('dossier', id, (h) => (h[NOTICE_FIELD + partner] === value ? undefined : { set: { [NOTICE_FIELD + partner]: value } }));
   }
 
   /** The current state of recall notices (they live in the partners' mailboxes), by id; erased ones are absent. */
   async noticeStates(ids: string[]): Promise<Map<string, NoticeState>> {
     const out = new Map<string, NoticeState>();
-    if (!ids.length) return out;
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.packet(id), 'state', 'retrievedAt', 'acknowledgedAt', 'type', 'expiresAt');
-    const rows = (await pipeline.exec()) ?? [];
-    rows.forEach(([err, values], i) => {
-      if (err) throw err;
-      const [state, retrievedAt, acknowledgedAt, type, expiresAt] = values as Array<string | null>;
+    const rows = await Promise.all(ids.map((id) => this.records.read('packet', id)));
+    rows.forEach((row, i) => {
+      const { state, retrievedAt, acknowledgedAt, type, expiresAt } = row?.fields ?? {};
       if (!state || type !== 'recall') return;
       out.set(ids[i]!, { state, ...(retrievedAt ? { retrievedAt } : {}), ...(acknowledgedAt ? { acknowledgedAt } : {}), ...(expiresAt ? { expiresAt } : {}) });
     });
@@ -206,23 +248,25 @@ export class DossierStore {
   }
 
   /**
-   * Every delivery settled: the sealed dossier is erased, only the status record remains. With
-   * `keepSealed` (a match request awaits its answers: the follow-up is made from it) it stays until
-   * `eraseSealed`.
+   * Every delivery settled: the sealed dossier is erased, only the status record remains. `record`: as
+   * get() returned it, when the caller has it (its version is tried first). With `keepSealed` (a match
+   * request awaits its answers: the follow-up is made from it) the sealed dossier stays until `eraseSealed`.
    */
-  async markProcessed(id: string, options: { keepSealed?: boolean } = {}): Promise<void> {
-    const multi = this.redis.multi().hset(this.keys.dossier(id), 'state', 'processed');
-    if (!options.keepSealed) multi.hdel(this.keys.dossier(id), 'sealed');
-    await multi.exec();
+  async markProcessed(id: string, record?: DossierRecord, options: { keepSealed?: boolean } = {}): Promise<void> {
+    const del = options.keepSealed ? [] : ['sealed'];
+    await this.records.update('dossier', id, () => ({ set: { state: 'processed' }, del }), record && this.readFrom.get(record));
   }
 
-  /** Erases the sealed dossier kept for follow-ups; true when there was one to erase. */
+  /**
+   * Erases the sealed dossier kept for follow-ups; true when there was one to erase. `sealed` is not
+   * among the record's authenticated fields (store/record-mac.ts): deleting it leaves the MAC whole.
+   */
   async eraseSealed(id: string): Promise<boolean> {
     return (await this.redis.hdel(this.keys.dossier(id), 'sealed')) === 1;
   }
 
   async markFailed(id: string, failure: string): Promise<void> {
-    await this.redis.hset(this.keys.dossier(id), { state: 'failed', failure });
+    await this.records.update('dossier', id, () => ({ set: { state: 'failed', failure } }));
   }
 }
 
@@ -256,5 +300,8 @@ function toHash(r: DossierRecord): Record<string, string> {
     state: r.state,
     revision: r.revision,
     partners: JSON.stringify(r.partners),
+    ...(r.notSent ? { notSent: JSON.stringify(r.notSent) } : {}),
+    ...(r.kinds ? { kinds: JSON.stringify(r.kinds) } : {}),
+    ...(r.why ? { why: JSON.stringify(r.why) } : {}),
   };
 }

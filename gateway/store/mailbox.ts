@@ -4,10 +4,13 @@
  * mailbox and the retention schedule and marked on the dossier's delivery in one atomic step
  * (store/scripts/mailbox-create-packet.lua), so a retried or duplicated job can never make a second one.
  * When to erase what is the caller's (mailbox/mailbox.ts, retention/schedule.ts): this module is told.
+ * A packet's metadata (partner, dossier, type, expiry, state…) is authenticated with its id and version
+ * (store/record-mac.ts): a packet changed or restored behind the gateway's back is refused to everyone.
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
 import type { Delivery } from './dossiers.js';
+import { AuthenticatedRecords, type RecordAuth } from './records.js';
 import { confirmWrites } from './replication.js';
 import { evalScript, loadScript } from './scripts.js';
 
@@ -34,6 +37,8 @@ export interface PacketRecord {
 }
 
 const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expiresAt', 'state', 'type', 'recalls'] as const;
+/** Each packet read's version (as checked): a change is made only from it (compare-and-set). */
+const versions = new WeakMap<PacketRecord, number>();
 
 /** What a listing needs of a packet: everything but the message and the sealed refs. */
 export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs' | 'subjects'>;
@@ -76,14 +81,18 @@ export interface MailboxStore {
 }
 
 export class RedisMailbox implements MailboxStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+  private readonly records: AuthenticatedRecords;
+
+  constructor(private readonly redis: Redis, private readonly keys: Keys, auth: RecordAuth | AuthenticatedRecords) {
+    this.records = auth instanceof AuthenticatedRecords ? auth : new AuthenticatedRecords(redis, keys, auth);
+  }
 
   async create(packet: PacketRecord, delivery: Delivery, retention: PacketRetention): Promise<boolean> {
-    const fields = Object.entries(packet).flat().map(String);
+    const fields = Object.entries(this.records.sealNew('packet', packet.id, stringFields(packet))).flat();
     const created = (await evalScript(
       this.redis,
       CREATE_PACKET,
-      9,
+      11,
       this.keys.packet(packet.id),
       this.keys.mailbox(packet.partner),
       this.keys.deliveries(packet.dossier),
@@ -93,6 +102,8 @@ export class RedisMailbox implements MailboxStore {
       this.keys.hits(packet.dossier),
       this.keys.dossierLinks(packet.dossier),
       this.keys.dossierCompanions(packet.dossier),
+      this.keys.recordVersion('packet', packet.id),
+      this.keys.recordVersion('dossier', packet.dossier),
       String(fields.length),
       String(retention.storeExpiryMs),
       String(Date.parse(packet.createdAt)),
@@ -115,12 +126,13 @@ export class RedisMailbox implements MailboxStore {
     const created = await evalScript(
       this.redis,
       CREATE_NOTICE,
-      4,
+      5,
       this.keys.packet(notice.id),
       this.keys.mailbox(notice.partner),
       this.keys.retentionDue(),
       this.keys.mailboxPending(notice.partner),
-      JSON.stringify(Object.entries(notice).flat()),
+      this.keys.recordVersion('packet', notice.id),
+      JSON.stringify(Object.entries(this.records.sealNew('packet', notice.id, stringFields(notice))).flat()),
       String(Date.parse(notice.createdAt)),
       notice.id,
       String(retention.storeExpiryMs),
@@ -135,33 +147,34 @@ export class RedisMailbox implements MailboxStore {
     return (await this.redis.exists(this.keys.packet(id))) === 1;
   }
 
+  /** The packet, checked (`record_tampered` when it fails); undefined when it is gone. */
   async get(id: string): Promise<PacketRecord | undefined> {
-    const h = await this.redis.hgetall(this.keys.packet(id));
-    return h.id ? (h as unknown as PacketRecord) : undefined;
+    const read = await this.records.read('packet', id, true);
+    if (!read?.fields.id) return undefined;
+    const { v: _v, mac: _mac, ...fields } = read.fields;
+    const packet = fields as unknown as PacketRecord;
+    versions.set(packet, read.version);
+    return packet;
   }
 
   /**
    * The partner's packets without their messages: newest first, or with `pending` the ones not yet
    * retrieved, oldest first (so a partner drains a backlog of any size page by page). Ids whose packet
-   * has been erased are pruned on the way.
+   * has been erased are pruned on the way; one that fails its integrity check is left out (and reported).
    */
   async list(partner: string, limit = 100, pending = false): Promise<PacketSummaryRecord[]> {
     const index = pending ? this.keys.mailboxPending(partner) : this.keys.mailbox(partner);
     const ids = pending ? await this.redis.zrange(index, '0', String(limit - 1)) : await this.redis.zrevrange(index, 0, limit - 1);
     if (!ids.length) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.packet(id), ...SUMMARY_FIELDS);
-    const rows = (await pipeline.exec()) ?? [];
+    const rows = await Promise.all(ids.map((id) => this.records.readOrSkip('packet', id)));
     const out: PacketSummaryRecord[] = [];
     const gone: string[] = [];
-    rows.forEach(([err, values], i) => {
-      const v = values as Array<string | null> | null;
-      if (err || !v || !v[0]) {
-        gone.push(ids[i]!);
-        return;
-      }
-      const rec = Object.fromEntries(SUMMARY_FIELDS.map((f, j) => [f, v[j]]).filter(([, x]) => x !== null && x !== undefined));
-      out.push(rec as unknown as PacketSummaryRecord);
+    rows.forEach((row, i) => {
+      if (row === undefined) gone.push(ids[i]!);
+      // Another partner's packet filed here (a tampered index) is not this partner's to see.
+      if (row === undefined || row === 'tampered' || row.fields.partner !== partner) return;
+      const f = row.fields;
+      out.push(Object.fromEntries(SUMMARY_FIELDS.filter((k) => f[k] !== undefined).map((k) => [k, f[k]])) as unknown as PacketSummaryRecord);
     });
     if (gone.length) await this.redis.multi().zrem(this.keys.mailbox(partner), ...gone).zrem(this.keys.mailboxPending(partner), ...gone).exec();
     return out;
@@ -169,22 +182,42 @@ export class RedisMailbox implements MailboxStore {
 
   async advance(packet: PacketRecord, state: 'retrieved' | 'acknowledged', at: string): Promise<void> {
     const delivery: Delivery = { state, packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: at };
-    await evalScript(
-      this.redis,
-      ADVANCE,
-      3,
-      this.keys.packet(packet.id),
-      this.keys.deliveries(packet.dossier),
-      this.keys.mailboxPending(packet.partner),
-      state,
-      state === 'retrieved' ? 'retrievedAt' : 'acknowledgedAt',
-      at,
-      packet.partner,
-      JSON.stringify(delivery),
-      packet.id,
-    );
+    const timeField = state === 'retrieved' ? 'retrievedAt' : 'acknowledgedAt';
+    // Compare-and-set from the version read (a record not read here is read first); another writer in
+    // between means a fresh read and a retry.
+    let current = versions.has(packet) ? packet : await this.get(packet.id);
+    for (let attempt = 0; current && attempt < 10; attempt++) {
+      const version = versions.get(current)!;
+      const { message: _m, refs: _r, subjects: _s, ...meta } = stringFields(current);
+      const next = { ...meta, state, [timeField]: at };
+      const res = await evalScript(
+        this.redis,
+        ADVANCE,
+        4,
+        this.keys.packet(packet.id),
+        this.keys.deliveries(packet.dossier),
+        this.keys.mailboxPending(packet.partner),
+        this.keys.recordVersion('packet', packet.id),
+        state,
+        timeField,
+        at,
+        packet.partner,
+        JSON.stringify(delivery),
+        packet.id,
+        String(version),
+        String(version + 1),
+        this.records.mac('packet', packet.id, version + 1, next),
+      );
+      if (res !== -1) break;
+      current = await this.get(packet.id);
+    }
     // A packet is handed out only once a replica holds it and its new state: a fail-over cannot make
     // it be made, and retrieved, a second time.
     await confirmWrites(this.redis);
   }
+}
+
+/** A record's fields as Redis holds them (strings), without absent ones. */
+function stringFields(record: object): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
 }

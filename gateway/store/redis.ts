@@ -85,6 +85,8 @@ export class Keys {
   deliveries(id: string) { return `${this.prefix}:dossier:${id}:deliveries`; }
   idempotency(clientId: string, keyHash: string) { return `${this.prefix}:idem:${clientId}:${keyHash}`; }
   packet(id: string) { return `${this.prefix}:packet:${id}`; }
+  /** The latest version of a dossier or packet record (store/record-mac.ts); expires with the record. */
+  recordVersion(kind: 'dossier' | 'packet', id: string) { return `${this.prefix}:ver:${kind}:${id}`; }
   mailbox(partner: string) { return `${this.prefix}:mailbox:${partner}`; }
   /** The partner's packets and notices not yet retrieved, oldest first. */
   mailboxPending(partner: string) { return `${this.prefix}:mailbox:${partner}:pending`; }

@@ -6,6 +6,7 @@
  * deletes its status record and every key kept with it. Every step is idempotent.
  */
 import type { Redis } from 'ioredis';
+import { AuthenticatedRecords, type RecordAuth } from './records.js';
 import type { Keys } from './redis.js';
 import { evalScript, loadScript } from './scripts.js';
 
@@ -48,7 +49,10 @@ export interface RetentionStore {
   /** Takes the sweep lock for `ms` under `token`; false when another holder has it. */
   lock(token: string, ms: number): Promise<boolean>;
   release(token: string): Promise<void>;
-  /** A packet's state and type (`recall` for a recall notice), or nulls when it is gone. */
+  /**
+   * A packet's state and type (`recall` for a recall notice), or nulls when it is gone; state `tampered`
+   * for one that fails its integrity check (store/record-mac.ts): it is still erased when due.
+   */
   packetState(id: string): Promise<{ state: string | null; type: string | null }>;
   erasePacket(request: PacketErasureRequest): Promise<PacketErasure>;
   dossierRemains(id: string): Promise<DossierRemains>;
@@ -62,7 +66,11 @@ export interface RetentionStore {
 }
 
 export class RedisRetention implements RetentionStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+  private readonly records: AuthenticatedRecords;
+
+  constructor(private readonly redis: Redis, private readonly keys: Keys, auth: RecordAuth | AuthenticatedRecords) {
+    this.records = auth instanceof AuthenticatedRecords ? auth : new AuthenticatedRecords(redis, keys, auth);
+  }
 
   async schedule(member: string, dueMs: number): Promise<void> {
     await this.redis.zadd(this.keys.retentionDue(), dueMs, member);
@@ -85,19 +93,21 @@ export class RedisRetention implements RetentionStore {
   }
 
   async packetState(id: string): Promise<{ state: string | null; type: string | null }> {
-    const [state, type] = await this.redis.hmget(this.keys.packet(id), 'state', 'type');
-    return { state: state ?? null, type: type ?? null };
+    const read = await this.records.readOrSkip('packet', id);
+    if (read === 'tampered') return { state: 'tampered', type: null };
+    return { state: read?.fields.state ?? null, type: read?.fields.type ?? null };
   }
 
   async erasePacket(r: PacketErasureRequest): Promise<PacketErasure> {
     const result = (await evalScript(
       this.redis,
       ERASE_PACKET,
-      4,
+      5,
       this.keys.packet(r.id),
       this.keys.mailbox(r.partner),
       this.keys.deliveries(r.dossier),
       this.keys.retentionDue(),
+      this.keys.recordVersion('packet', r.id),
       r.id,
       r.partner,
       r.member,
@@ -111,7 +121,7 @@ export class RedisRetention implements RetentionStore {
   private async dossierKeys(id: string): Promise<{ keys: string[]; companions: string[] }> {
     const companions = await this.redis.smembers(this.keys.dossierCompanions(id));
     const k = this.keys;
-    return { keys: [k.dossier(id), k.deliveries(id), k.hits(id), k.dossierLinks(id), k.dossierCompanions(id), ...companions], companions };
+    return { keys: [k.dossier(id), k.recordVersion('dossier', id), k.deliveries(id), k.hits(id), k.dossierLinks(id), k.dossierCompanions(id), ...companions], companions };
   }
 
   async dossierRemains(id: string): Promise<DossierRemains> {

@@ -7,20 +7,23 @@ import { clientsAdd, clientsRotate } from './clients.js';
 import { demo } from './demo.js';
 import { keysImport, keysList } from './keys.js';
 import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
+import { policySign } from './policy-sign.js';
 
 const policiesDefault = process.env.CORDON_POLICY_DIR || './policies';
 const clientsDefault = () => process.env.CORDON_CLIENTS || path.join(policiesDefault, 'clients.sample.yaml');
 
 const program = new Command('cordon').description('Cordon gateway: policies, keys, clients, audit and demo').showHelpAfterError();
 
-const policy = program.command('policy').description('lint, test, preview and diff the policy set');
+const policy = program.command('policy').description('lint, test, preview, diff and sign the policy set');
 policy
   .command('lint')
   .description('schema and semantic checks with file:line locations; non-zero exit on errors (warnings do not fail)')
   .option('--policies <dir>', 'policy directory', policiesDefault)
   .option('--now <date>', 'check agreements and keys as at this date (YYYY-MM-DD or ISO date-time)')
+  .option('--signers <file>', 'governance public keys to verify the signatures with (default CORDON_POLICY_SIGNERS)')
+  .option('--quorum <n>', 'signatures required (default CORDON_POLICY_QUORUM, else 1)')
   .option('--json', 'machine-readable findings')
-  .action(async (o: { policies: string; now?: string; json?: boolean }) => policyLint(o));
+  .action(async (o: { policies: string; now?: string; signers?: string; quorum?: string; json?: boolean }) => policyLint(o));
 policy
   .command('test')
   .description('run the policy tests in <policies>/tests with a coverage figure per partner; non-zero exit on any failure')
@@ -45,8 +48,18 @@ policy
   .option('--dossier <file>', 'a dossier to compare on (repeatable; default the two example dossiers)', (v: string, prev: string[] = []) => [...prev, v])
   .option('--policies <dir>', 'policy directory', policiesDefault)
   .option('--now <date>', 'decide as at this date (default now)')
+  .option('--signers <file>', 'governance public keys to verify both sides\' signatures with (default CORDON_POLICY_SIGNERS)')
+  .option('--quorum <n>', 'signatures required (default CORDON_POLICY_QUORUM, else 1)')
   .option('--json', 'machine-readable diff')
-  .action(async (o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; json?: boolean }) => policyDiff(o));
+  .action(async (o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; signers?: string; quorum?: string; json?: boolean }) => policyDiff(o));
+policy
+  .command('sign')
+  .description('sign the revision of the policy set (a manifest of its files and a growing sequence number) with a governance key')
+  .requiredOption('--key <file>', 'the governance signer\'s OpenPGP secret key (armored)')
+  .option('--passphrase-file <file>', 'the passphrase of a protected secret key')
+  .option('--sequence <n>', 'the sequence number of a new manifest (default: one above the highest signed here)')
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .action(async (o: { policies: string; key: string; passphraseFile?: string; sequence?: string }) => policySign(o));
 
 const keys = program.command('keys').description('partner, source and peer public keys');
 keys

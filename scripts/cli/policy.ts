@@ -21,6 +21,7 @@ import { loadPolicySet } from '../../gateway/policy/load.js';
 import { buildPreview, type Preview } from '../../gateway/governance/preview.js';
 import { coverage, runPolicyTests } from '../../gateway/governance/testing.js';
 import type { PolicySet, TraceEntry } from '../../gateway/policy/types.js';
+import { signatureLines, signatureReport, signerOptions, type SignatureReport } from './policy-sign.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE_DOSSIERS = ['examples/dossier-full.json', 'examples/dossier-minimal.json'];
@@ -46,13 +47,16 @@ function fail(message: string): never {
 
 // ---- lint --------------------------------------------------------------------------------------
 
-export async function policyLint(o: { policies: string; now?: string; json?: boolean }): Promise<void> {
+export async function policyLint(o: { policies: string; now?: string; signers?: string; quorum?: string; json?: boolean }): Promise<void> {
+  const signers = await signerOptions(o);
   const result = await lintPolicies(o.policies, {
     now: parseNow(o.now),
     checkKey: async (armored, fingerprint, now) => parseRecipientKey(armored, fingerprint, keyTime(now)),
   });
+  // Who signed this revision: shown, not an error (a set is linted before it is signed).
+  const signatures = result.revision !== undefined ? await signatureReport(o.policies, await loadPolicySet(o.policies), signers).catch(() => undefined) : undefined;
   if (o.json) {
-    out(JSON.stringify(result, null, 2));
+    out(JSON.stringify({ ...result, ...(signatures ? { signatures } : {}) }, null, 2));
   } else {
     const place = (f: LintFinding) => findingPlace(o.policies, f);
     const width = Math.min(60, Math.max(0, ...result.findings.map((f) => place(f).length)));
@@ -66,6 +70,7 @@ export async function policyLint(o: { policies: string; now?: string; json?: boo
         ? `revision ${result.revision}, ${plural(result.partners, 'partner')}, ${plural(result.sources, 'source')}, ${plural(result.tests, 'test')}`
         : 'the policy set does not load';
     out(`${result.errors > 0 ? 'FAILED' : 'ok'}: ${o.policies}: ${loaded}; ${plural(result.errors, 'error')}, ${plural(result.warnings, 'warning')}`);
+    if (signatures) for (const l of signatureLines(signatures)) out(l);
   }
   if (result.errors > 0) process.exitCode = 1;
 }
@@ -170,6 +175,17 @@ export async function policyPreview(o: { policies: string; dossier: string; part
   }
   out(`Preview: what ${o.partner} would receive of ${o.dossier}`);
   out(`policy revision ${preview.policy.revision}, agreement ${preview.agreement.reference} (review by ${preview.agreement.reviewBy}), at ${now.toISOString()}\n`);
+  out('Recipients of this dossier (requests.checks, statutory conditions):');
+  for (const r of preview.recipients) {
+    const why = r.why
+      ? [r.why.requested ? `requested: ${r.why.requested.checks.join(', ')} → ${r.why.requested.kinds.join(', ')}` : '', r.why.statutory ? `statutory: ${r.why.statutory.name} (${r.why.statutory.reason})` : ''].filter(Boolean).join('; ')
+      : (r.reason ?? '');
+    out(`  ${r.partner === o.partner ? '*' : ' '} ${r.partner.padEnd(24)} ${r.sent.padEnd(13)} ${why}`);
+  }
+  out();
+  if (preview.sent.sent === 'not_requested' || preview.sent.sent === 'deferred') {
+    out(`NOT SENT: ${o.partner} is ${preview.sent.sent} (${preview.sent.reason ?? ''}); below is what it would receive if it were\n`);
+  }
   if (preview.blocked) out(`BLOCKED: ${preview.blocked.reason}: ${preview.blocked.message}\n`);
   else if (preview.match) {
     out(`Step 1, the match request (identifiers only; ${o.partner} answers hit or no trace per subject):`);
@@ -262,8 +278,9 @@ function printPartnerDiff(d: PartnerDiff): void {
   }
 }
 
-export async function policyDiff(o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; json?: boolean }): Promise<void> {
+export async function policyDiff(o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; signers?: string; quorum?: string; json?: boolean }): Promise<void> {
   if ((o.from === undefined) === (o.fromRev === undefined)) fail('name exactly one of --from DIR or --from-rev GITREV');
+  const signers = await signerOptions(o);
   const toDir = o.to ?? o.policies;
   let fromDir = o.from!;
   let cleanup: (() => Promise<void>) | undefined;
@@ -276,18 +293,21 @@ export async function policyDiff(o: { policies: string; from?: string; fromRev?:
     const fromLabel = o.fromRev !== undefined ? `${o.fromRev}:${path.relative(process.cwd(), o.policies) || '.'}` : fromDir;
     const from = await loadSetOrExplain(fromDir, `--from ${fromLabel}`);
     const to = await loadSetOrExplain(toDir, `--to ${toDir}`);
+    const signed: { from: SignatureReport; to: SignatureReport } = { from: await signatureReport(fromDir, from, signers), to: await signatureReport(toDir, to, signers) };
     const now = parseNow(o.now);
     const files = o.dossier && o.dossier.length > 0 ? o.dossier : EXAMPLE_DOSSIERS.map((f) => path.join(ROOT, f));
     const report: Array<{ dossier: string; partners: PartnerDiff[] }> = [];
     for (const file of files) report.push({ dossier: file, partners: await diffSets(from, to, await readDossier(file), now) });
     if (o.json) {
       const plain = (v: PartnerDiff['from']) => ({ ...v, paths: Object.fromEntries(v.paths) });
-      out(JSON.stringify({ from: { dir: fromLabel, revision: from.revision }, to: { dir: toDir, revision: to.revision }, dossiers: report.map((r) => ({ ...r, partners: r.partners.map((p) => ({ ...p, from: plain(p.from), to: plain(p.to) })) })) }, null, 2));
+      out(JSON.stringify({ from: { dir: fromLabel, revision: from.revision, signatures: signed.from }, to: { dir: toDir, revision: to.revision, signatures: signed.to }, dossiers: report.map((r) => ({ ...r, partners: r.partners.map((p) => ({ ...p, from: plain(p.from), to: plain(p.to) })) })) }, null, 2));
       return;
     }
     out(`Policy diff at ${now.toISOString()}`);
     out(`  from  ${from.revision}  ${fromLabel}`);
+    for (const l of signatureLines(signed.from)) out(`        ${l}`);
     out(`  to    ${to.revision}  ${toDir}`);
+    for (const l of signatureLines(signed.to)) out(`        ${l}`);
     if (from.revision === to.revision) out('  (the same revision: nothing can differ)');
     out('  + gained   - lost   ~ operation changed   ! delivery or subjects changed   · not shared');
     for (const r of report) {

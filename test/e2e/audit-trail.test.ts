@@ -67,11 +67,17 @@ describe('the s.62 trail of one exchange', () => {
     const mine = all.filter((r) => r.dossier === dossierId);
     const actions = mine.map((r) => r.action);
     expect(actions[0]).toBe('dossier.received');
-    const decided = actions.slice(1, 1 + PARTNERS.length);
+    // With the collection, the recipient choice: the example reaches every partner, children's services
+    // also under its statutory condition (Tyler is a child), which is recorded with its reason.
+    const chosen = mine.slice(1).filter((r) => r.action.startsWith('delivery.') && r.action !== 'delivery.blocked');
+    expect(chosen.map((r) => `${r.action}:${r.recipient}`)).toEqual(['delivery.statutory:childrens-services']);
+    expect(actions.slice(1, 1 + chosen.length)).toEqual(chosen.map((r) => r.action));
+    const first = 1 + chosen.length;
+    const decided = actions.slice(first, first + PARTNERS.length);
     // Partners under after-match agreements (DWP, HMRC, Immigration Enforcement) get a match request first.
     expect(decided.every((a) => a === 'packet.created' || a === 'match.created' || a === 'delivery.blocked')).toBe(true);
     expect(mine.filter((r) => r.action === 'match.created').map((r) => r.recipient).sort()).toEqual(['dwp-benefits', 'hmrc', 'immigration-enforcement']);
-    expect(mine.slice(1, 1 + PARTNERS.length).map((r) => r.recipient).sort()).toEqual(PARTNERS);
+    expect(mine.slice(first, first + PARTNERS.length).map((r) => r.recipient).sort()).toEqual(PARTNERS);
     // The sealed dossier is kept while those match requests await their answers (the follow-up is made from it).
     expect(actions).not.toContain('dossier.sealed_content_erased');
     const consult = mine.filter((r) => r.action === 'packet.retrieved' || r.action === 'packet.acknowledged').map((r) => `${r.action}:${r.actor}`);

@@ -178,7 +178,9 @@ describe('cross-border exchange between two gateways', () => {
       return b.bundle.count > 0 ? b : undefined;
     });
     expect(bundle.subjects.S1).toHaveLength(1);
-    expect(bundle.subjects.S1[0]).toMatchObject({ kind: 'tenancy', partner: 'council-housing', via: 'warwickshire', partnerRecordRef: 'NBBC-7731' });
+    // Under B's hits policy for A (the sample's): the record crosses as reported, its reference does not.
+    expect(bundle.subjects.S1[0]).toMatchObject({ kind: 'tenancy', partner: 'council-housing', via: 'warwickshire', signed: false, detail: { line1: '4 Mill Lane', town: 'Nuneaton', postcode: 'CV11 4AB', tenure: 'council' } });
+    expect(bundle.subjects.S1[0].partnerRecordRef).toBeUndefined();
     expect(bundle.subjects.S1[0].agreementExpired).toBeUndefined();
 
     const aAudit = await auditActions(A);

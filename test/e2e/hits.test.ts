@@ -177,6 +177,7 @@ describe('partners report hits; the force gets them back under its own subject i
       partnerRecordRef: 'HSG-778812',
       receivedAt: expect.any(String),
       agreement: { reference: 'ISA-WMP-CCC-HSG-2025-01' },
+      signed: false, // reported as plain JSON with the partner's bearer token
     });
     expect(bundle.subjects.S2[0].agreement.reference).toBe('ISA-WMP-DVLA-2025-02');
     // No packet refs travel back to the force: it only ever sees its own subject ids.

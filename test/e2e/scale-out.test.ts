@@ -16,6 +16,7 @@ import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, deleteKeys, fixture, PARTNERS, REDIS_URL, ROOT, TOKENS, waitSettled } from '../helpers/gateway.js';
 import { freePort } from '../../gateway/store/private-redis.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const DOSSIERS = 30;
 const IN_FLIGHT = 4;
@@ -158,7 +159,7 @@ describe('two api and two worker processes on one Redis', () => {
 
     // The mailboxes: exactly one packet per (dossier, partner), the one each delivery names.
     const keys = new Keys(prefix);
-    const mailbox = new Mailbox(new RedisMailbox(redis, keys));
+    const mailbox = new Mailbox(new RedisMailbox(redis, keys, gatewayRecordAuth(stateDir)));
     const packets: PacketSummaryRecord[] = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
     const ours = new Set(ids);
     const byPair = new Map<string, string[]>();

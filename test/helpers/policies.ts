@@ -1,5 +1,7 @@
 /** Temporary copies of the sample policy directory, edited for one test, and a plain agreement for unit tests. */
+import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -32,4 +34,10 @@ export async function editYaml(file: string, at: (string | number)[], value: unk
   const doc = YAML.parseDocument(await readFile(file, 'utf8'));
   doc.setIn(at, value);
   await writeFile(file, doc.toString());
+}
+
+/** `cordon policy sign --key <keyFile>` on `dir`, as governance runs it (a child process; the event loop stays free). */
+export async function signPolicies(dir: string, keyFile: string, ...extra: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'scripts/cordon.mjs'), 'policy', 'sign', '--policies', dir, '--key', keyFile, ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return stdout;
 }

@@ -63,7 +63,8 @@ describe('blocked deliveries', () => {
   });
 
   it('an OFFICIAL dossier still reaches hmrc, whose agreement stops at OFFICIAL', async () => {
-    const res = await api(gw.url, 'POST', '/v1/dossiers', TOKENS['west-midlands-rocu'], fixture('dossier-minimal.json'));
+    // The minimal dossier asks for business checks too, which HMRC serves (policies/gateway.yaml).
+    const res = await api(gw.url, 'POST', '/v1/dossiers', TOKENS['west-midlands-rocu'], { ...fixture('dossier-minimal.json'), requests: { checks: ['vehicles', 'businesses'] } });
     const status = await waitSettled(gw.url, res.json.id);
     const hmrc = status.deliveries.find((d: any) => d.partner === 'hmrc');
     // The minimal dossier's only subject is an adult member with a vehicle: hmrc gets a packet.

@@ -24,6 +24,7 @@ import { loadPolicySet } from '../../gateway/policy/load.js';
 import { DossierStore, type Delivery } from '../../gateway/store/dossiers.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, fixture, PARTNERS, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 let gw: TestGateway;
 let keys: Keys;
@@ -41,8 +42,8 @@ async function fanout(mailbox?: Mailbox): Promise<Fanout> {
   const set = await loadPolicySet(path.join(ROOT, 'policies'));
   const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
   return new Fanout({
-    store: new DossierStore(gw.redis, keys),
-    mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys)),
+    store: new DossierStore(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)),
+    mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))),
     // Another worker of the same gateway: it signs with the same state directory's audit key.
     audit: new AuditLog(new RedisAuditChain(gw.redis, keys), { auditKey: await loadOrCreateAuditKey(gw.stateDir) }),
     live: () => live,
@@ -58,7 +59,7 @@ async function push(): Promise<string> {
 }
 
 async function packetsOf(dossierId: string): Promise<PacketRecord[]> {
-  const mailbox = new Mailbox(new RedisMailbox(gw.redis, keys));
+  const mailbox = new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)));
   const all = (await Promise.all(PARTNERS.map((p) => mailbox.list(p, 10_000)))).flat();
   const mine = all.filter((p) => p.dossier === dossierId);
   return (await Promise.all(mine.map((p) => mailbox.get(p.id)))).filter((p): p is PacketRecord => p !== undefined);
@@ -84,7 +85,7 @@ describe('exactly one packet per (dossier, partner)', () => {
         return super.create(packet, delivery);
       }
     }
-    await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys)))).process(id)).rejects.toThrow('worker died');
+    await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))))).process(id)).rejects.toThrow('worker died');
     const before = await packetsOf(id);
     expect(before).toHaveLength(2);
     const record = await gw.redis.hgetall(keys.dossier(id));
@@ -105,10 +106,10 @@ describe('exactly one follow-up per hit after a match request', () => {
     const set = await loadPolicySet(path.join(ROOT, 'policies'));
     const live = await buildLiveSet(set, (armored, fp) => parseRecipientKey(armored, fp));
     const keyring = new Keyring(await loadOrCreateMasterSecret(gw.stateDir));
-    const store = new DossierStore(gw.redis, keys);
+    const store = new DossierStore(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir));
     return new FollowUps({
       store,
-      mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys)),
+      mailbox: mailbox ?? new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))),
       audit: new AuditLog(new RedisAuditChain(gw.redis, keys), { auditKey: await loadOrCreateAuditKey(gw.stateDir) }),
       live: () => live,
       gatewayKey: await loadOrCreateGatewayKey(gw.stateDir),
@@ -151,7 +152,7 @@ describe('exactly one follow-up per hit after a match request', () => {
         throw new Error('worker died');
       }
     }
-    await expect((await followUps(new DyingMailbox(new RedisMailbox(gw.redis, keys)))).run(id, 'dwp-benefits')).rejects.toThrow('worker died');
+    await expect((await followUps(new DyingMailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))))).run(id, 'dwp-benefits')).rejects.toThrow('worker died');
     expect((await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits')).toHaveLength(1); // the match request only
     await (await followUps()).run(id, 'dwp-benefits');
     const made = (await packetsOf(id)).filter((p) => p.partner === 'dwp-benefits' && p.id !== match.id);

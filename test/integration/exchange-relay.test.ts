@@ -31,6 +31,7 @@ import { RECORD_TTL_SECONDS } from '../../gateway/store/dossiers.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, dumpKeys, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, until } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 const PEER = 'warwickshire';
@@ -236,13 +237,44 @@ describe('the lifetime of the exchange records', () => {
 
     // The sweeper erases them with the status record, and says so.
     const now = () => new Date(due + 1);
-    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey: await loadOrCreateAuditKey(path.join(tmp, 'state')) }), now), { now });
+    const sweeper = new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey: await loadOrCreateAuditKey(path.join(tmp, 'state')) }), now), { now });
     const swept = await sweeper.sweepOnce();
     expect(swept.erased).toContain(`dossier|${id}`);
     expect(await gw.redis.exists(keys.dossier(id), outKey, envelopeKey, keys.dossierCompanions(id))).toBe(0);
     const erasure = (await auditOf()).find((r) => r.action === 'dossier.erased' && r.dossier === id);
     expect(erasure?.erased).toEqual(['status', 'deliveries', 'hits', 'links', 'exchange records']);
     expect(await gw.redis.zscore(retentionKey(keys), `dossier|${id}`)).toBeNull();
+  }, 60_000);
+
+  it('an inbound dossier goes through the same recipient choice: vehicles only reaches DVLA and the statutory recipient', async () => {
+    const dossier = fixture('dossier-full.json') as any;
+    dossier.originator.force = PEER;
+    dossier.requests = { checks: ['vehicles'] };
+    const res = await postInbound(await fromPeer({ type: 'dossier', id: envelopeId() }, { dossier }));
+    expect(res.status, res.text).toBe(202);
+    const id = res.json.id as string;
+    const deliveries = await until('the fan-out of the peer’s vehicles-only dossier', async () => {
+      const h = await gw.redis.hgetall(keys.dossier(id));
+      if (h.state !== 'processed') return undefined;
+      return gw.redis.hgetall(keys.deliveries(id));
+    });
+    const states = Object.fromEntries(Object.entries(deliveries).map(([p, d]) => [p, (JSON.parse(d) as { state: string }).state]));
+    expect(states).toEqual({
+      'childrens-services': 'delivered',
+      dvla: 'delivered',
+      'council-housing': 'not_requested',
+      'dwp-benefits': 'not_requested',
+      hmrc: 'not_requested',
+      'immigration-enforcement': 'not_requested',
+    });
+    const choice = (await auditOf()).filter((r) => r.dossier === id && (r.action === 'delivery.not_requested' || r.action === 'delivery.statutory'));
+    expect(choice.map((r) => `${r.action}:${r.recipient}`).sort()).toEqual([
+      'delivery.not_requested:council-housing',
+      'delivery.not_requested:dwp-benefits',
+      'delivery.not_requested:hmrc',
+      'delivery.not_requested:immigration-enforcement',
+      'delivery.statutory:childrens-services',
+    ]);
   }, 60_000);
 
   it('an inbound dossier’s origin expires with its status record; the replay record outlasts the freshness window', async () => {

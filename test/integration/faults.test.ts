@@ -13,6 +13,7 @@ import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { freePort } from '../../gateway/store/private-redis.js';
 import { api, fixture, PARTNERS, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const source = TOKENS['west-midlands-rocu']!;
 
@@ -143,7 +144,7 @@ describe('SIGTERM during work', () => {
           const status = await waitSettled(api1.url, id, 60_000);
           expect(status.deliveries.every((d: { state: string }) => d.state === 'delivered')).toBe(true);
         }
-        const mailbox = new Mailbox(new RedisMailbox(api1.redis, keys));
+        const mailbox = new Mailbox(new RedisMailbox(api1.redis, keys, gatewayRecordAuth(api1.config.stateDir)));
         for (const p of PARTNERS) {
           const mine = (await mailbox.list(p, 10_000)).filter((x) => ids.includes(x.dossier));
           expect(mine, p).toHaveLength(ids.length);

@@ -11,6 +11,7 @@ import { hashToken } from '../../gateway/config/clients.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { Redis } from 'ioredis';
 import { api, deleteKeys, dumpKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway, withoutCiphertext } from '../helpers/gateway.js';
+import { changeRecordAsGateway } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 const OTHER_FORCE = 'other-force-test-token';
@@ -251,8 +252,7 @@ describe('fail closed', () => {
   it('a packet past its expiry answers 410 to its partner (404 to anyone else); nothing is stored', async () => {
     const id = await push(FORCE, fixture('dossier-full.json'));
     const packet = await packetOf('dvla', id);
-    const key = `${prefix}:packet:${packet.id}`;
-    await gw.redis.hset(key, 'expiresAt', new Date(Date.now() - 1000).toISOString());
+    await changeRecordAsGateway(gw, 'packet', packet.id, { set: { expiresAt: new Date(Date.now() - 1000).toISOString() } });
     const body = { schema: 'cordon.hits/v1', packet: packet.id, hits: [{ subject: refOf(packet, 'Daniel'), kind: 'vehicle', detail: { vrm: 'AB12CDE' }, matchedOn: ['name'], confidence: 'confirmed' }] };
     const res = await api(gw.url, 'POST', `/v1/packets/${packet.id}/hits`, TOKENS['dvla'], body);
     expect(res.status).toBe(410);

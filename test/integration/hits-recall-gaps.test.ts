@@ -17,6 +17,7 @@ import type { StoredHit } from '../../gateway/hits/store.js';
 import { RedisHitStore } from '../../gateway/store/hits.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, dumpKeys, fixture, PARTNERS, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { changeRecordAsGateway } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 const NOTE = 'Mistaken identity: the man at Cedar Road is not our subject';
@@ -182,8 +183,7 @@ describe('after the dossier is recalled', () => {
     // Simulated: one notice erased at the end of its retention, one partner whose key was unusable,
     // and one partner the recall had not reached yet (interrupted).
     await gw.redis.del(`${gw.prefix}:packet:${noticeOf('dwp-benefits')}`);
-    await gw.redis.hset(`${gw.prefix}:dossier:${id}`, 'notice:immigration-enforcement', JSON.stringify({ problem: 'recipient_key_invalid' }));
-    await gw.redis.hdel(`${gw.prefix}:dossier:${id}`, 'notice:childrens-services');
+    await changeRecordAsGateway(gw, 'dossier', id, { set: { 'notice:immigration-enforcement': JSON.stringify({ problem: 'recipient_key_invalid' }) }, del: ['notice:childrens-services'] });
 
     const by = Object.fromEntries((await status()).recall.partners.map((p: any) => [p.partner, p]));
     expect(by.dvla).toEqual({ partner: 'dvla', packet: packets.dvla, notice: noticeOf('dvla'), noticeState: 'retrieved', retrievedAt: expect.any(String) });

@@ -18,6 +18,7 @@ import { DAY_MS, retentionKey, statusRecordDue } from '../../gateway/retention/s
 import { RetentionSweeper } from '../../gateway/retention/sweeper.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, fixture, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 let gw: TestGateway;
@@ -31,7 +32,7 @@ let packets: Record<string, { packetId: string; expiresAt: string }>;
 function sweeperAt(at: number): RetentionSweeper {
   const now = () => new Date(at);
   const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now, auditKey });
-  return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), audit, now), { now });
 }
 
 beforeAll(async () => {
@@ -96,7 +97,7 @@ describe('the status record and hits outlive the longest packet', () => {
     const ghost = `dos_${'e'.repeat(32)}`;
     const now = new Date();
     const expiresAt = new Date(now.getTime() + 730 * DAY_MS).toISOString();
-    await new Mailbox(new RedisMailbox(gw.redis, keys)).create(
+    await new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))).create(
       { id: 'pkt_ghost', partner: 'dvla', dossier: ghost, source: 'west-midlands', createdAt: now.toISOString(), expiresAt, state: 'delivered', message: 'x', refs: 'y' },
       { state: 'delivered', packetId: 'pkt_ghost', expiresAt, updatedAt: now.toISOString() },
     );

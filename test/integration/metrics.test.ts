@@ -28,3 +28,25 @@ describe('/metrics', () => {
     for (const value of ['Okafor', 'QQ123456C', 'WMP-OCG-2026-00412', 'CV6 5HX']) expect(m.text).not.toContain(value);
   });
 });
+
+describe('/metrics on a separate internal address (CORDON_METRICS_PORT / CORDON_METRICS_HOST)', () => {
+  it('serves /metrics on its own listener only, and the API port no longer does', async () => {
+    const internal = await startTestGateway({ metricsPort: 0, metricsHost: '127.0.0.1' });
+    try {
+      expect(internal.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(internal.metricsUrl).not.toBe(internal.url);
+      const onApi = await api(internal.url, 'GET', '/metrics');
+      expect(onApi.status).toBe(404);
+      expect(onApi.text).not.toContain('cordon_');
+      const m = await api(internal.metricsUrl!, 'GET', '/metrics');
+      expect(m.status).toBe(200);
+      expect(m.text).toMatch(/cordon_policy_revision_info\{revision="[0-9a-f]{16}"\} 1/);
+      // Nothing of the API is reachable there.
+      const other = await api(internal.metricsUrl!, 'GET', '/v1/packets', TOKENS['dvla']);
+      expect(other.status).toBe(404);
+      expect((await api(internal.metricsUrl!, 'GET', '/healthz')).status).toBe(404);
+    } finally {
+      await internal.stop();
+    }
+  });
+});

@@ -13,12 +13,21 @@ import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { DossierStore } from '../../gateway/store/dossiers.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { deleteKeys, fixture, REDIS_URL } from '../helpers/gateway.js';
+import { testRecordAuth } from '../helpers/records.js';
 
 const prefix = `cordon-test-accept-${randomBytes(4).toString('hex')}`;
 const keys = new Keys(prefix);
 const sealKey = Buffer.alloc(32, 3);
-const dossier = fixture('dossier-minimal.json') as unknown as Dossier;
-const set = { revision: 'rev1', partners: new Map([['dvla', {}], ['council-housing', {}]]) };
+const dossier = { ...(fixture('dossier-minimal.json') as unknown as Dossier), requests: { checks: ['vehicles', 'tenancies'] } } as Dossier;
+// Two partners, each reached by one of the dossier's requested checks (policy/recipients.ts).
+const set = {
+  revision: 'rev1',
+  gateway: { neverShare: [], alwaysFilter: {}, requestChecks: { vehicles: ['vehicle'], tenancies: ['tenancy'] } },
+  partners: new Map([
+    ['dvla', { partner: { checks: ['vehicle'] } }],
+    ['council-housing', { partner: { checks: ['tenancy'] } }],
+  ]) as unknown as Parameters<typeof newRecord>[3]['partners'],
+};
 let redis: Redis;
 
 beforeAll(() => {
@@ -30,7 +39,7 @@ afterAll(async () => {
 });
 
 function deps(enqueue: (id: string) => Promise<void>, scheduled: string[] = []): AcceptDeps & { store: DossierStore } {
-  return { store: new DossierStore(redis, keys), audit: new AuditLog(new RedisAuditChain(redis, keys)), sealKey, retention: { schedule: async (member) => void scheduled.push(member) }, enqueue };
+  return { store: new DossierStore(redis, keys, testRecordAuth()), audit: new AuditLog(new RedisAuditChain(redis, keys)), sealKey, retention: { schedule: async (member) => void scheduled.push(member) }, enqueue };
 }
 
 async function auditActions(): Promise<string[]> {
@@ -38,7 +47,7 @@ async function auditActions(): Promise<string[]> {
 }
 
 function acceptance(id: string, extra: Partial<Parameters<typeof accept>[1]> = {}) {
-  const record = newRecord(id, 'west-midlands', 'client-1', set);
+  const { record } = newRecord(id, 'west-midlands', 'client-1', set, dossier);
   return { record, dossier, collection: { kind: 'collection' as const, action: 'dossier.received' as const, dossier: id }, failure: 'could not be queued', ...extra };
 }
 

@@ -1,9 +1,11 @@
 /**
- * `cordon policy lint|test|preview|diff` as a governance user runs them: a child process on real files,
+ * `cordon policy lint|test|preview|diff|sign` as a governance user runs them: a child process on real files,
  * exit codes and what is printed.
  */
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/gateway.js';
@@ -177,5 +179,60 @@ describe('cordon policy diff', () => {
     const bad = cordon('policy', 'diff', '--from-rev', 'no-such-rev', '--policies', SAMPLE);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/not a git revision/);
+  });
+});
+
+describe('cordon policy sign, and who signed in lint and diff', () => {
+  const KEYS = path.join(ROOT, 'test/fixtures/keys');
+  const FPS = JSON.parse(readFileSync(path.join(KEYS, 'fingerprints.json'), 'utf8')) as Record<string, string>;
+
+  it('signs the revision, co-signs the same manifest, starts a new sequence after an edit; lint and diff say who signed and whether the quorum is met', async () => {
+    const own = await copyPolicies();
+    const dir = own.dir;
+    const signers = path.join(os.tmpdir(), `cordon-cli-signers-${process.pid}.asc`);
+    await writeFile(signers, readFileSync(path.join(KEYS, 'governance.asc'), 'utf8') + readFileSync(path.join(KEYS, 'intruder.asc'), 'utf8'));
+    try {
+      let res = cordon('policy', 'lint', '--policies', dir, '--signers', signers);
+      expect(res.code, res.stdout + res.stderr).toBe(0); // unsigned is shown, not an error: a set is linted before it is signed
+      expect(res.stdout).toMatch(/^signatures: none, 0 valid of 1 required: quorum NOT met \(this revision would be refused\)$/m);
+
+      res = cordon('policy', 'sign', '--policies', dir, '--key', path.join(KEYS, 'governance.sec.asc'));
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(new RegExp(`^signed revision ([0-9a-f]{16}) at sequence 1 as ${FPS.governance} \\(Governance Fixture`, 'm'));
+      expect(readdirSync(path.join(dir, 'signatures')).sort()).toEqual([`1-${FPS.governance}.asc`, 'manifest.json']);
+
+      res = cordon('policy', 'sign', '--policies', dir, '--key', path.join(KEYS, 'intruder.sec.asc'));
+      expect(res.stdout).toMatch(/at sequence 1 as .*\n.*beside 1 other signature of this manifest/);
+      res = cordon('policy', 'lint', '--policies', dir, '--signers', signers, '--quorum', '2');
+      expect(res.stdout).toMatch(/^signatures: sequence 1, 2 valid of 2 required: quorum met$/m);
+      expect(res.stdout).toContain(`  signed by ${FPS.governance} Governance Fixture (TEST KEY - not for real data) <governance@fixtures.cordon.test>`);
+      expect(res.stdout).toContain(`  signed by ${FPS.intruder} Intruder Fixture`);
+      // Without a signers file: who the signatures name, unverified.
+      res = cordon('policy', 'lint', '--policies', dir);
+      expect(res.stdout).toMatch(/^signatures: sequence 1, covers these files, signatures by key id [0-9A-F]{16}, [0-9A-F]{16} \(not verified: give --signers or CORDON_POLICY_SIGNERS\)$/m);
+
+      // An edit voids the signatures; signing again starts sequence 2 and drops sequence 1's files.
+      const dvla = path.join(dir, 'partners/dvla.yaml');
+      await writeFile(dvla, (await readFile(dvla, 'utf8')).replace('  subjects[].vehicles[].colour: keep\n', ''));
+      res = cordon('policy', 'diff', '--policies', dir, '--from', SAMPLE, '--signers', signers);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/^ {8}signatures: sequence 1, 2 valid of 1 required, but over other files: quorum NOT met \(this revision would be refused\)$/m);
+      expect(res.stdout).toContain('  - partners/dvla.yaml changed since it was signed');
+      res = cordon('policy', 'sign', '--policies', dir, '--key', path.join(KEYS, 'governance.sec.asc'));
+      expect(res.stdout).toMatch(/at sequence 2 as /);
+      expect(readdirSync(path.join(dir, 'signatures')).sort()).toEqual([`2-${FPS.governance}.asc`, 'manifest.json']);
+      res = cordon('policy', 'diff', '--policies', dir, '--from', SAMPLE, '--signers', signers, '--json');
+      const diff = JSON.parse(res.stdout);
+      expect(diff.from.signatures).toMatchObject({ met: false, signers: [] });
+      expect(diff.to.signatures).toMatchObject({ sequence: 2, covers: true, met: true, signers: [{ fingerprint: FPS.governance }] });
+
+      // A sequence that does not grow is refused.
+      res = cordon('policy', 'sign', '--policies', dir, '--key', path.join(KEYS, 'governance.sec.asc'), '--sequence', '1');
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/--sequence 1 must be above 2, the highest sequence already signed here/);
+    } finally {
+      await rm(signers, { force: true });
+      await own.cleanup();
+    }
   });
 });

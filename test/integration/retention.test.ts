@@ -15,13 +15,14 @@ import { DAY_MS, retentionKey } from '../../gateway/retention/schedule.js';
 import { RetentionSweeper } from '../../gateway/retention/sweeper.js';
 import { Keys } from '../../gateway/store/redis.js';
 import { api, dumpKeys, fixture, PARTNERS, ROOT, startTestGateway, TOKENS, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { gatewayRecordAuth } from '../helpers/records.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 
 function sweeperAt(gw: TestGateway, now: () => Date): RetentionSweeper {
   const keys = new Keys(gw.prefix);
   const audit = new AuditLog(new RedisAuditChain(gw.redis, keys), { now });
-  return new RetentionSweeper(new RedisRetention(gw.redis, keys), new Eraser(new RedisRetention(gw.redis, keys), audit, now), { now });
+  return new RetentionSweeper(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), new Eraser(new RedisRetention(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir)), audit, now), { now });
 }
 
 async function auditOf(gw: TestGateway): Promise<AuditRecord[]> {

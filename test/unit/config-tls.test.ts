@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config/env.js';
 import { serverTlsOptions } from '../../gateway/exchange/tls.js';
 
+/** Production also needs signed policy revisions (gateway/config/env.ts); the file is only read at start-up. */
+const SIGNED = { CORDON_POLICY_SIGNERS: 'signers.asc', CORDON_POLICY_QUORUM: '1' };
+
 let dir: string;
 
 function openssl(args: string[]): void {
@@ -90,16 +93,16 @@ describe('CORDON_TLS_CERT and CORDON_TLS_KEY', () => {
 
   it('production: an api process needs TLS, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1 for a TLS proxy in front', () => {
     for (const role of ['all', 'api']) {
-      expect(configError({ NODE_ENV: 'production', CORDON_ROLE: role })).toMatchObject({
+      expect(configError({ NODE_ENV: 'production', CORDON_ROLE: role, ...SIGNED })).toMatchObject({
         code: 'config_invalid',
         message: expect.stringMatching(/^production needs TLS: set CORDON_TLS_CERT and CORDON_TLS_KEY, or CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY=1/),
         details: [{ path: 'CORDON_TLS_CERT' }],
       });
     }
-    expect(loadConfig({ NODE_ENV: 'production', CORDON_TLS_CERT: 'server.crt', CORDON_TLS_KEY: 'server.key' }, dir).tls).toBeDefined();
-    expect(loadConfig({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: '1' }, dir)).toMatchObject({ production: true, allowPlaintextBehindProxy: true });
-    expect(loadConfig({ NODE_ENV: 'production', CORDON_ROLE: 'worker' }, dir).tls).toBeUndefined(); // a worker serves no API
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_TLS_CERT: 'server.crt', CORDON_TLS_KEY: 'server.key', ...SIGNED }, dir).tls).toBeDefined();
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: '1', ...SIGNED }, dir)).toMatchObject({ production: true, allowPlaintextBehindProxy: true });
+    expect(loadConfig({ NODE_ENV: 'production', CORDON_ROLE: 'worker', ...SIGNED }, dir).tls).toBeUndefined(); // a worker serves no API
     expect(loadConfig({}, dir)).toMatchObject({ production: false, allowPlaintextBehindProxy: false }); // development: plain HTTP is fine
-    expect(configError({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: 'yes' }).message).toBe('CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY must be one of 0, 1, not "yes"');
+    expect(configError({ NODE_ENV: 'production', CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY: 'yes', ...SIGNED }).message).toBe('CORDON_ALLOW_PLAINTEXT_BEHIND_PROXY must be one of 0, 1, not "yes"');
   });
 });

@@ -10,6 +10,8 @@ import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { configSchema, nearestSetting } from '../../gateway/config/schema.js';
 
 const cwd = os.tmpdir();
+/** What production needs for signed policy revisions (the file is only read at start-up). */
+const SIGNED = { CORDON_POLICY_SIGNERS: 'governance/signers.asc', CORDON_POLICY_QUORUM: '2' };
 
 function refusal(env: Record<string, string>): { code?: string; message: string; details?: Array<{ path?: string; message: string }> } {
   try {
@@ -36,7 +38,7 @@ describe('configuration schema', () => {
   });
 
   it('describes every Config field, and nothing the Config lacks', () => {
-    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1', CORDON_AUDIT_ACCEPT_NEW_TRAIL: '7' }, cwd);
+    const full = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CORDON_FORCE_ID: 'west-midlands', CORDON_PACKET_TTL_DAYS: '1', CORDON_AUDIT_ACCEPT_NEW_TRAIL: '7', CORDON_METRICS_PORT: '9100', CORDON_POLICY_SIGNERS: '/etc/cordon/policy-signers.asc' }, cwd);
     const described = new Set(Object.values(configSchema.properties).map((s) => s['x-field']));
     expect([...described].sort()).toEqual([...Object.keys(full), 'tls'].sort());
     for (const [name, s] of Object.entries(configSchema.properties)) {
@@ -47,8 +49,17 @@ describe('configuration schema', () => {
   });
 
   it('reads numbers and switches from strings; empty means unset', () => {
-    const config = loadConfig({ PORT: '9090', CORDON_PACKET_TTL_DAYS: '0.5', NODE_ENV: 'production', CORDON_ROLE: 'worker', CORDON_WORKER_CONCURRENCY: '', CORDON_STATE_DIR: 'state' }, cwd);
-    expect(config).toMatchObject({ port: 9090, packetTtlDays: 0.5, production: true, role: 'worker', workerConcurrency: 4, stateDir: path.join(cwd, 'state') });
+    const config = loadConfig({ PORT: '9090', CORDON_PACKET_TTL_DAYS: '0.5', NODE_ENV: 'production', CORDON_ROLE: 'worker', CORDON_WORKER_CONCURRENCY: '', CORDON_STATE_DIR: 'state', ...SIGNED }, cwd);
+    expect(config).toMatchObject({ port: 9090, packetTtlDays: 0.5, production: true, role: 'worker', workerConcurrency: 4, stateDir: path.join(cwd, 'state'), policyQuorum: 2 });
+  });
+
+  it('/metrics on its own listener: CORDON_METRICS_PORT, on loopback unless CORDON_METRICS_HOST says; the host alone is refused', () => {
+    expect(loadConfig({}, cwd).metricsPort).toBeUndefined();
+    expect(loadConfig({ CORDON_METRICS_PORT: '9100' }, cwd)).toMatchObject({ metricsPort: 9100, metricsHost: '127.0.0.1' });
+    expect(loadConfig({ CORDON_METRICS_PORT: '9100', CORDON_METRICS_HOST: '10.0.0.5' }, cwd)).toMatchObject({ metricsPort: 9100, metricsHost: '10.0.0.5' });
+    const alone = refusal({ CORDON_METRICS_HOST: '10.0.0.5' });
+    expect(alone.details).toEqual([expect.objectContaining({ path: 'CORDON_METRICS_PORT' })]);
+    expect(refusal({ CORDON_METRICS_PORT: '70000' }).details).toEqual([expect.objectContaining({ path: 'CORDON_METRICS_PORT' })]);
   });
 
   it('ignores variables that are not Cordon settings', () => {
@@ -109,5 +120,27 @@ describe('configuration refused', () => {
     expect(nearestSetting('CORDON_STATEDIR')).toBe('CORDON_STATE_DIR');
     expect(nearestSetting('CORDON_TLS_CRT')).toBe('CORDON_TLS_CERT');
     expect(nearestSetting('CORDON_DATABASE')).toBeUndefined();
+  });
+
+  it('production needs CORDON_POLICY_SIGNERS and CORDON_POLICY_QUORUM, each named when unset', () => {
+    const worker = { NODE_ENV: 'production', CORDON_ROLE: 'worker' };
+    expect(refusal(worker).details).toEqual([
+      { path: 'CORDON_POLICY_SIGNERS', message: expect.stringMatching(/^production needs signed policy revisions: .*CORDON_POLICY_SIGNERS is unset$/) },
+      { path: 'CORDON_POLICY_QUORUM', message: expect.stringMatching(/CORDON_POLICY_QUORUM is unset$/) },
+    ]);
+    expect(refusal({ ...worker, CORDON_POLICY_SIGNERS: 'signers.asc' }).details).toEqual([{ path: 'CORDON_POLICY_QUORUM', message: expect.stringMatching(/unset$/) }]);
+    expect(loadConfig({ ...worker, ...SIGNED }, cwd)).toMatchObject({ policySigners: path.join(cwd, 'governance/signers.asc'), policyQuorum: 2 });
+    // Development: optional; the quorum defaults to 1.
+    expect(loadConfig({}, cwd)).toMatchObject({ policyQuorum: 1 });
+    expect(loadConfig({}, cwd).policySigners).toBeUndefined();
+  });
+
+  it('refuses a signers file inside the policy directory, and a quorum below 1', () => {
+    expect(refusal({ CORDON_POLICY_DIR: 'pol', CORDON_POLICY_SIGNERS: 'pol/keys/signers.asc' })).toMatchObject({
+      code: 'config_invalid',
+      details: [{ path: 'CORDON_POLICY_SIGNERS', message: expect.stringMatching(/is inside the policy directory/) }],
+    });
+    expect(loadConfig({ CORDON_POLICY_DIR: 'pol', CORDON_POLICY_SIGNERS: 'pol-signers.asc' }, cwd).policySigners).toBe(path.join(cwd, 'pol-signers.asc'));
+    expect(refusal({ CORDON_POLICY_QUORUM: '0' }).details).toEqual([expect.objectContaining({ path: 'CORDON_POLICY_QUORUM' })]);
   });
 });

@@ -209,6 +209,48 @@ describe('encryptAndSign / decryptAndVerify', () => {
   });
 });
 
+describe('decryptAndVerify: the signing key must be valid at the time of use', () => {
+  /** A message to the gateway signed by fixture `id` with the signature dated `date`. */
+  async function signedBy(id: string, date: Date, publicArmored?: string): Promise<{ armored: string; verifier: openpgp.PublicKey }> {
+    const signer = await openpgp.readPrivateKey({ armoredKey: await secretOf(id) });
+    // The signer's own copy without its revocation (openpgp.js will not sign with a revoked key; a thief's copy would).
+    signer.revocationSignatures = [];
+    // Signed at `date`, then encrypted to the gateway key now (which did not exist at `date`).
+    const signed = await openpgp.sign({ message: await openpgp.createMessage({ binary: Buffer.from(PLAINTEXT, 'utf8'), format: 'binary', date }), signingKeys: signer, date, format: 'object' });
+    const armored = await openpgp.encrypt({ message: signed, encryptionKeys: gateway.publicKey });
+    return { armored, verifier: (await openpgp.readKey({ armoredKey: publicArmored ?? (await fixturePublic(id)) })) as openpgp.PublicKey };
+  }
+
+  it('refuses a back-dated signature by a key that has expired since (it verified at its own date before)', async () => {
+    const then = new Date('2020-01-01T12:00:00Z'); // the expired fixture was valid until 2020-01-02
+    const { armored, verifier } = await signedBy('expired', then);
+    // At a time the key was valid, the signature verifies: the message itself is sound.
+    const ok = await decryptAndVerify(armored, gateway.privateKey, [verifier], new Date('2020-01-01T13:00:00Z'));
+    expect(ok.data).toBe(PLAINTEXT);
+    const err = await expectGatewayError(decryptAndVerify(armored, gateway.privateKey, [verifier]), 'recipient_key_invalid');
+    expect(err.message).toMatch(new RegExp(`signing key ${fingerprints['expired']} is expired now`));
+  });
+
+  it('refuses a signature by a revoked key whatever date it carries', async () => {
+    const info = await readPublicKeyInfo(await fixturePublic('revoked'));
+    expect(info.revoked).toBe(true);
+    const signer = await openpgp.readPrivateKey({ armoredKey: await secretOf('revoked') });
+    const created = signer.keyPacket.created;
+    const { armored, verifier } = await signedBy('revoked', new Date(created.getTime() + 1000));
+    // openpgp.js refuses it itself (a revoked key is invalid at any date); kept here with the others.
+    const err = await decryptAndVerify(armored, gateway.privateKey, [verifier]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(['crypto_failed', 'recipient_key_invalid']).toContain((err as GatewayError).code);
+  });
+
+  it('refuses a signature dated ahead of the clock', async () => {
+    const { armored, verifier } = await signedBy('council-housing', new Date(Date.now() + 3600_000), await partnerPublic());
+    const err = await decryptAndVerify(armored, gateway.privateKey, [verifier]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(['crypto_failed', 'recipient_key_invalid']).toContain((err as GatewayError).code);
+  });
+});
+
 describe('parseRecipientKey', () => {
   it('accepts the pinned key regardless of case and spaces', async () => {
     const spaced = fingerprints['council-housing']!.toLowerCase().replace(/(.{4})/g, '$1 ');

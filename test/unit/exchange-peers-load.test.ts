@@ -75,3 +75,26 @@ describe('peer files', () => {
     expect((await problemsOf(copy.dir)).map((p) => p.message)).toContain('"dvla" is already a partner id');
   });
 });
+
+describe('the per-peer hits policy', () => {
+  it('is read from the peer file; what it leaves out is the minimum (no detail, no record refs, every kind)', async () => {
+    const set = await loadPolicySet(path.resolve(import.meta.dirname, '../../policies'), NOW);
+    expect(set.peerPolicies?.get('warwickshire')?.hits).toEqual({ declared: true, kinds: ['address', 'tenancy', 'vehicle', 'business', 'associate', 'employment', 'phone'], detail: 'keep', partnerRecordRef: 'drop' });
+    const copy = await copyPolicies();
+    cleanup = copy.cleanup;
+    const file = path.join(copy.dir, 'peers/warwickshire.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/\nhits:\n( {2}.*\n)+/, '\n'));
+    const bare = await loadPolicySet(copy.dir, NOW);
+    expect(bare.peerPolicies?.get('warwickshire')?.hits).toEqual({ declared: false, detail: 'drop', partnerRecordRef: 'drop' });
+  });
+
+  it('refuses an unknown kind or mode, naming the place', async () => {
+    const copy = await copyPolicies();
+    cleanup = copy.cleanup;
+    const file = path.join(copy.dir, 'peers/warwickshire.yaml');
+    await editYaml(file, ['hits', 'kinds'], ['tenancy', 'criminal-record']);
+    await editYaml(file, ['hits', 'detail'], 'blur');
+    const problems = (await problemsOf(copy.dir)).map((p) => p.path);
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^peers\/warwickshire\.yaml: hits\.kinds/), expect.stringMatching(/^peers\/warwickshire\.yaml: hits\.detail/)]));
+  });
+});

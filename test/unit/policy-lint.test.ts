@@ -176,6 +176,8 @@ describe('lintPolicies: tests', () => {
       // The handling-condition tests cover dvla too.
       'tests/handling-conditions-safeguarding.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
       'tests/handling-conditions-dossier.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
+      // And the recipient-choice tests.
+      'tests/recipients-chosen.yaml': (t) => t.replace(/partner: dvla\n/g, 'partner: dvla-typo\n'),
     });
     const r = await lintPolicies(dir, { now: NOW, checkKey });
     expect(find(r.findings, 'tests/dvla-full.yaml', /no partner "dvla-typo"/)).toMatchObject({ severity: 'error', location: 'partner', line: 3, column: 1 });
@@ -234,5 +236,25 @@ describe('canHold', () => {
   it('gives up (assumes it can hold) rather than expand a huge condition', () => {
     const big = all(...Array.from({ length: 12 }, () => any(c('role', 'equal', 'victim'), c('role', 'equal', 'witness'))), c('role', 'equal', 'member'));
     expect(canHold(big)).toBe(true);
+  });
+});
+
+describe('lintPolicies on peer files', () => {
+  const PEER = 'peers/warwickshire.yaml';
+  it('reports a peer agreement past its review date (error) and one due for review (warning), like a partner’s', async () => {
+    const expired = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace('inForceFrom: "2025-07-01"', 'inForceFrom: "2024-07-01"').replace('reviewBy: "2028-06-30"', 'reviewBy: "2026-06-30"') }), { now: NOW, checkKey });
+    const error = find(expired.findings, PEER, /ISA-WMP-WARKS-2025-07 was due for review by 2026-06-30/);
+    expect(error).toMatchObject({ severity: 'error' });
+    const due = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace('reviewBy: "2028-06-30"', 'reviewBy: "2026-12-21"') }), { now: NOW, checkKey });
+    expect(find(due.findings, PEER, /due for review by 2026-12-21 \(30 days left\)/)).toMatchObject({ severity: 'warning' });
+  });
+
+  it('warns about a peer file without a hits policy, and about one letting every hit cross as reported', async () => {
+    const none = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n( {2}.*\n)+/, '\n') }), { now: NOW, checkKey });
+    expect(find(none.findings, PEER, /no hits policy: partners' hits relayed to warwickshire carry kind and subject only/)).toMatchObject({ severity: 'warning' });
+    const open = await lintPolicies(await sampleCopy({ [PEER]: (t) => t.replace(/\nhits:\n( {2}.*\n)+/, '\nhits:\n  detail: keep\n  partnerRecordRef: keep\n') }), { now: NOW, checkKey });
+    expect(find(open.findings, PEER, /every kind of partners' hits crosses to warwickshire with its detail and record refs/)).toMatchObject({ severity: 'warning' });
+    const sample = await lintPolicies(SAMPLE, { now: NOW, checkKey });
+    expect(sample.findings.filter((f) => f.file === PEER)).toEqual([]);
   });
 });

@@ -159,3 +159,27 @@ describe('PolicyReloader.watch', () => {
     expect(h.live().set.revision).toBe(third);
   });
 });
+
+describe('PolicyReloader.watch, a subdirectory replaced', () => {
+  it('watches a subdirectory deleted and made again (a restore, a checkout): a later edit in it still reloads', async () => {
+    const h = await harness(50);
+    h.reloader.watch();
+    await new Promise((r) => setTimeout(r, 100));
+    const first = h.live().set.revision;
+    const partners = path.join(h.dir, 'partners');
+    const saved = path.join(h.dir, '..', `${path.basename(h.dir)}-partners`);
+    dirs.push(saved);
+    await cp(partners, saved, { recursive: true });
+    await rm(partners, { recursive: true });
+    await cp(saved, partners, { recursive: true });
+    // The removal and the copy are reloads of their own (refused, then back to the live revision).
+    const deadline = Date.now() + 10_000;
+    while (h.outcomes.at(-1)?.status !== 'unchanged' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(h.live().set.revision).toBe(first);
+    await new Promise((r) => setTimeout(r, 100));
+    await edit(h.dir, 'partners/dvla.yaml', (t) => t.replace('  subjects[].vehicles[].colour: keep\n', ''));
+    while (h.live().set.revision === first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(h.live().set.revision).not.toBe(first);
+    h.reloader.close();
+  });
+});

@@ -6,11 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { Keys } from '../../../gateway/store/redis.js';
+import type { RecordAuth } from '../../../gateway/store/records.js';
 import { deleteKeys, REDIS_URL } from '../../helpers/gateway.js';
+import { testRecordAuth } from '../../helpers/records.js';
 
 export interface StoreFixture {
   redis: Redis;
   keys: Keys;
+  /** The record authentication the suite's stores share (store/record-mac.ts). */
+  auth: RecordAuth;
 }
 
 export function useStoreFixture(name: string): StoreFixture {
@@ -18,6 +22,7 @@ export function useStoreFixture(name: string): StoreFixture {
   beforeAll(() => {
     f.redis = new Redis(REDIS_URL);
     f.keys = new Keys(`cordon-test-store-${name}-${randomBytes(4).toString('hex')}`);
+    f.auth = testRecordAuth();
   });
   afterAll(async () => {
     await deleteKeys(f.redis, f.keys.prefix);

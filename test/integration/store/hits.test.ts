@@ -21,7 +21,7 @@ function hit(id: string): StoredHit {
 
 async function withDossier(state: 'accepted' | 'withdrawn' = 'accepted'): Promise<string> {
   const id = dossierId();
-  await new DossierStore(f.redis, f.keys).create({ id, source: 'west-midlands', client: 'c', receivedAt: 't', state, revision: 'r', partners: [] }, 's');
+  await new DossierStore(f.redis, f.keys, f.auth).create({ id, source: 'west-midlands', client: 'c', receivedAt: 't', state, revision: 'r', partners: [] }, 's');
   return id;
 }
 

@@ -24,13 +24,13 @@ function retention(p: PacketRecord, statusDueMs = NOW + 60 * DAY_MS): PacketRete
 
 async function withDossier(): Promise<string> {
   const id = dossierId();
-  await new DossierStore(f.redis, f.keys).create({ id, source: 'west-midlands', client: 'c', receivedAt: 't', state: 'accepted', revision: 'r', partners: ['dvla', 'hmrc'] }, 's');
+  await new DossierStore(f.redis, f.keys, f.auth).create({ id, source: 'west-midlands', client: 'c', receivedAt: 't', state: 'accepted', revision: 'r', partners: ['dvla', 'hmrc'] }, 's');
   return id;
 }
 
 describe('RedisMailbox', () => {
   it('creates a packet once: files it, schedules it, sets the delivery and extends the dossier record', async () => {
-    const mailbox = new RedisMailbox(f.redis, f.keys);
+    const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
     const dossier = await withDossier();
     const p = packet(dossier, 'pkt_one');
     const delivery = { state: 'delivered' as const, packetId: p.id, expiresAt: p.expiresAt, updatedAt: p.createdAt };
@@ -53,7 +53,7 @@ describe('RedisMailbox', () => {
   });
 
   it('lists newest first, or the pending ones oldest first, without messages, pruning erased ids', async () => {
-    const mailbox = new RedisMailbox(f.redis, f.keys);
+    const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
     const dossier = await withDossier();
     const ps = [1, 2, 3].map((i) => packet(dossier, `pkt_list${i}`, 'council-housing', NOW + i * 1000));
     for (const p of ps) await mailbox.create(p, { state: 'delivered', packetId: p.id, updatedAt: p.createdAt }, retention(p));
@@ -70,7 +70,7 @@ describe('RedisMailbox', () => {
   });
 
   it('advances a packet and its delivery, never backwards, and takes it off the pending list', async () => {
-    const mailbox = new RedisMailbox(f.redis, f.keys);
+    const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
     const dossier = await withDossier();
     const p = packet(dossier, 'pkt_adv', 'dwp-benefits');
     await mailbox.create(p, { state: 'delivered', packetId: p.id, updatedAt: p.createdAt }, retention(p));
@@ -85,7 +85,7 @@ describe('RedisMailbox', () => {
   });
 
   it('stores a recall notice once, in the mailbox and the schedule, without touching the delivery', async () => {
-    const mailbox = new RedisMailbox(f.redis, f.keys);
+    const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
     const dossier = await withDossier();
     const notice = { ...packet(dossier, 'pkt_notice', 'dvla'), type: 'recall' as const, recalls: 'pkt_one' };
     const r = { member: `packet|${notice.id}|${dossier}|dvla`, dueMs: NOW + 7 * DAY_MS, storeExpiryMs: NOW + 8 * DAY_MS };

@@ -1,6 +1,7 @@
 /** The retention schedule, sweep lock and erasures on a real Redis. */
 import { describe, expect, it } from 'vitest';
 import { DossierStore } from '../../../gateway/store/dossiers.js';
+import { RedisMailbox } from '../../../gateway/store/mailbox.js';
 import { RedisRetention } from '../../../gateway/store/retention.js';
 import { dossierId, useStoreFixture } from './fixture.js';
 
@@ -8,7 +9,7 @@ const f = useStoreFixture('retention');
 
 describe('RedisRetention', () => {
   it('schedules, lists what is due oldest first, reschedules and unschedules', async () => {
-    const store = new RedisRetention(f.redis, f.keys);
+    const store = new RedisRetention(f.redis, f.keys, f.auth);
     await store.schedule('dossier|b', 2000);
     await store.schedule('dossier|a', 1000);
     await store.schedule('dossier|c', 9000);
@@ -21,7 +22,7 @@ describe('RedisRetention', () => {
   });
 
   it('lets one holder take the lock, and only that holder release it', async () => {
-    const store = new RedisRetention(f.redis, f.keys);
+    const store = new RedisRetention(f.redis, f.keys, f.auth);
     expect(await store.lock('one', 10_000)).toBe(true);
     expect(await store.lock('two', 10_000)).toBe(false);
     await store.release('two');
@@ -32,13 +33,15 @@ describe('RedisRetention', () => {
   });
 
   it('erases a packet with its mailbox entry and schedule member, turning its delivery expired', async () => {
-    const store = new RedisRetention(f.redis, f.keys);
+    const store = new RedisRetention(f.redis, f.keys, f.auth);
     const dossier = dossierId();
     const member = `packet|pkt_e|${dossier}|dvla`;
-    await f.redis.hset(f.keys.packet('pkt_e'), { id: 'pkt_e', state: 'retrieved' });
-    await f.redis.zadd(f.keys.mailbox('dvla'), 1, 'pkt_e');
-    await f.redis.hset(f.keys.deliveries(dossier), 'dvla', JSON.stringify({ state: 'retrieved', packetId: 'pkt_e', updatedAt: 't0' }));
-    await store.schedule(member, 1000);
+    const later = Date.now() + 3_600_000;
+    await new RedisMailbox(f.redis, f.keys, f.auth).create(
+      { id: 'pkt_e', partner: 'dvla', dossier, source: 's', createdAt: new Date(1).toISOString(), expiresAt: new Date(later).toISOString(), state: 'retrieved', message: 'm', refs: 'r' },
+      { state: 'retrieved', packetId: 'pkt_e', updatedAt: 't0' },
+      { member, dueMs: 1000, storeExpiryMs: later, dossierMember: `dossier|${dossier}`, statusDueMs: later, statusStoreExpiryMs: later },
+    );
     expect(await store.packetState('pkt_e')).toEqual({ state: 'retrieved', type: null });
     const request = { id: 'pkt_e', dossier, partner: 'dvla', member, at: 't1', reason: 'recalled' };
     expect(await store.erasePacket({ ...request, onlyIfState: 'delivered' })).toBe('skipped');
@@ -52,9 +55,9 @@ describe('RedisRetention', () => {
   });
 
   it('erases a dossier with everything kept with it, its companions included', async () => {
-    const store = new RedisRetention(f.redis, f.keys);
+    const store = new RedisRetention(f.redis, f.keys, f.auth);
     const id = dossierId();
-    await new DossierStore(f.redis, f.keys).create({ id, source: 's', client: 'c', receivedAt: 't', state: 'accepted', revision: 'r', partners: ['dvla'] }, 'sealed');
+    await new DossierStore(f.redis, f.keys, f.auth).create({ id, source: 's', client: 'c', receivedAt: 't', state: 'accepted', revision: 'r', partners: ['dvla'] }, 'sealed');
     const companion = `${f.keys.prefix}:exchange:out:${id}`;
     await f.redis.hset(companion, 'peer', '{}');
     await f.redis.sadd(f.keys.dossierCompanions(id), companion);
