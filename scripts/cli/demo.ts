@@ -1,8 +1,9 @@
 /**
  * `cordon demo`: the whole flow against a running gateway with the sample configuration. Pushes the
  * full example dossier as the force, waits for delivery, pulls and decrypts every partner's packet with
- * the TEST keys and prints what each partner received side by side; then hits, and the match step of
- * after-match partners (demo-match.ts): a no trace, a follow-up, an approval.
+ * the TEST keys and prints what each partner received side by side; then hits, the match step of
+ * after-match partners (demo-match.ts: a no trace, a follow-up, an approval) and a tenancy-only request
+ * (demo-recipients.ts: who is sent it, and who is not).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as openpgpKeys from '../../gateway/crypto/openpgp.js';
 import { GatewayError } from '../../gateway/errors/index.js';
 import { demoMatch } from './demo-match.js';
+import { demoTenancyOnly } from './demo-recipients.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -57,7 +59,7 @@ function flatten(value: unknown, prefix: string, out: Map<string, string>): void
 export async function demo(o: { url: string; policies: string }): Promise<void> {
   const base = o.url.replace(/\/$/, '');
   const tokens = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
-  const dossier = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as { reference: string };
+  const dossier = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as { reference: string } & Record<string, unknown>;
   const source = tokens['west-midlands-rocu']!;
 
   const pushed = await call<{ id: string }>(`${base}/v1/dossiers`, source, 'POST', dossier);
@@ -104,6 +106,7 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
 
   await demoHits(base, tokens, pushed.json.id, received, verifyKey);
   await demoMatch(base, tokens, pushed.json.id, call, verifyKey);
+  await demoTenancyOnly(base, source, dossier, call);
 }
 
 interface DemoPacket {
