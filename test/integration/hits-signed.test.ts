@@ -29,7 +29,9 @@ async function packetOf(partner: string): Promise<{ id: string; refs: Record<str
   const secret = await parseArmoredPrivateKey(await readFile(path.join(ROOT, `test/fixtures/keys/${partner}.sec.asc`), 'utf8'));
   const { data } = await decryptAndVerify(res.text, secret, [await parseArmoredPublicKey(gatewayKey)]);
   const refs: Record<string, string> = {};
-  for (const s of JSON.parse(data).dossier.subjects) refs[s.name.given] = s.id;
+  // DWP is asked first (after-match): its packet is a match request, `{match, subjects: [{ref, …}]}`.
+  const plain = JSON.parse(data);
+  for (const s of plain.dossier?.subjects ?? plain.subjects) refs[s.name.given] = s.id ?? s.ref;
   return { id, refs };
 }
 
