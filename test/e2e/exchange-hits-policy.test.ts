@@ -3,7 +3,7 @@
  * Midlands (A) sends a dossier to Warwickshire (B); B's partners report hits; B relays them back under
  * its peer file for A (`hits:`). With `kinds: [tenancy]`, `detail: generalise`, `partnerRecordRef: keep`
  * only the tenancy crosses, with its town and postcode district but not its street, with its reference;
- * the safeguarding hit stays at B. With no `hits:` block at all, the minimum crosses: kind and subject,
+ * the address hit stays at B. With no `hits:` block at all, the minimum crosses: kind and subject,
  * no detail, no reference. A's bundle shows exactly that, and B's audit says what was held back.
  */
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
@@ -89,7 +89,7 @@ async function reportAtB(packet: string, daniel: string): Promise<void> {
     packet,
     hits: [
       { subject: daniel, kind: 'tenancy', detail: { line1: '4 Mill Lane', town: 'Nuneaton', postcode: 'CV11 4AB', tenure: 'council', tenant: 'D. Okafor' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed', partnerRecordRef: 'NBBC-7731' },
-      { subject: daniel, kind: 'safeguarding', detail: { note: 'known to the housing safeguarding lead' }, matchedOn: ['name'], confidence: 'probable', partnerRecordRef: 'NBBC-SG-12' },
+      { subject: daniel, kind: 'address', detail: { line1: '9 Canal Row', town: 'Bedworth', postcode: 'CV12 8NE' }, matchedOn: ['name'], confidence: 'probable', partnerRecordRef: 'NBBC-AD-12' },
     ],
   });
   expect(res.status, res.text).toBe(202);
@@ -114,7 +114,7 @@ describe('what of B’s partners’ hits crosses back to A, under B’s peer fil
       expect.objectContaining({ partner: 'council-housing', kind: 'tenancy', via: 'warwickshire', signed: false, detail: { town: 'Nuneaton', postcodeDistrict: 'CV11', tenure: 'council' }, partnerRecordRef: 'NBBC-7731' }),
     ]);
     const text = JSON.stringify(bundle);
-    for (const held of ['Mill Lane', 'CV11 4AB', 'Okafor', 'safeguarding', 'NBBC-SG-12']) expect(text).not.toContain(held);
+    for (const held of ['Mill Lane', 'CV11 4AB', 'Okafor', 'Canal Row', 'Bedworth', 'NBBC-AD-12']) expect(text).not.toContain(held);
     const relayed = (await auditOf(B)).find((r) => r.action === 'exchange.hits_relayed' && r.dossier === remote);
     expect(relayed).toMatchObject({ recipient: 'peer:west-midlands', count: 1, notRelayed: 1, hitsPolicy: { detail: 'generalise', partnerRecordRef: 'keep' } });
   }, 60_000);
@@ -131,10 +131,10 @@ describe('what of B’s partners’ hits crosses back to A, under B’s peer fil
     });
     const hits = (bundle.subjects.S1 as any[]).map((h) => ({ kind: h.kind, detail: h.detail, ref: h.partnerRecordRef, via: h.via })).sort((x, y) => x.kind.localeCompare(y.kind));
     expect(hits).toEqual([
-      { kind: 'safeguarding', detail: {}, ref: undefined, via: 'warwickshire' },
+      { kind: 'address', detail: {}, ref: undefined, via: 'warwickshire' },
       { kind: 'tenancy', detail: {}, ref: undefined, via: 'warwickshire' },
     ]);
     const text = JSON.stringify(bundle);
-    for (const held of ['Mill Lane', 'Nuneaton', 'NBBC', 'Okafor', 'housing safeguarding lead']) expect(text).not.toContain(held);
+    for (const held of ['Mill Lane', 'Nuneaton', 'NBBC', 'Okafor', 'Canal Row', 'Bedworth']) expect(text).not.toContain(held);
   }, 60_000);
 });
