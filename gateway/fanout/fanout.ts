@@ -112,16 +112,7 @@ export class Fanout {
       policy,
       ...(match ? { match } : {}),
       decide: () => timed('decide', () => live.decider.decide(partner, dossier, now)),
-      key: async () => {
-        const key = live.keys.get(partner);
-        if (isInvalid(key)) return { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' };
-        try {
-          await checkRecipientKey(key, now);
-        } catch (err) {
-          return { reason: 'recipient_key_invalid', message: (err as Error).message };
-        }
-        return key;
-      },
+      key: () => usableRecipientKey(live, partner, now),
       pseudonymKey: this.deps.keyring.pseudonym(partner),
       measure: true,
     });
@@ -189,6 +180,19 @@ interface Prepared {
 }
 
 /** A sealed dossier that is missing or does not open will never open: no retry can help. */
+
+/** The recipient's pinned key if it can be encrypted to now, else why not (a delivery block). */
+export async function usableRecipientKey(live: ReturnType<FanoutDeps['live']>, partner: string, now: Date): Promise<RecipientKey | Block> {
+  const key = live.keys.get(partner);
+  if (isInvalid(key)) return { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' };
+  try {
+    await checkRecipientKey(key, now);
+  } catch (err) {
+    return { reason: 'recipient_key_invalid', message: (err as Error).message };
+  }
+  return key;
+}
+
 export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | undefined): Dossier {
   if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
   try {

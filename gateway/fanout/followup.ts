@@ -14,12 +14,12 @@
  * while match requests await answers, is erased once every after-match partner is settled.
  */
 import type { AuditLog } from '../audit/log.js';
-import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
-import { isInvalid, type LiveSet } from '../policy/live.js';
+import type { LiveSet } from '../policy/live.js';
 import { followUpMode } from '../policy/match.js';
 import type { PartnerPolicy } from '../policy/types.js';
 import { agreementOf, disclose, packetPlaintext } from '../pipeline/disclose.js';
@@ -28,7 +28,7 @@ import { packets as packetsMetric } from '../metrics/metrics.js';
 import { isRecalled, type Delivery, type DossierStore } from '../store/dossiers.js';
 import type { FollowUpRecord, FollowUpRound, FollowUpStore, HeldFollowUp } from '../store/followups.js';
 import type { AnswerStore, StoredAnswer } from '../store/matches.js';
-import { openSealed } from './fanout.js';
+import { openSealed, usableRecipientKey } from './fanout.js';
 
 export interface FollowUpDeps {
   store: DossierStore;
@@ -129,16 +129,7 @@ export class FollowUps {
       recipient: partner,
       policy,
       decide: () => live.decider.decide(partner, dossier, now),
-      key: async () => {
-        const key = live.keys.get(partner);
-        if (isInvalid(key)) return { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' };
-        try {
-          await checkRecipientKey(key, now);
-        } catch (err) {
-          return { reason: 'recipient_key_invalid', message: (err as Error).message };
-        }
-        return key;
-      },
+      key: () => usableRecipientKey(live, partner, now),
       pseudonymKey: deps.keyring.pseudonym(partner),
       only: new Set(round.subjects),
       refs: new Map(Object.entries(byRef).map(([ref, id]) => [id, ref])),
