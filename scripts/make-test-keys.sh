@@ -8,7 +8,7 @@
 # (certify + sign) with a Curve25519 (cv25519) encryption subkey, no passphrase, no expiry.
 #
 # Writes:
-#   policies/keys/<id>.asc                 public keys of the 7 sample parties
+#   policies/keys/<id>.asc                 public keys of the 8 sample parties
 #   test/fixtures/keys/<id>.sec.asc        secret keys of every id (sample parties + fixtures)
 #   test/fixtures/keys/<id>.asc            public keys of the fixtures expired, revoked, intruder, governance
 #   test/fixtures/keys/fingerprints.json   { "<id>": "<40 hex upper>" }
@@ -40,6 +40,7 @@ SAMPLE=(
   "hmrc|HMRC|partners.cordon.test"
   "immigration-enforcement|Immigration Enforcement|partners.cordon.test"
   "childrens-services|Children's Services|partners.cordon.test"
+  "riverside-homes|Riverside Homes|partners.cordon.test"
   "west-midlands|West Midlands Police|sources.cordon.test"
 )
 FIXTURES=(

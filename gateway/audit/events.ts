@@ -34,6 +34,10 @@ export const AUDIT_ACTIONS = {
   'dossier.sealed_content_erased': 'erasure',
   'packet.created': 'disclosure',
   'match.created': 'disclosure',
+  'blind.created': 'disclosure',
+  'blind.answered': 'combination',
+  'blind.refused': 'rejection',
+  'blind.setup_received': 'collection',
   'followup.approved': 'decision',
   'followup.created': 'disclosure',
   'packet.retrieved': 'consultation',
@@ -152,6 +156,17 @@ interface Extras {
   'packet.created': Signed & Withheld & { redacted?: unknown };
   /** A match request (after-match agreements): a disclosure of identifiers only (`fields` says which). */
   'match.created': Signed & Withheld & { subjects?: number };
+  /**
+   * A blind-match request (gateway/blind/): blinded match keys only; `fields` lists the identifier paths
+   * the keys were made from, `elements` the request's size (padding included).
+   */
+  'blind.created': Signed & Withheld & { subjects?: number; elements?: number; keyTypes?: string[] };
+  /** The gateway's own result of a blind-match answer: per subject hit or no trace (address keys alone do not count). */
+  'blind.answered': AnswerCounts & { partner?: string; signed?: boolean; addressOnly?: number; setup?: string };
+  /** A blind-match answer refused: its proof does not verify, another key, or no setup message. */
+  'blind.refused': { partner?: string; note?: string };
+  /** A partner's setup message: its digest and size, never its content. */
+  'blind.setup_received': { partner?: string; setup?: string; elements?: number; signed?: boolean };
   /** The force's approval of a follow-up disclosure, naming the officer who gave it. */
   'followup.approved': { partner?: string; officer?: Officer; subjects?: number; matchPacket?: string };
   /** The disclosure after a hit: only the subjects answered hit, under the full policy. */

@@ -11,29 +11,12 @@
  * on the subject, so it never unlocks a disclosure about them.
  */
 import { normaliseLine1, normalisePostcode, normaliseVrm } from '../hits/normalise.js';
+import type { KeyType } from '../policy/blind-keys.js';
 
 /** Bump when any normalisation below changes: both sides must derive the same bytes. */
 export const NORMALISER_VERSION = 'cordon-blind-keys/1';
 
-export type KeyType = 'name-dob' | 'ni-dob' | 'vrm-family' | 'address-family';
-
-export interface KeyTypeInfo {
-  /** The dossier fields (canonical paths) the key is built from: the agreement's `match` must grant them all. */
-  fields: readonly string[];
-  /** Whether a hit on this key alone is a hit on the person (address keys are not). */
-  unlocks: boolean;
-}
-
-export const KEY_TYPES: Readonly<Record<KeyType, KeyTypeInfo>> = Object.freeze({
-  'name-dob': { fields: ['subjects[].name.family', 'subjects[].name.given', 'subjects[].dateOfBirth'], unlocks: true },
-  'ni-dob': { fields: ['subjects[].identifiers.niNumber', 'subjects[].dateOfBirth'], unlocks: true },
-  'vrm-family': { fields: ['subjects[].vehicles[].vrm', 'subjects[].name.family'], unlocks: true },
-  'address-family': { fields: ['subjects[].addresses[].postcode', 'subjects[].addresses[].line1', 'subjects[].name.family'], unlocks: false },
-});
-
-export function isKeyType(value: unknown): value is KeyType {
-  return typeof value === 'string' && Object.hasOwn(KEY_TYPES, value);
-}
+export { isKeyType, KEY_TYPES, type KeyType, type KeyTypeInfo } from '../policy/blind-keys.js';
 
 /** What keys are made from, the same for a dossier subject and a partner's record. */
 export interface PersonFacts {

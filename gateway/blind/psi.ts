@@ -83,7 +83,7 @@ export interface BlindState {
 /** A request refused by the partner's client (too large, wrong suite or normaliser, malformed). */
 export class BlindRefused extends Error {
   constructor(
-    readonly code: 'request_too_large' | 'incompatible' | 'malformed',
+    readonly code: 'request_too_large' | 'rate_limited' | 'incompatible' | 'malformed',
     message: string,
   ) {
     super(message);

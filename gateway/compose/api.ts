@@ -28,6 +28,7 @@ import { connectRedisForQueue } from '../store/redis.js';
 import type { Wiring } from './context.js';
 import { readinessChecks } from './readiness.js';
 import type { Services } from './services.js';
+import { MAX_SETUP_BYTES } from '../blind/matching.js';
 
 export async function startApiRole(wiring: Wiring, services: Services, clients: () => ClientRegistry): Promise<{ url: string; metricsUrl?: string }> {
   const { config, logger, closers } = wiring;
@@ -61,6 +62,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
       recall,
     },
     hits: hitsModule.http(),
+    blind: { blind: services.blind, setupLimitBytes: MAX_SETUP_BYTES },
     preview: new PolicyPreview<RecipientKey>({ live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
     exchange: exchange,
     queues: () => readQueues(dashboardQueues),

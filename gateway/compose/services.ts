@@ -19,6 +19,8 @@ import { ExchangeQueue } from '../queue/exchange-queue.js';
 import { Approvals } from '../fanout/approvals.js';
 import { FollowUps } from '../fanout/followup.js';
 import { HitsModule } from '../hits/module.js';
+import { BlindMatching } from '../blind/matching.js';
+import { RedisBlindSetupStore } from '../store/blind.js';
 import { FollowUpStore } from '../store/followups.js';
 import { Mailbox } from '../mailbox/mailbox.js';
 import { policyReloads, setPolicyRevision } from '../metrics/metrics.js';
@@ -57,6 +59,8 @@ export interface Services extends RedisConnection, Omit<Secrets, 'master'> {
   recall: Recall;
   /** Follow-ups after match requests (after-match agreements): the job, the stages, the approvals. */
   followUps: FollowUps;
+  /** Blind matching: partners' setup messages and the gateway's own results on blind-match answers. */
+  blind: BlindMatching;
   approvals: Approvals;
   /** The api role hands over its dossier queue: inbound dossiers from peers are fanned out through it. */
   useDossierQueue(queue: DossierQueue): void;
@@ -112,6 +116,12 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     // Answers on a match request: the follow-up job decides what, if anything, follows.
     onMatchAnswered: (packet) => (dossierQueue ? dossierQueue.enqueueFollowUp(packet.dossier, packet.partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
   });
+  const blind = new BlindMatching({
+    store, mailbox, audit, live, gatewayKey, sealKey: keyring.seal, idKey: keyring.hitId, answerStore: hitsModule.answerStore,
+    setups: new RedisBlindSetupStore(redis, keys, keyring.seal),
+    // The gateway's own result on a blind-match request: the same follow-up as after a match answer.
+    onMatchAnswered: (packet) => (dossierQueue ? dossierQueue.enqueueFollowUp(packet.dossier, packet.partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
+  });
   const followUpStore = new FollowUpStore(redis, keys, keyring.seal);
   const followUps = new FollowUps({ store, mailbox, audit, live, gatewayKey, keyring, answerStore: hitsModule.answerStore, followUps: followUpStore, packetTtlDays: config.packetTtlDays });
   const approvals = new Approvals({
@@ -149,7 +159,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall, followUps, approvals,
+    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall, followUps, approvals, blind,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

@@ -45,6 +45,12 @@ export const ERROR_CODES = [
   'packet_is_recall_notice',
   // match first, then disclose
   'nothing_to_approve',
+  // blind matching
+  'blind_request_too_large',
+  'blind_setup_missing',
+  'blind_setup_invalid',
+  'blind_proof_invalid',
+  'blind_answered_by_gateway',
   // exchange between gateways
   'envelope_invalid',
   'envelope_unknown',

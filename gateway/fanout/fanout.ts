@@ -21,7 +21,9 @@ import type { Mailbox, PacketRecord } from '../mailbox/mailbox.js';
 import { isInvalid, type LiveSet } from '../policy/live.js';
 import type { Block, PartnerPolicy } from '../policy/types.js';
 import { isAfterMatch } from '../policy/match.js';
-import { agreementOf, disclose, matchPlaintext, packetPlaintext } from '../pipeline/disclose.js';
+import { agreementOf, disclose, matchDocument, matchPlaintext, packetPlaintext } from '../pipeline/disclose.js';
+import { isBlindMatch } from '../policy/blind-keys.js';
+import { makeBlindRequest } from '../blind/request.js';
 import type { Delivery, DossierStore } from '../store/dossiers.js';
 import { packetExpiry } from '../retention/schedule.js';
 import { packets as packetsMetric, stageSeconds, timed } from '../metrics/metrics.js';
@@ -121,6 +123,31 @@ export class Fanout {
     const packetId = this.packetId(dossierId, partner);
     const expires = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays);
     const header = { id: packetId, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy };
+    if (isBlindMatch(policy.agreement)) {
+      // Blind-match: the match step's identifiers become blinded keys; none leaves in the clear (gateway/blind/).
+      const made = makeBlindRequest(disclosed.redacted, policy.agreement);
+      if ('block' in made) return this.block(dossierId, partner, disclosed.revision, made.block, policy);
+      const blindPlaintext = JSON.stringify({ blindMatch: matchDocument(header, disclosed.redacted).match, request: made.request });
+      const asked = made.asked.map((ref) => disclosed.byRef[ref]!);
+      return {
+        event: disclosed.event('blind.created', packetId, terms, { subjects: asked.length, elements: made.request.elements.length, keyTypes: made.keyTypes }),
+        revision: disclosed.revision,
+        packet: {
+          id: packetId,
+          partner,
+          dossier: dossierId,
+          source,
+          createdAt: now.toISOString(),
+          expiresAt: expires.toISOString(),
+          state: 'delivered',
+          message: await timed('encrypt', () => encryptAndSign(blindPlaintext, disclosed.key, this.deps.gatewayKey)),
+          refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
+          subjects: seal(this.sealKey, JSON.stringify(asked), `${packetId}:subjects`),
+          blind: seal(this.sealKey, JSON.stringify(made.state), `${packetId}:blind`),
+          type: 'blind-match',
+        },
+      };
+    }
     const plaintext = match ? matchPlaintext(header, disclosed.redacted) : packetPlaintext(header, disclosed.redacted);
     const message = await timed('encrypt', () => encryptAndSign(plaintext, disclosed.key, this.deps.gatewayKey));
     return {
@@ -144,7 +171,7 @@ export class Fanout {
 
   /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
   private async file({ packet, revision }: Prepared): Promise<void> {
-    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, ...(packet.type === 'match' ? { matchPacketId: packet.id } : {}) };
+    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, ...(packet.type === 'match' || packet.type === 'blind-match' ? { matchPacketId: packet.id } : {}) };
     const endStore = stageSeconds.startTimer({ stage: 'store' });
     const created = await this.deps.mailbox.create(packet, delivery);
     endStore();

@@ -89,6 +89,8 @@ export class Matches {
   async submit(client: Client, packetId: string, body: unknown, format: SubmissionFormat): Promise<MatchesReceipt> {
     const now = new Date();
     const { live, packet, body: opened } = await openSubmission(this.deps, MATCHES, client, packetId, body, format, now);
+    // A partner cannot claim hits on a blind-match request: the gateway works them out (gateway/blind/).
+    if (packet.type === 'blind-match') throw new GatewayError('blind_answered_by_gateway', 'This is a blind-match request: answer it with POST /v1/packets/:id/blind-answer; the gateway works out hit or no trace itself');
     const submission = validateMatches(opened);
     requireSamePacket(submission.packet, packet);
     const policy = agreementInForce(live, MATCHES, packet.partner, now);

@@ -35,8 +35,8 @@ export type SubmissionFormat = 'json' | 'openpgp';
 
 /** What is submitted (named in messages) and the audit action of a refusal on a recalled dossier. */
 export interface SubmissionKind {
-  noun: 'hits' | 'answers';
-  refused: 'hits.refused' | 'matches.refused';
+  noun: 'hits' | 'answers' | 'setup messages';
+  refused: 'hits.refused' | 'matches.refused' | 'blind.refused';
 }
 
 export interface Opened {
@@ -179,7 +179,7 @@ export async function auditRefusal(deps: Pick<SubmissionDeps, 'audit'>, kind: Su
 }
 
 /** Decrypts with the gateway key and requires the partner's pinned key's signature. */
-async function open(deps: SubmissionDeps, kind: SubmissionKind, live: LiveSet<RecipientKey>, partner: string, body: unknown): Promise<unknown> {
+export async function open(deps: SubmissionDeps, kind: SubmissionKind, live: LiveSet<RecipientKey>, partner: string, body: unknown): Promise<unknown> {
   if (typeof body !== 'string' || body.length === 0) {
     throw new GatewayError('signature_invalid', 'The body must be an armored OpenPGP message');
   }

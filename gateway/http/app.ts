@@ -22,6 +22,7 @@ import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
 import { registerDashboardPage, registerDashboardRoutes, type DashboardRouteDeps } from './routes-dashboard.js';
 import type { RateLimits } from './ratelimit.js';
 import { registerHitsRoutes, type HitsHttpDeps } from './routes-hits.js';
+import { registerBlindRoutes, type BlindHttpDeps } from './routes-blind.js';
 import { registerExchangeRoutes, type ExchangeHttpDeps } from './routes-exchange.js';
 import { registerPreviewRoutes, type PreviewRouteDeps } from './routes-preview.js';
 
@@ -41,6 +42,8 @@ export interface HttpDeps {
   accountability?: Omit<AuditHttpDeps, 'body'>;
   /** Partners' hits and the sources' bundles (routes-hits.ts). */
   hits?: Omit<HitsHttpDeps, 'bodyLimitBytes'>;
+  /** Blind matching: setup messages and blind-match answers (gateway/blind/). */
+  blind?: Omit<BlindHttpDeps, 'bodyLimitBytes'>;
   /** `POST /v1/preview` for the governance role (routes-preview.ts). */
   preview?: PreviewRouteDeps['preview'];
   /** `POST /v1/exchange/inbound` for peer gateways (routes-exchange.ts). */
@@ -112,6 +115,7 @@ export function createApp(deps: HttpDeps): express.Express {
   routes(v1, deps);
   if (deps.accountability) registerAuditRoutes(v1, { ...deps.accountability, body: jsonBody(deps.bodyLimitBytes) });
   if (deps.hits) registerHitsRoutes(v1, { ...deps.hits, bodyLimitBytes: deps.bodyLimitBytes });
+  if (deps.blind) registerBlindRoutes(v1, { ...deps.blind, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.exchange) registerExchangeRoutes(v1, { exchange: deps.exchange, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.queues) registerDashboardRoutes(v1, { queues: deps.queues });

@@ -25,8 +25,9 @@ export function partnerToolkit(set: PolicySet, now: Date) {
         reviewBy: p.agreement.reviewBy,
         status: toolkitStatus(p.agreement, now),
         // Asked first (match request, then the rest for the hits) or sent at once, and on which identifiers.
-        disclosure: isAfterMatch(p.agreement) ? 'after-match' : 'immediate',
+        disclosure: p.agreement.disclosure ?? 'immediate',
         ...(isAfterMatch(p.agreement) ? { followUp: followUpMode(p.agreement), match: p.match ?? [] } : {}),
+        ...(p.agreement.blindKeys ? { blindKeys: p.agreement.blindKeys } : {}),
       },
     }));
 }

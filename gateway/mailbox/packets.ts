@@ -15,9 +15,10 @@ export interface PacketSummary {
   state: PacketRecord['state'];
   /**
    * `packet`; `match` for a match request (identifiers only: answer hit or no trace per subject, the
-   * rest follows for the hits); `recall` for a recall notice about the packet named in `recalls`.
+   * rest follows for the hits); `blind-match` for a blind-match request (answered by the partner's client,
+   * gateway/client/blind.ts); `recall` for a recall notice about the packet named in `recalls`.
    */
-  type: 'packet' | 'match' | 'recall';
+  type: 'packet' | 'match' | 'blind-match' | 'recall';
   recalls?: string;
 }
 
@@ -42,7 +43,7 @@ export class Packets {
       createdAt: p.createdAt,
       expiresAt: p.expiresAt,
       state: p.state,
-      type: p.type === 'recall' || p.type === 'match' ? p.type : 'packet',
+      type: p.type ?? 'packet',
       ...(p.type === 'recall' && p.recalls ? { recalls: p.recalls } : {}),
     }));
   }
@@ -60,7 +61,7 @@ export class Packets {
     await this.audit.append({ kind: 'acknowledgement', action: 'packet.acknowledged', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'acknowledged', new Date().toISOString());
     packetEvents.inc({ partner: packet.partner, event: 'acknowledged' });
-    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged', type: packet.type === 'recall' || packet.type === 'match' ? packet.type : 'packet' };
+    return { id, createdAt: packet.createdAt, expiresAt: packet.expiresAt, state: 'acknowledged', type: packet.type ?? 'packet' };
   }
 
   private async own(client: Client, id: string): Promise<PacketRecord> {

@@ -57,6 +57,9 @@ export interface DisclosureExtra {
   matchPacket?: string;
   subjects?: number;
   approvedBy?: Array<{ name: string; id: string }>;
+  /** blind.created: the request's size (padding included) and the key types it was made of. */
+  elements?: number;
+  keyTypes?: string[];
 }
 
 export interface Disclosed {
@@ -69,7 +72,7 @@ export interface Disclosed {
   subjects: string[];
   /** The disclosure record for the audit trail; `packet` is the packet's (or envelope's) id. */
   event(
-    action: 'packet.created' | 'exchange.envelope_prepared' | 'match.created' | 'followup.created',
+    action: 'packet.created' | 'exchange.envelope_prepared' | 'match.created' | 'blind.created' | 'followup.created',
     packet: string,
     index?: (subjectIds: string[]) => IndexTerms | undefined,
     extra?: DisclosureExtra,

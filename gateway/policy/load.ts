@@ -26,6 +26,7 @@ import { checkPeerKeepsProtections } from './peer-checks.js';
 import { checkRuleConditions } from './condition-checks.js';
 import { fileId, listYaml, parseYaml, readKey, readText, type Loaded } from './files.js';
 import { checkMatch } from './match.js';
+import { checkBlindKeys } from './blind-keys.js';
 import { checkNonCompetentFilter } from './non-competent.js';
 import { fileDigests, revisionOf } from './revision.js';
 import { loadItemTypes } from './schema-index.js';
@@ -118,6 +119,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
     const match = checkMatch(rel, d.match, d.agreement, neverShare, problems);
+    checkBlindKeys(rel, d.agreement, match, problems);
     if (d.statutory) for (const m of checkRuleConditions(d.statutory.conditions as Condition, 'subject')) problems.add(rel, 'statutory.conditions', m.message);
     const key: KeyRef = { file: d.partner.key.file, fingerprint: d.partner.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'partner.key.file', key.file, files, problems);
@@ -189,7 +191,8 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
     checkPeerKeepsProtections(rel, fields, rules, neverShare, problems);
     // Fail closed: a peer gateway is not asked first (yet); an agreement that says so must not load as immediate.
-    if (d.agreement.disclosure === 'after-match') problems.add(rel, 'agreement.disclosure', 'after-match is for partner agreements: a peer gateway is sent the dossier as its policy allows (immediate)');
+    if (d.agreement.disclosure === 'after-match' || d.agreement.disclosure === 'blind-match') problems.add(rel, 'agreement.disclosure', `${d.agreement.disclosure} is for partner agreements: a peer gateway is sent the dossier as its policy allows (immediate)`);
+    if (d.agreement.blindKeys !== undefined || d.agreement.blindMaxElements !== undefined) problems.add(rel, 'agreement.blindKeys', 'applies only to a partner agreement with disclosure: blind-match');
     if (d.agreement.followUp !== undefined) problems.add(rel, 'agreement.followUp', 'applies only to a partner agreement with disclosure: after-match');
     const key: KeyRef = { file: d.peer.key.file, fingerprint: d.peer.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'peer.key.file', key.file, files, problems);

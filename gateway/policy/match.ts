@@ -39,9 +39,12 @@ export function isIdentifierPath(p: string): boolean {
 
 export type DisclosureMode = NonNullable<Agreement['disclosure']>;
 
-/** Whether the agreement asks first (`after-match`) or discloses at once (`immediate`, the default). */
+/**
+ * Whether the agreement asks first (`after-match`, or `blind-match`: the same two steps with a blind
+ * first step, gateway/blind/) or discloses at once (`immediate`, the default).
+ */
 export function isAfterMatch(agreement: Pick<Agreement, 'disclosure'>): boolean {
-  return agreement.disclosure === 'after-match';
+  return agreement.disclosure === 'after-match' || agreement.disclosure === 'blind-match';
 }
 
 /** How a follow-up is made: at once (`automatic`, the default) or once the force approves it. */
@@ -62,10 +65,10 @@ export function checkMatch(
   problems: Problems,
 ): string[] | undefined {
   if (agreement.followUp !== undefined && !isAfterMatch(agreement)) {
-    problems.add(file, 'agreement.followUp', 'applies only to an agreement with disclosure: after-match');
+    problems.add(file, 'agreement.followUp', 'applies only to an agreement with disclosure: after-match or blind-match');
   }
   if (raw === undefined) {
-    if (isAfterMatch(agreement)) problems.add(file, 'match', 'an after-match agreement needs a match allowlist of the identifiers its partner matches on');
+    if (isAfterMatch(agreement)) problems.add(file, 'match', `an ${agreement.disclosure} agreement needs a match allowlist of the identifiers its partner matches on`);
     return undefined;
   }
   const out: string[] = [];

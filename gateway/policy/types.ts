@@ -60,9 +60,14 @@ export interface Agreement {
   /**
    * `immediate` (the default): the partner is sent the dossier as its policy allows. `after-match`: it
    * is first sent only identifiers to match on (the partner's `match` allowlist), and the rest only for
-   * the subjects it answers `hit` (policy/match.ts).
+   * the subjects it answers `hit` (policy/match.ts). `blind-match`: it is first sent a blind-match
+   * request (gateway/blind/), the gateway computes hit or no trace itself, then the same follow-up.
    */
-  disclosure?: 'immediate' | 'after-match';
+  disclosure?: 'immediate' | 'after-match' | 'blind-match';
+  /** Blind-match: the key types the partner may be asked on (gateway/blind/keys.ts), from `match` fields only. */
+  blindKeys?: string[];
+  /** Blind-match: the largest request sent (elements, padding included); default 256. */
+  blindMaxElements?: number;
   /** After a hit: disclose at once (`automatic`, the default) or once the force approves (`approval`). */
   followUp?: 'automatic' | 'approval';
 }
@@ -207,6 +212,7 @@ export interface Block {
     | 'handling_conditions_not_honoured'
     | 'recipient_key_invalid'
     | 'no_shareable_subjects'
+    | 'blind_request_too_large'
   >;
   message: string;
 }

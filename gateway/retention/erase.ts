@@ -54,7 +54,7 @@ export class Eraser {
       await this.audit.append({ kind: 'erasure', action: 'packet.erasure_skipped', packet: ref.id, dossier: ref.dossier, recipient: ref.partner, reason: 'retrieved meanwhile' });
       return false;
     }
-    if (type === 'match') await this.eraseSealedAfterMatch(ref.dossier);
+    if (type === 'match' || type === 'blind-match') await this.eraseSealedAfterMatch(ref.dossier);
     return true;
   }
 

@@ -30,8 +30,10 @@ export interface PacketRecord {
   subjects?: string;
   retrievedAt?: string;
   acknowledgedAt?: string;
-  /** `recall` for a recall notice (gateway/recall), `match` for a match request, absent for a packet. */
-  type?: 'recall' | 'match';
+  /** `recall` for a recall notice (gateway/recall), `match` for a match request, `blind-match` for a blind one, absent for a packet. */
+  type?: 'recall' | 'match' | 'blind-match';
+  /** Blind-match request: the gateway's sealed blinding state (gateway/blind/psi.ts BlindState), never sent. */
+  blind?: string;
   /** For a recall notice: the packet it recalls. */
   recalls?: string;
 }
@@ -41,7 +43,7 @@ const SUMMARY_FIELDS = ['id', 'partner', 'dossier', 'source', 'createdAt', 'expi
 const versions = new WeakMap<PacketRecord, number>();
 
 /** What a listing needs of a packet: everything but the message and the sealed refs. */
-export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs' | 'subjects'>;
+export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs' | 'subjects' | 'blind'>;
 
 const CREATE_PACKET = loadScript('mailbox-create-packet');
 const ADVANCE = loadScript('mailbox-advance');
@@ -188,7 +190,7 @@ export class RedisMailbox implements MailboxStore {
     let current = versions.has(packet) ? packet : await this.get(packet.id);
     for (let attempt = 0; current && attempt < 10; attempt++) {
       const version = versions.get(current)!;
-      const { message: _m, refs: _r, subjects: _s, ...meta } = stringFields(current);
+      const { message: _m, refs: _r, subjects: _s, blind: _b, ...meta } = stringFields(current);
       const next = { ...meta, state, [timeField]: at };
       const res = await evalScript(
         this.redis,

@@ -9,7 +9,7 @@
  * record (`record_tampered`) on any mismatch; see docs/decisions/0010-authenticated-record-metadata.md.
  *
  * Fields left out of the MAC are sealed elsewhere under an AAD naming the record (`sealed`, `refs`,
- * `subjects`), or are ciphertext to the partner's own key (`message`), or say only that a dossier is
+ * `subjects`, `blind`), or are ciphertext to the partner's own key (`message`), or say only that a dossier is
  * still being stored (`pending`).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -20,13 +20,13 @@ export type RecordKind = 'dossier' | 'packet';
 /** Fields not covered by the MAC, per kind (see above), besides `v` and `mac` themselves. */
 const UNAUTHENTICATED: Record<RecordKind, ReadonlySet<string>> = {
   dossier: new Set(['sealed', 'pending']),
-  packet: new Set(['message', 'refs', 'subjects']),
+  packet: new Set(['message', 'refs', 'subjects', 'blind']),
 };
 
 /** The large fields a read of the metadata alone leaves in Redis. */
 export const BULK_FIELDS: Record<RecordKind, readonly string[]> = {
   dossier: ['sealed'],
-  packet: ['message', 'refs', 'subjects'],
+  packet: ['message', 'refs', 'subjects', 'blind'],
 };
 
 /** Why a record was refused; the store reports it (`onTampered`) and throws `record_tampered`. */

@@ -121,6 +121,8 @@ export class Keys {
    * packets extend them with the record (mailbox.ts) and its erasure erases them (retention/erase.ts).
    */
   dossierCompanions(dossierId: string) { return `${this.prefix}:dossier:${dossierId}:companions`; }
+  /** A blind-match partner's latest setup message (sealed) and its digest (gateway/blind/). */
+  blindSetup(partner: string) { return `${this.prefix}:blind:setup:${partner}`; }
   /** Per source: dossier ids holding a value whose keyed HMAC is `mac` (zset scored by expiry). */
   linkIndex(source: string, mac: string) { return `${this.prefix}:links:${source}:${mac}`; }
 }
