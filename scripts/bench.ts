@@ -11,6 +11,11 @@
  *   e2e-split the same with api and worker as two processes (CORDON_ROLE)                     (information)
  *   ingest    POST /v1/dossiers max rate vs a bare express.json echo (≥ 0.8×), p99 at 50%  ≤ 10 ms
  *   soak      on request only: worker RSS over a steady 10-minute stream                     ≤ +10%
+ *   blind     blind matching: one M dossier vs --blind-records partner records (default 100,000), each
+ *             side's cost first run and cached, vs the plain match request                 (information)
+ *
+ * The blind-match sample partner is measured in its own stage only: the other stages run on the
+ * sample set without it, so their figures stay comparable with earlier runs.
  *
  * Each figure is the median of several rounds after a warm-up, with the range over the rounds. The
  * table is also written to bench-results/<ISO time>.json for comparison across commits. Figures are
@@ -24,15 +29,17 @@ import { endToEndStage, ingestStage, sourceToken } from './bench/http.js';
 import { LoadGenerator } from './bench/loadgen.js';
 import { soakStage } from './bench/soak.js';
 import { threadsStage } from './bench/threads.js';
+import { blindStage } from './bench/blind.js';
 import { benchRedis, type Fsync } from './bench/redis.js';
 import { table, writeResults, type Row } from './bench/report.js';
 import { loadConfig } from '../gateway/config/env.js';
 
-const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'ingest', 'soak'] as const;
+const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'ingest', 'soak', 'blind'] as const;
 type Stage = (typeof STAGES)[number];
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: Fsync; soakSeconds: number; soakRate: number } {
+function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: Fsync; soakSeconds: number; soakRate: number; blindRecords?: number } {
   let quick = false;
+  let blindRecords: number | undefined;
   let fsync: Fsync = 'everysec';
   let soakSeconds = 600;
   let soakRate = 5;
@@ -41,6 +48,10 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: F
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
+    else if (a === '--blind-records') {
+      blindRecords = Number(argv[++i]);
+      if (!Number.isInteger(blindRecords) || blindRecords < 1) throw new Error('--blind-records takes a positive integer');
+    }
     else if (a === '--soak-seconds' || a === '--soak-rate') {
       const v = Number(argv[++i]);
       if (!(v > 0)) throw new Error(`${a} takes a positive number`);
@@ -57,17 +68,17 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: F
       if (unknown.length) throw new Error(`unknown stage ${unknown.join(', ')}; stages: ${STAGES.join(', ')}`);
       only = new Set(names as Stage[]);
     } else if (a === '--help' || a === '-h') {
-      console.log(`usage: npm run bench -- [--quick] [--only ${STAGES.join(',')}] [--fsync everysec|always] [--soak-seconds 600] [--soak-rate 5]`);
+      console.log(`usage: npm run bench -- [--quick] [--only ${STAGES.join(',')}] [--fsync everysec|always] [--soak-seconds 600] [--soak-rate 5] [--blind-records 100000]`);
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (try --help)`);
   }
   // --quick (about 30 s) leaves out the informational split-process run unless it is asked for by name.
   if (quick && !argv.some((a) => a.startsWith('--only'))) only.delete('e2e-split');
-  return { quick, only, fsync, soakSeconds, soakRate };
+  return { quick, only, fsync, soakSeconds, soakRate, ...(blindRecords ? { blindRecords } : {}) };
 }
 
 async function main(): Promise<void> {
-  const { quick, only, fsync, soakSeconds, soakRate } = parseArgs(process.argv.slice(2));
+  const { quick, only, fsync, soakSeconds, soakRate, blindRecords } = parseArgs(process.argv.slice(2));
   const startedAt = new Date().toISOString();
   const t0 = Date.now();
   const budget: Budget = { quick, rounds: quick ? 3 : 5 };
@@ -99,6 +110,11 @@ async function main(): Promise<void> {
   if (only.has('threads')) {
     progress('experiment: openpgp in worker threads');
     rows.push(...(await threadsStage(env, budget, workerConcurrency)));
+  }
+
+  if (only.has('blind')) {
+    progress('blind matching');
+    rows.push(...(await blindStage(env, blindRecords ?? (quick ? 10_000 : 100_000), budget.rounds, progress)));
   }
 
   let redisDescription: string | undefined;

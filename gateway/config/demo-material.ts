@@ -24,6 +24,7 @@ export const DEMO_KEY_FINGERPRINTS: Readonly<Record<string, string>> = {
   'immigration-enforcement': 'D2F2DA0A441438C245A55E42E2162C15E18F032F',
   'intruder': 'DEBC682E29F824DD0908A26B62510F1C7AAD4920',
   'revoked': 'E55DFACD4E8D8375E211A7B6B9DFDC1B6249ADE6',
+  'riverside-homes': '44C6A7EE919A4AB765BA993F868E70855CBB1EA1',
   'warwickshire': 'BDF2229E20AFB2F052F3EFBB0505C6D99CF668D8',
   'west-midlands': '3592B5342928DE3E0933D8B142CA952FED11EB04',
 };
@@ -38,6 +39,7 @@ export const SAMPLE_TOKEN_HASHES: Readonly<Record<string, string>> = {
   'hmrc': 'sha256:0f3160b93a5754e7906fa52558d7581d7b897136b9394bc4c0ece1defd169e39',
   'immigration-enforcement': 'sha256:a1a0e51054ebf6c8daa9a48a385f08d1140199f0b821d6753ffb70425de98f46',
   'childrens-services': 'sha256:df5805ca857380d1dedb8027d11dafe00c85d1fe36491c75b279993a95306282',
+  'riverside-homes': 'sha256:68670af549033f18224faa13659b90046233d83ebe7375becd8b458d725e029f',
 };
 
 const demoKeyByFingerprint = new Map(Object.entries(DEMO_KEY_FINGERPRINTS).map(([id, fp]) => [fp, id]));

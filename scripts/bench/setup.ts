@@ -12,6 +12,7 @@ import { hmacId, loadOrCreateMasterSecret } from '../../gateway/crypto/seal.js';
 import type { Dossier } from '../../gateway/dossier/types.js';
 import { buildLiveSet, isInvalid, type LiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
+import { isBlindMatch } from '../../gateway/policy/blind-keys.js';
 import { disclose, packetPlaintext as packetHeaderAndBody } from '../../gateway/pipeline/disclose.js';
 import { packetExpiry } from '../../gateway/retention/schedule.js';
 
@@ -36,7 +37,8 @@ export async function setup(): Promise<Env> {
     keys.set(id, k);
   }
   const master = await loadOrCreateMasterSecret(stateDir);
-  const partners = [...set.partners.keys()].sort();
+  // The blind-match partner has its own stage (blind.ts): the others measure the sample set without it.
+  const partners = [...set.partners.values()].filter((p) => !isBlindMatch(p.agreement)).map((p) => p.partner.id).sort();
   return {
     stateDir,
     live,

@@ -8,6 +8,7 @@ import { demo } from './demo.js';
 import { keysImport, keysList } from './keys.js';
 import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
 import { policySign } from './policy-sign.js';
+import { registerPartnerMatch } from './partner-match.js';
 
 const policiesDefault = process.env.CORDON_POLICY_DIR || './policies';
 const clientsDefault = () => process.env.CORDON_CLIENTS || path.join(policiesDefault, 'clients.sample.yaml');
@@ -106,6 +107,9 @@ program
   .option('--url <url>', 'gateway base URL', `http://127.0.0.1:${process.env.PORT || 8080}`)
   .option('--policies <dir>', 'policy directory', policiesDefault)
   .action(async (o: { url: string; policies: string }) => demo(o));
+
+const partner = program.command('partner').description("the partner's side: blind matching");
+registerPartnerMatch(partner);
 
 const prefixDefault = process.env.CORDON_REDIS_PREFIX || 'cordon';
 const audit = program.command('audit').description('prove the audit trail intact; export it as JSON Lines');

@@ -12,7 +12,7 @@ import { startGateway, type RunningGateway } from '../../gateway/main.js';
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const TOKENS = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
-export const PARTNERS = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement'];
+export const PARTNERS = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes'];
 
 /** A test fixture (test/fixtures/<name>), or an example dossier (examples/dossier-*.json, shipped with the CLI). */
 export function fixture(name: string): Record<string, unknown> {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
-import { api, deleteKeys, dumpKeys, fixture, REDIS_URL, ROOT, startTestGateway, TOKENS, until, waitSettled, type TestGateway } from '../helpers/gateway.js';
+import { api, deleteKeys, dumpKeys, fixture, PARTNERS, REDIS_URL, ROOT, startTestGateway, TOKENS, until, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
 const FORCE = TOKENS['west-midlands-rocu']!;
 
@@ -65,7 +65,10 @@ async function auditRecords(): Promise<any[]> {
 beforeAll(async () => {
   gw = await startTestGateway();
   gatewayKey = (await api(gw.url, 'GET', '/v1/keys/gateway')).text;
-  const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, fixture('dossier-full.json'));
+  // Riverside Homes is asked blind (test/e2e/blind-match.test.ts): this dossier is for the after-match partners.
+  const full = fixture('dossier-full.json') as { requests: Record<string, unknown> };
+  full.requests = { ...full.requests, partners: PARTNERS.filter((p) => p !== 'riverside-homes') };
+  const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, full);
   expect(res.status, res.text).toBe(202);
   dossier = res.json.id;
   await waitSettled(gw.url, dossier);

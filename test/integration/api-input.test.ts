@@ -166,11 +166,11 @@ describe('routes', () => {
     }
   });
 
-  it('partners toolkit lists the six sample partners with their agreements', async () => {
+  it('partners toolkit lists the seven sample partners with their agreements', async () => {
     const res = await api(gw.url, 'GET', '/v1/partners', TOKENS['dvla']);
     expect(res.status).toBe(200);
     const ids = (res.json.partners as Array<{ id: string }>).map((p) => p.id);
-    expect(ids).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+    expect(ids).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes']);
     for (const p of res.json.partners) {
       expect(p.agreement.reference).toBeTruthy();
       expect(p.agreement.legalBasis).toBeTruthy();

@@ -19,6 +19,7 @@ beforeAll(async () => {
   await editYaml(p('dvla'), ['agreement', 'reviewBy'], '2026-01-31'); // past its review date
   await editYaml(p('hmrc'), ['agreement', 'highestClassification'], 'OFFICIAL'); // below OFFICIAL-SENSITIVE
   await rm(path.join(policies.dir, 'keys', 'council-housing.asc')); // key missing
+  await rm(path.join(policies.dir, 'keys', 'riverside-homes.asc')); // key missing: no blind-match request either
   // An expired key, pinned correctly: still refused.
   const fps = fixture('keys/fingerprints.json') as Record<string, string>;
   await copyFile(path.join(ROOT, 'test/fixtures/keys/expired.asc'), path.join(policies.dir, 'keys', 'dwp-benefits.asc'));
@@ -55,6 +56,7 @@ describe('blocked deliveries', () => {
     expect(by['dwp-benefits']).toMatchObject({ state: 'blocked', reason: 'recipient_key_invalid' });
     expect(by['immigration-enforcement']).toMatchObject({ state: 'blocked', reason: 'recipient_key_invalid' });
     expect(by['childrens-services']).toMatchObject({ state: 'blocked', reason: 'recipient_key_invalid' });
+    expect(by['riverside-homes']).toMatchObject({ state: 'blocked', reason: 'recipient_key_invalid' });
     for (const d of status.deliveries) expect(d.packetId).toBeUndefined();
     for (const partner of Object.keys(by)) {
       const list = await api(gw.url, 'GET', '/v1/packets', TOKENS[partner]);

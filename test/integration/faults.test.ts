@@ -117,7 +117,7 @@ describe('Redis stopped and restarted', () => {
     const settled = await waitSettled(gw.url, second.json.id, 60_000);
     expect(settled.state).toBe('processed');
     const before = await api(gw.url, 'GET', `/v1/dossiers/${first.json.id}`, source);
-    expect(before.json.deliveries.filter((d: { state: string }) => d.state !== 'queued')).toHaveLength(6);
+    expect(before.json.deliveries.filter((d: { state: string }) => d.state !== 'queued')).toHaveLength(PARTNERS.length);
   });
 });
 

@@ -30,7 +30,7 @@ describe('cordon policy lint', () => {
   it('passes the sample policies', () => {
     const res = cordon('policy', 'lint', '--policies', SAMPLE, '--now', '2026-11-21');
     expect(res.code, res.stdout + res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^ok: .*revision [0-9a-f]{16}, 6 partners, 1 source, \d+ tests; 0 errors, 0 warnings$/m);
+    expect(res.stdout).toMatch(/^ok: .*revision [0-9a-f]{16}, 7 partners, 1 source, \d+ tests; 0 errors, 0 warnings$/m);
   });
 
   it('reports problems at file:line:column, fails on errors and not on warnings', async () => {

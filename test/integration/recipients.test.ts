@@ -68,6 +68,7 @@ describe('a vehicles-only dossier', () => {
       ['dwp-benefits', 'not_requested'],
       ['hmrc', 'not_requested'],
       ['immigration-enforcement', 'not_requested'],
+      ['riverside-homes', 'not_requested'],
     ]);
     for (const n of accepted.notSent) expect(n.reason).toContain('vehicles');
   });
@@ -75,11 +76,11 @@ describe('a vehicles-only dossier', () => {
   it('reaches DVLA and children\'s services only; the others show not_requested, with nothing in their mailboxes', async () => {
     const status = await waitSettled(gw.url, id);
     const byPartner = Object.fromEntries(status.deliveries.map((d: any) => [d.partner, d]));
-    expect(Object.keys(byPartner).sort()).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+    expect(Object.keys(byPartner).sort()).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes']);
     expect(byPartner.dvla.state).toBe('delivered');
     expect(byPartner['childrens-services'].state).toBe('delivered');
     expect(byPartner['childrens-services'].why.statutory.reason).toContain('Children Act 2004 s.11');
-    for (const p of ['council-housing', 'dwp-benefits', 'hmrc', 'immigration-enforcement']) {
+    for (const p of ['council-housing', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes']) {
       expect(byPartner[p].state).toBe('not_requested');
       expect(byPartner[p].packetId).toBeUndefined();
       const mailbox = await api(gw.url, 'GET', '/v1/packets', TOKENS[p]);
@@ -93,7 +94,7 @@ describe('a vehicles-only dossier', () => {
   it('audits why each partner was not sent, and the statutory delivery with its reason', async () => {
     const mine = (await auditRecords()).filter((r) => r.dossier === id);
     const notRequested = mine.filter((r) => r.action === 'delivery.not_requested');
-    expect(notRequested.map((r) => r.recipient).sort()).toEqual(['council-housing', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+    expect(notRequested.map((r) => r.recipient).sort()).toEqual(['council-housing', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes']);
     for (const r of notRequested) {
       expect(r.kind).toBe('decision');
       expect(r.checks).toEqual(['vehicles']);
@@ -161,6 +162,6 @@ describe('refusals and deferrals', () => {
     const res = await api(gw.url, 'POST', '/v1/dossiers', FORCE, dossier(undefined, 'WMP-OCG-2026-70005'));
     expect(res.status, res.text).toBe(202);
     expect(res.json.partners).toEqual(['childrens-services']);
-    expect(res.json.notSent).toHaveLength(5);
+    expect(res.json.notSent).toHaveLength(6);
   });
 });

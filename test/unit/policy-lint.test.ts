@@ -44,7 +44,7 @@ describe('lintPolicies on the sample policies', () => {
   it('finds nothing to report', async () => {
     const r = await lintPolicies(SAMPLE, { now: NOW, checkKey });
     expect(r.findings).toEqual([]);
-    expect(r).toMatchObject({ loads: true, errors: 0, warnings: 0, partners: 6, sources: 1 });
+    expect(r).toMatchObject({ loads: true, errors: 0, warnings: 0, partners: 7, sources: 1 });
     expect(r.revision).toMatch(/^[0-9a-f]{16}$/);
   });
 });
@@ -126,7 +126,7 @@ describe('lintPolicies: agreements and keys', () => {
   it('warns about a key that expires within 30 days', async () => {
     const soon = new Date(NOW.getTime() + 10 * 24 * 3600 * 1000);
     const r = await lintPolicies(SAMPLE, { now: NOW, checkKey: async () => ({ expiresAt: soon }) });
-    expect(r.warnings).toBe(7);
+    expect(r.warnings).toBe(8);
     expect(find(r.findings, 'partners/dvla.yaml', /expires on \d{4}-\d{2}-\d{2}: import a renewed key/)?.severity).toBe('warning');
   });
 });

@@ -74,9 +74,9 @@ async function problems(dir: string): Promise<Array<{ path?: string; message: st
 }
 
 describe('loadPolicySet: the sample policies', () => {
-  it('loads all six partners and the source, with pinned keys read', async () => {
+  it('loads all seven partners and the source, with pinned keys read', async () => {
     const set = await loadPolicySet(SAMPLE, NOW);
-    expect([...set.partners.keys()]).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement']);
+    expect([...set.partners.keys()]).toEqual(['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement', 'riverside-homes']);
     expect([...set.sources.keys()]).toEqual(['west-midlands']);
     expect(set.revision).toMatch(/^[0-9a-f]{16}$/);
     expect(set.loadedAt).toBe(NOW.toISOString());

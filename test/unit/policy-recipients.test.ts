@@ -61,6 +61,7 @@ describe('chooseRecipients', () => {
       ['dwp-benefits', 'not_requested'],
       ['hmrc', 'not_requested'],
       ['immigration-enforcement', 'not_requested'],
+      ['riverside-homes', 'not_requested'],
     ]);
     expect(choice.notSent.find((n) => n.partner === 'hmrc')!.reason).toContain('vehicles');
   });
@@ -68,7 +69,7 @@ describe('chooseRecipients', () => {
   it('sends nothing to anyone but a statutory recipient when no checks are requested', () => {
     const choice = chooseRecipients(withRequests(undefined), set);
     expect(choice.recipients.map((r) => r.partner)).toEqual(['childrens-services']);
-    expect(choice.notSent).toHaveLength(5);
+    expect(choice.notSent).toHaveLength(6);
     for (const n of choice.notSent) expect(n.reason).toContain('requests no checks');
   });
 
