@@ -61,6 +61,7 @@ export async function demoMatch(
   };
   for (const d of asked) {
     const request = (await open(d.partner, d.matchPacketId!)) as unknown as MatchRequest;
+    if (!Array.isArray(request.subjects)) continue; // a blind-match request: its partner's client answers it (demo-blind.ts)
     const answer = answers[d.partner] ?? (() => 'no_trace' as const);
     const results = request.subjects.map((s) => ({ subject: s.ref, result: answer(s.name?.given ?? '') }));
     const res = await call(`${base}/v1/packets/${d.matchPacketId}/matches`, tokens[d.partner]!, 'POST', { schema: 'cordon.matches/v1', packet: d.matchPacketId, results });

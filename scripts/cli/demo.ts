@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as openpgpKeys from '../../gateway/crypto/openpgp.js';
 import { GatewayError } from '../../gateway/errors/index.js';
 import { demoMatch } from './demo-match.js';
+import { demoBlind } from './demo-blind.js';
 import { demoTenancyOnly } from './demo-recipients.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -86,9 +87,11 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
     if ((JSON.parse(data) as { dossier?: unknown }).dossier) received.set(d.partner, { id: d.packetId, body: JSON.parse(data) as DemoPacket });
     const rows = new Map<string, string>();
     // A partner asked first (after-match) holds a match request: identifiers only, no dossier.
-    const body = JSON.parse(data) as { dossier?: unknown; subjects?: Array<Record<string, unknown>> };
-    flatten(body.dossier ?? { subjects: body.subjects?.map(({ ref, ...rest }) => ({ id: ref, ...rest })) }, '', rows);
-    columns.push({ partner: body.dossier ? d.partner : `${d.partner} (match)`, rows });
+    const body = JSON.parse(data) as { dossier?: unknown; subjects?: Array<Record<string, unknown>>; request?: { elements: string[] } };
+    // A partner asked blind holds only blinded elements: no identifier at all.
+    if (body.request) rows.set('request.elements', `${body.request.elements.length} blinded`);
+    else flatten(body.dossier ?? { subjects: body.subjects?.map(({ ref, ...rest }) => ({ id: ref, ...rest })) }, '', rows);
+    columns.push({ partner: body.dossier ? d.partner : `${d.partner} (${body.request ? 'blind' : 'match'})`, rows });
   }
 
   const paths = [...new Set(columns.flatMap((c) => [...c.rows.keys()]))].filter((p) => p !== 'schema');
@@ -106,6 +109,7 @@ export async function demo(o: { url: string; policies: string }): Promise<void> 
 
   await demoHits(base, tokens, pushed.json.id, received, verifyKey);
   await demoMatch(base, tokens, pushed.json.id, call, verifyKey);
+  await demoBlind(base, tokens, pushed.json.id, call);
   await demoTenancyOnly(base, source, dossier, call);
 }
 
