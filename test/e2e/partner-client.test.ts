@@ -170,6 +170,43 @@ describe('cordon partner and cordon force', () => {
     expect(status.stdout).toMatch(/council-housing\s+acknowledged/);
   });
 
+  it('answers a match request, the force approves the follow-up, and the next pull brings the disclosure', async () => {
+    const ie = { CORDON_TOKEN: TOKENS['immigration-enforcement']! };
+    const ieInbox = path.join(work, 'ie-inbox');
+    const ieArgs = ['--key', path.join(KEYS, 'immigration-enforcement.sec.asc'), '--gateway-key', pinned];
+    let res = await cordon(['partner', 'pull', ...ieArgs, '--out', ieInbox], ie);
+    expect(res.code, res.stderr + res.stdout).toBe(4); // its forged match request is refused too
+    const match = (await readdir(ieInbox)).filter((f) => f.startsWith('pkt_')).map((f) => f.slice(0, -5));
+    expect(match).toHaveLength(1);
+    const file = JSON.parse(await readFile(path.join(ieInbox, `${match[0]}.json`), 'utf8'));
+    expect(file.type).toBe('match');
+    const [first, ...others] = file.content.subjects.map((x: { ref: string }) => x.ref) as string[];
+    res = await cordon(['partner', 'answer', '--packet', match[0]!, '--hit', first!, '--rest', 'no_trace', ...ieArgs, '--out', ieInbox], ie);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`1 hit, ${others.length} no trace signed and sent`);
+
+    const status = await cordon(['force', 'status', genuine], { CORDON_TOKEN: FORCE });
+    expect(status.stdout).toMatch(/immigration-enforcement\s+\S+\s+awaiting_approval/);
+    expect(status.stdout).toContain('Awaiting approval: immigration-enforcement');
+    res = await cordon(['force', 'approve', genuine, '--partner', 'immigration-enforcement', '--officer', 'DI Anna Kowalski', '--officer-id', 'WM2207'], { CORDON_TOKEN: FORCE });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^ok: immigration-enforcement: follow-up approved by DI Anna Kowalski \(WM2207\) for S\d$/m);
+    res = await cordon(['force', 'approve', genuine, '--partner', 'immigration-enforcement', '--officer', 'DI Anna Kowalski', '--officer-id', 'WM2207'], { CORDON_TOKEN: FORCE });
+    expect(res.code).toBe(4);
+    expect(res.stderr).toContain('409 nothing_to_approve');
+
+    // The follow-up packet arrives once the worker has made it.
+    let pulled = '';
+    for (let i = 0; i < 50 && !/1 written/.test(pulled); i++) {
+      pulled = (await cordon(['partner', 'pull', ...ieArgs, '--out', ieInbox], ie)).stdout;
+      if (!/1 written/.test(pulled)) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(pulled).toMatch(/^ok: 1 written, 1 acknowledged/m);
+    const files = await Promise.all((await readdir(ieInbox)).filter((f) => f.startsWith('pkt_')).map(async (f) => JSON.parse(await readFile(path.join(ieInbox, f), 'utf8'))));
+    const followUp = files.find((f) => f.type === 'packet');
+    expect(followUp.content.dossier.subjects.map((x: { id: string }) => x.id)).toEqual([first]);
+  });
+
   it('removes the files of recalled and expired packets on the next pull, and says so', async () => {
     const genuinePacket = (await councilDelivery(genuine)).packetId!;
     const stale = { id: 'pkt_aaaaaaaaaaaaaaaa', type: 'packet', expiresAt: '2020-01-01T00:00:00.000Z', retrievedAt: '2019-12-01T00:00:00.000Z', signedBy: 'X', content: {} };
