@@ -12,9 +12,9 @@ import { BlindPartner, parseRecords } from '../../gateway/client/blind.js';
 export interface PartnerMatchOptions {
   records: string;
   partner: string;
-  gateway: string;
-  token?: string;
-  key: string;
+  url?: string;
+  tokenFile?: string;
+  key?: string;
   gatewayKey?: string;
   state: string;
   keyTypes?: string;
@@ -24,17 +24,25 @@ export interface PartnerMatchOptions {
 }
 
 export async function partnerMatch(o: PartnerMatchOptions, out: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<void> {
-  const token = o.token ?? process.env.CORDON_TOKEN;
-  if (!token) throw new Error('no API token: pass --token or set CORDON_TOKEN');
-  const keyTypes = o.keyTypes ? o.keyTypes.split(',').map((s) => s.trim()) : await agreedKeyTypes(o.gateway, token, o.partner);
+  const env = process.env;
+  const tokenFile = o.tokenFile ?? env.CORDON_TOKEN_FILE;
+  const token = (tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined) || env.CORDON_TOKEN;
+  if (!token) throw new Error('no token: set CORDON_TOKEN or give --token-file FILE');
+  const gateway = o.url ?? env.CORDON_GATEWAY_URL ?? `http://127.0.0.1:${env.PORT || 8080}`;
+  const keyFile = o.key ?? env.CORDON_KEY_FILE;
+  if (!keyFile) throw new Error('no secret key: give --key FILE (or CORDON_KEY_FILE)');
+  // Fail closed: the gateway's key is pinned, never fetched and trusted on first use.
+  const gatewayKeyFile = o.gatewayKey ?? env.CORDON_GATEWAY_KEY;
+  if (!gatewayKeyFile) throw new Error('no pinned gateway key: give --gateway-key FILE (or CORDON_GATEWAY_KEY), the key saved from GET /v1/keys/gateway and checked out of band');
+  const keyTypes = o.keyTypes ? o.keyTypes.split(',').map((s) => s.trim()) : await agreedKeyTypes(gateway, token, o.partner);
   const bad = keyTypes.filter((t) => !isKeyType(t));
   if (bad.length || !keyTypes.length) throw new Error(`unknown or no key types: ${bad.join(', ') || '(none)'}`);
   const log = (line: string) => process.stderr.write(line + '\n');
   const client = await BlindPartner.open({
-    gateway: o.gateway,
+    gateway,
     token,
-    secretKeyArmored: await readFile(o.key, 'utf8'),
-    ...(o.gatewayKey ? { gatewayKeyArmored: await readFile(o.gatewayKey, 'utf8') } : {}),
+    secretKeyArmored: await readFile(keyFile, 'utf8'),
+    gatewayKeyArmored: await readFile(gatewayKeyFile, 'utf8'),
     stateDir: o.state,
     keyTypes: keyTypes as KeyType[],
     maxElements: positive(o.maxElements, '--max-elements'),
@@ -74,10 +82,10 @@ export function registerPartnerMatch(partner: Command): void {
     .description('blind matching: publish the setup message from your records (when they changed) and answer blind-match requests')
     .requiredOption('--records <file>', 'your records: CSV with a header row, or JSON Lines (given, family, dateOfBirth, niNumber, vrm, postcode, line1)')
     .requiredOption('--partner <id>', 'your partner id at the gateway', process.env.CORDON_PARTNER)
-    .requiredOption('--key <file>', 'your OpenPGP secret key (armored): decrypts packets, signs what is sent')
-    .option('--gateway <url>', 'gateway base URL', process.env.CORDON_GATEWAY || `http://127.0.0.1:${process.env.PORT || 8080}`)
-    .option('--token <token>', 'API token (default CORDON_TOKEN)')
-    .option('--gateway-key <file>', "the gateway's public key (default: fetched from GET /v1/keys/gateway)")
+    .option('--key <file>', 'your armored OpenPGP secret key: decrypts packets, signs what is sent (CORDON_KEY_FILE)')
+    .option('--url <url>', 'the gateway base URL (CORDON_GATEWAY_URL; default http://127.0.0.1:8080)')
+    .option('--token-file <file>', 'a file holding the bearer token (CORDON_TOKEN_FILE, or the token itself in CORDON_TOKEN)')
+    .option('--gateway-key <file>', "the gateway's pinned public key, saved from GET /v1/keys/gateway (CORDON_GATEWAY_KEY)")
     .option('--state <dir>', 'private state: the OPRF secret, the output cache, request counts', '.cordon-partner')
     .option('--key-types <list>', "key types, comma-separated (default: the agreement's blindKeys)")
     .option('--max-elements <n>', 'refuse requests larger than this', '256')

@@ -75,7 +75,9 @@ describe('the s.62 trail of one exchange', () => {
     const first = 1 + chosen.length;
     const decided = actions.slice(first, first + PARTNERS.length);
     // Partners under after-match agreements (DWP, HMRC, Immigration Enforcement) get a match request first.
-    expect(decided.every((a) => a === 'packet.created' || a === 'match.created' || a === 'delivery.blocked')).toBe(true);
+    // Riverside Homes (blind-match) gets a blind-match request: blinded keys only.
+    expect(decided.every((a) => a === 'packet.created' || a === 'match.created' || a === 'blind.created' || a === 'delivery.blocked')).toBe(true);
+    expect(mine.filter((r) => r.action === 'blind.created').map((r) => r.recipient)).toEqual(['riverside-homes']);
     expect(mine.filter((r) => r.action === 'match.created').map((r) => r.recipient).sort()).toEqual(['dwp-benefits', 'hmrc', 'immigration-enforcement']);
     expect(mine.slice(first, first + PARTNERS.length).map((r) => r.recipient).sort()).toEqual(PARTNERS);
     // The sealed dossier is kept while those match requests await their answers (the follow-up is made from it).
@@ -127,7 +129,7 @@ describe('GET /v1/audit', () => {
     // Children's services only gets the under-18s: S1 never went there.
     expect(rows.map((r) => r.recipient).sort()).toEqual(PARTNERS.filter((p) => p !== 'childrens-services'));
     for (const r of rows) {
-      expect(r).toMatchObject({ action: expect.stringMatching(/^(packet|match)\.created$/), dossier: dossierId, at: expect.any(String), policyRevision: expect.any(String), agreement: { reference: expect.any(String) } });
+      expect(r).toMatchObject({ action: expect.stringMatching(/^(packet|match|blind)\.created$/), dossier: dossierId, at: expect.any(String), policyRevision: expect.any(String), agreement: { reference: expect.any(String) } });
     }
     const tyler = await api(gw.url, 'GET', '/v1/audit?reference=WMP-OCG-2026-00412&subject=S4&kind=disclosure', GOV);
     expect(tyler.json.records.map((r: AuditRecord) => r.recipient)).toContain('childrens-services');
