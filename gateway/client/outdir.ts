@@ -15,7 +15,7 @@ const PACKET_FILE = /^pkt_[a-z2-7]{1,64}\.json$/;
 /** One packet as the client keeps it: what the gateway listed, and the decrypted, verified plaintext. */
 export interface PacketFile {
   id: string;
-  type: 'packet' | 'match' | 'recall';
+  type: 'packet' | 'match' | 'blind-match' | 'recall';
   expiresAt: string;
   retrievedAt: string;
   /** The key that signed it: always the pinned gateway key. */

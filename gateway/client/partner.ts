@@ -23,7 +23,7 @@ export interface PacketListing {
   createdAt: string;
   expiresAt: string;
   state: string;
-  type: 'packet' | 'match' | 'recall';
+  type: 'packet' | 'match' | 'blind-match' | 'recall';
   recalls?: string;
 }
 

@@ -61,7 +61,7 @@ export interface IsaDocument {
     constraints: string[];
   };
   disclosure: {
-    mode: 'immediate' | 'after-match';
+    mode: 'immediate' | 'after-match' | 'blind-match';
     text: string;
     followUp?: 'automatic' | 'approval';
     matchIdentifiers: IsaField[];
@@ -170,14 +170,17 @@ function disclosure(set: PolicySet, p: PartnerPolicy): IsaDocument['disclosure']
   const matchIdentifiers = (p.match ?? []).filter((m) => p.fields[m] !== undefined || Object.keys(p.fields).some((f) => f.startsWith(m))).map((m) => ({ path: m, text: pathWords(m) }));
   const answer = a.respondWithinDays !== undefined ? ` within ${a.respondWithinDays} days` : '';
   const text =
-    mode === 'after-match'
+    mode === 'blind-match'
+      ? `Blind matching, then disclose. The partner is first sent a blind-match request: match keys (${(a.blindKeys ?? []).join(', ')}) made from the identifiers listed below, blinded so that it learns nothing about anyone it does not hold (private set intersection, RFC 9497). ` +
+        `The gateway, not the partner, works out hit or no trace for each subject from the partner's answer; only the subjects with a hit on a key that names a person are then disclosed under this agreement, ${a.followUp === 'approval' ? 'once an officer of the force approves each follow-up' : 'at once'}.`
+      : mode === 'after-match'
       ? `Match first, then disclose. The partner is first sent a match request holding only the identifiers listed below; it answers hit or no trace for each subject${answer}. ` +
         `Only the subjects it answers hit are then disclosed under this agreement, ${a.followUp === 'approval' ? 'once an officer of the force approves each follow-up' : 'at once'}; nothing more is sent about a subject answered no trace.`
       : `Immediate. The partner is sent what this agreement allows as soon as a dossier requesting one of its checks is accepted, and answers hit or no trace for each subject${answer}.`;
   return {
     mode,
     text,
-    ...(mode === 'after-match' ? { followUp: a.followUp ?? 'automatic' } : {}),
+    ...(mode !== 'immediate' ? { followUp: a.followUp ?? 'automatic' } : {}),
     matchIdentifiers,
     requestedBy,
     ...(a.respondWithinDays !== undefined ? { respondWithinDays: a.respondWithinDays } : {}),
