@@ -52,8 +52,8 @@ export function checkBlindKeys(file: string, agreement: Pick<Agreement, 'disclos
   }
   const granted = new Set(match ?? []);
   agreement.blindKeys.forEach((type, i) => {
-    if (!isKeyType(type)) return problems.add(file, loc('agreement.blindKeys', i), `unknown key type ${JSON.stringify(type)}`);
+    if (!isKeyType(type)) return problems.add(file, loc('agreement', 'blindKeys', i), `unknown key type ${JSON.stringify(type)}`);
     const missing = KEY_TYPES[type].fields.filter((f) => !granted.has(f));
-    if (missing.length) problems.add(file, loc('agreement.blindKeys', i), `${type} is built from ${missing.join(', ')}, which the match allowlist does not grant`);
+    if (missing.length) problems.add(file, loc('agreement', 'blindKeys', i), `${type} is built from ${missing.join(', ')}, which the match allowlist does not grant`);
   });
 }

@@ -10,7 +10,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { BlindPartner, parseRecords, type BlindPartnerOptions } from '../../gateway/client/blind.js';
+import { partnerMatch } from '../../scripts/cli/partner-match.js';
 import { decryptAndVerify, encryptAndSign, parseArmoredPrivateKey, parseRecipientKey, readPublicKeyInfo } from '../../gateway/crypto/openpgp.js';
 import { api, fixture, ROOT, startTestGateway, TOKENS, until, waitSettled, type TestGateway } from '../helpers/gateway.js';
 
@@ -151,6 +153,30 @@ describe('blind matching (disclosure: blind-match)', () => {
     expect(s.matches[PARTNER], JSON.stringify(s)).toEqual({ S1: 'pending', S2: 'pending', S3: 'pending', S4: 'pending' });
     const list = (await api(gw.url, 'GET', '/v1/packets', TOKEN)).json.packets as Array<{ id: string; type: string }>;
     expect(list.filter((p) => p.type === 'packet')).toHaveLength(1); // the first dossier's follow-up only
+  });
+
+  it('cordon partner match: the key types from the agreement, the setup unchanged, the waiting request answered', async () => {
+    const id = await push('OP-BLIND-CLI');
+    const files = path.join(stateDir, 'cli');
+    await rm(files, { recursive: true, force: true });
+    await mkdir(files, { recursive: true });
+    await writeFile(path.join(files, 'tenants.csv'), RECORDS);
+    await writeFile(path.join(files, 'gateway.asc'), gatewayKey);
+    await writeFile(path.join(files, 'token'), TOKEN);
+    const lines: string[] = [];
+    const base = { records: path.join(files, 'tenants.csv'), partner: PARTNER, url: gw.url, tokenFile: path.join(files, 'token'), key: path.join(ROOT, `test/fixtures/keys/${PARTNER}.sec.asc`), gatewayKey: path.join(files, 'gateway.asc'), maxElements: '256', maxRequestsPerDay: '50', answer: true };
+    // The same state directory as the client above: its key and cache, so the setup is unchanged.
+    await partnerMatch({ ...base, state: stateDir }, (l) => lines.push(l));
+    expect(lines[0]).toMatch(/^setup unchanged: sha256:/);
+    // This dossier's request, and the one answered with made-up values above, still unanswered.
+    const blindPacket = (await status(id)).deliveries.find((d: any) => d.partner === PARTNER).matchPacketId as string;
+    expect(lines).toContain(`answered ${blindPacket}`);
+    const row = await until('the result', async () => {
+      const r = (await status(id)).matches?.[PARTNER];
+      return r && !Object.values(r).includes('pending') ? r : undefined;
+    });
+    expect(row).toEqual({ S1: 'no_trace', S2: 'no_trace', S3: 'hit', S4: 'no_trace' });
+    await expect(partnerMatch({ ...base, gatewayKey: undefined, state: stateDir }, () => undefined)).rejects.toThrow(/pinned gateway key/);
   });
 
   it("the partner's client refuses a request over its size cap", async () => {

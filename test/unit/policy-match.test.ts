@@ -77,6 +77,25 @@ describe('loading and linting a match allowlist', () => {
     expect((await problems()).map((p) => p.path).sort()).toEqual(['peers/warwickshire.yaml: agreement.disclosure', 'peers/warwickshire.yaml: agreement.followUp']);
   });
 
+  it('refuses blindKeys built from a field the match allowlist does not grant, an unknown key type, none at all, and blindKeys without blind-match', async () => {
+    const riverside = path.join(dir, 'partners/riverside-homes.yaml');
+    await editYaml(riverside, ['agreement', 'blindKeys'], ['name-dob', 'ni-dob', 'vrm-family']);
+    await editYaml(path.join(dir, 'partners/dvla.yaml'), ['agreement', 'blindKeys'], ['vrm-family']);
+    const found = await problems();
+    expect(found).toEqual(expect.arrayContaining([
+      expect.objectContaining({ path: 'partners/riverside-homes.yaml: agreement.blindKeys[1]', message: expect.stringContaining('subjects[].identifiers.niNumber, which the match allowlist does not grant') }),
+      expect.objectContaining({ path: 'partners/riverside-homes.yaml: agreement.blindKeys[2]', message: expect.stringContaining('subjects[].vehicles[].vrm') }),
+      expect.objectContaining({ path: 'partners/dvla.yaml: agreement.blindKeys', message: expect.stringContaining('blind-match') }),
+    ]));
+    expect(found.some((p) => /riverside-homes.yaml: agreement.blindKeys\[0\]/.test(p.path ?? ''))).toBe(false);
+    await editYaml(riverside, ['agreement', 'blindKeys'], ['name-dob', 'shoe-size']);
+    expect(await problems()).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'partners/riverside-homes.yaml: agreement.blindKeys[1]', message: expect.stringContaining('must be one of') })]));
+    const doc = YAML.parseDocument(await readFile(riverside, 'utf8'));
+    doc.deleteIn(['agreement', 'blindKeys']);
+    await writeFile(riverside, doc.toString());
+    expect(await problems()).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'partners/riverside-homes.yaml: agreement.blindKeys', message: expect.stringContaining('needs the key types') })]));
+  });
+
   it('lint warns of an identifier fields does not grant, and of a match allowlist an immediate agreement never uses', async () => {
     await editYaml(path.join(dir, 'partners/dwp-benefits.yaml'), ['match'], ['subjects[].name.given', 'subjects[].vehicles[].vrm']);
     await editYaml(path.join(dir, 'partners/dvla.yaml'), ['match'], ['subjects[].vehicles[].vrm']);
