@@ -143,7 +143,7 @@ export async function blindStage(env: Env, records: number, rounds: number, prog
   const once = (v: number) => summarise([v]);
   return [
     row({ stage: 'blind: partner setup, first run', size: `${records / 1000}k rec`, unit: 's', value: once(firstSetupMs / 1000), note: `${inputs.length} keys, ${setup.n} with padding, ${setupKb.toFixed(0)} KB set; ${(firstSetupMs / inputs.length).toFixed(2)} ms per key` }),
-    row({ stage: 'blind: partner setup, cached outputs', size: `${records / 1000}k rec`, unit: 'ms', value: summarise(cachedSetup), note: 'records unchanged: nothing is rebuilt or sent; one changed record costs one key' }),
+    row({ stage: 'blind: partner setup, cached outputs', size: `${records / 1000}k rec`, unit: 'ms', value: summarise(cachedSetup), note: 'the set rebuilt from cached outputs (some records changed: each changed record costs its keys); records unchanged: nothing is rebuilt or sent' }),
     row({ stage: 'blind: gateway request', size, unit: 'ms', value: summarise(blind), baseline: { label: 'plain match request', value: summarise(plain) }, note: `${elements} elements (padded), both encrypted+signed` }),
     row({ stage: 'blind: partner answer (evaluate + proof)', size: `${elements} el`, unit: 'ms', value: summarise(answer), note: 'plain match: a lookup in its own system' }),
     row({ stage: 'blind: gateway result, first (decode set)', size: `${elements} el`, unit: 'ms', value: summarise(finishFirst), note: `verify proof, unblind, test; ${hits} hits (the partner holds 3 subjects; victims and children are never asked)` }),

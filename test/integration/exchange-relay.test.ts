@@ -266,6 +266,7 @@ describe('the lifetime of the exchange records', () => {
       'dwp-benefits': 'not_requested',
       hmrc: 'not_requested',
       'immigration-enforcement': 'not_requested',
+      'riverside-homes': 'not_requested',
     });
     const choice = (await auditOf()).filter((r) => r.dossier === id && (r.action === 'delivery.not_requested' || r.action === 'delivery.statutory'));
     expect(choice.map((r) => `${r.action}:${r.recipient}`).sort()).toEqual([
@@ -273,6 +274,7 @@ describe('the lifetime of the exchange records', () => {
       'delivery.not_requested:dwp-benefits',
       'delivery.not_requested:hmrc',
       'delivery.not_requested:immigration-enforcement',
+      'delivery.not_requested:riverside-homes',
       'delivery.statutory:childrens-services',
     ]);
   }, 60_000);
