@@ -45,12 +45,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
   ];
   closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
-  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.status(id),
-    // Partners' answers, and after-match peers' as `peer:<id>` (gateway/exchange/match-out.ts).
-    answers: async (id, now) => {
-      const [local, peers] = await Promise.all([hitsModule.answers.summary(id, now), exchange.matchOut.summary(id)]);
-      return { ...local, matches: { ...local.matches, ...peers } };
-    },
+  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.status(id), answers: (id, now) => hitsModule.answers.summary(id, now),
     stages: (id, deliveries) => services.followUps.stages(id, deliveries),
   });
   const app = createApp({

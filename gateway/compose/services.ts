@@ -110,6 +110,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger, noticeTimeoutMs: config.hitNoticeTimeoutMs,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
+    peerMatches: (dossierId, now) => exchange.matchOut.summary(dossierId, now),
     // Answers on a match request: the follow-up job decides what, if anything, follows.
     onMatchAnswered: (packet) => (dossierQueue ? dossierQueue.enqueueFollowUp(packet.dossier, packet.partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
   });

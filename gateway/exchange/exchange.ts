@@ -100,7 +100,11 @@ export class Exchange {
 
   /** After the source's recall of a dossier: passes it on to the peers it reached (recall-relay.ts). */
   async recallPeers(dossierId: string, source: string, recall: { reason: string; issuedAt: string }): Promise<Array<{ peer: string; state: PeerDeliveryState }>> {
-    return this.recalls.recallPeers(dossierId, source, recall, await this.deliveries(dossierId));
+    const deliveries = await this.deliveries(dossierId);
+    const out = await this.recalls.recallPeers(dossierId, source, recall, deliveries);
+    // Nothing follows a recall: the copy of the dossier an after-match peer's follow-up needed goes now.
+    for (const d of deliveries) if (d.matchEnvelopeId) await this.followUps.dropHeld(dossierId, d.peer, d.matchEnvelopeId, 'the dossier was recalled');
+    return out;
   }
 
   /** After new hits on a dossier: relays them to the peer it came from, if it came from one. */

@@ -63,7 +63,7 @@ export class PeerFollowUps {
     const record = await deps.store.get(dossierId);
     if (!record || isRecalled(record.state)) {
       // A recall stops every follow-up: the copy of the dossier goes at once.
-      if (env.held && (await records.dropHeld(matchId))) await this.erased(dossierId, matchId, peer, 'the dossier was recalled');
+      if (env.held) await this.dropHeld(dossierId, peer, matchId, 'the dossier was recalled');
       return undefined;
     }
     const policy = deps.peers.view().policies.get(peer);
@@ -82,12 +82,14 @@ export class PeerFollowUps {
     for (const round of record.rounds) if (!(await this.cx.records.envelope(round.packet)).dossier) await this.make(dossierId, peer, ctx, round);
     const answered = new Set(ctx.answers.map((a) => a.subject));
     const claimed = new Set(record.rounds.flatMap((r) => r.subjects));
-    if (ctx.asked.every((s) => answered.has(s)) && ctx.hits.every((s) => claimed.has(s)) && (await this.cx.records.dropHeld(ctx.matchId))) {
-      await this.erased(dossierId, ctx.matchId, peer, 'every ref of the match envelope answered and followed up');
+    if (ctx.asked.every((s) => answered.has(s)) && ctx.hits.every((s) => claimed.has(s))) {
+      await this.dropHeld(dossierId, peer, ctx.matchId, 'every ref of the match envelope answered and followed up');
     }
   }
 
-  private async erased(dossierId: string, matchId: string, peer: string, reason: string): Promise<void> {
+  /** Erases the match envelope's copy of the dossier (audited, once): nothing more can follow from it. */
+  async dropHeld(dossierId: string, peer: string, matchId: string, reason: string): Promise<void> {
+    if (!(await this.cx.records.dropHeld(matchId))) return;
     await this.cx.deps.audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, packet: matchId, recipient: `peer:${peer}`, reason });
   }
 

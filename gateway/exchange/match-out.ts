@@ -27,7 +27,9 @@ import type { PeerFollowUps } from './match-followup.js';
 /** Attempts when another answers envelope changes the same answers at the same moment. */
 const ATTEMPTS = 3;
 
-export type PeerMatchState = 'hit' | 'no_trace' | 'pending';
+export type PeerMatchState = 'hit' | 'no_trace' | 'pending' | 'overdue';
+
+const DAY_MS = 86_400_000;
 
 export class MatchOut {
   constructor(
@@ -62,6 +64,7 @@ export class MatchOut {
       refs: seal(key, JSON.stringify(disclosed.byRef), `${envelopeId}:refs`),
       asked: seal(key, JSON.stringify(disclosed.subjects), `${envelopeId}:asked`),
       held: seal(key, JSON.stringify(dossier), `${envelopeId}:held`),
+      askedAt: now.toISOString(),
     });
     await records.setDelivery(dossierId, peer, { state: 'queued', envelopeId, matchEnvelopeId: envelopeId, updatedAt: now.toISOString() });
     await deps.queue().enqueue({ type: 'dossier', envelopeId });
@@ -154,8 +157,11 @@ export class MatchOut {
     }
   }
 
-  /** Per after-match peer of the dossier (as `peer:<id>`) and per subject it was asked about: its answer, or pending. */
-  async summary(dossierId: string): Promise<Record<string, Record<string, PeerMatchState>>> {
+  /**
+   * Per after-match peer of the dossier (as `peer:<id>`) and per subject it was asked about: its answer,
+   * or `pending`, `overdue` once the agreement's `respondWithinDays` have passed since the match envelope was made.
+   */
+  async summary(dossierId: string, now: Date = new Date()): Promise<Record<string, Record<string, PeerMatchState>>> {
     const out: Record<string, Record<string, PeerMatchState>> = {};
     const deliveries = await this.cx.records.deliveries(dossierId);
     const peers = Object.keys(deliveries).filter((p) => deliveries[p]!.matchEnvelopeId);
@@ -165,10 +171,12 @@ export class MatchOut {
       const env = await this.cx.records.envelope(deliveries[peer]!.matchEnvelopeId!);
       if (!env.asked) continue;
       const asked = JSON.parse(unseal(this.cx.deps.keyring.seal, env.asked, `${deliveries[peer]!.matchEnvelopeId!}:asked`).toString('utf8')) as string[];
+      const days = this.cx.deps.peers.view().policies.get(peer)?.agreement.respondWithinDays;
+      const overdue = days !== undefined && env.askedAt !== undefined && now.getTime() >= Date.parse(env.askedAt) + days * DAY_MS;
       const row: Record<string, PeerMatchState> = {};
       for (const subject of [...asked].sort()) {
         const a = answers.find((x) => x.partner === MatchOut.answerer(peer) && x.subject === subject);
-        row[subject] = a?.result ?? 'pending';
+        row[subject] = a?.result ?? (overdue ? 'overdue' : 'pending');
       }
       out[MatchOut.answerer(peer)] = row;
     }

@@ -125,6 +125,8 @@ export interface EnvelopeRecord {
   asked?: string;
   /** A match envelope: the sealed dossier, kept for the follow-ups until every answer is in and followed up. */
   held?: string;
+  /** A match envelope: when it was made (answers are overdue `respondWithinDays` after). */
+  askedAt?: string;
 }
 
 /** A dossier received from a peer: the peer and the envelope it came in. */
@@ -206,12 +208,13 @@ export class ExchangeStore {
    */
   async putEnvelope(
     envelopeId: string,
-    e: { dossier: string; peer: string; source: string; sealed: string; refs: string; kind?: 'match' | 'followup'; asked?: string; held?: string },
+    e: { dossier: string; peer: string; source: string; sealed: string; refs: string; kind?: 'match' | 'followup'; asked?: string; held?: string; askedAt?: string },
   ): Promise<void> {
     const envKey = this.envKey(envelopeId);
     const multi = this.redis.multi().hsetnx(envKey, 'sealed', e.sealed).hsetnx(envKey, 'refs', e.refs);
     if (e.asked !== undefined) multi.hsetnx(envKey, 'asked', e.asked);
     if (e.held !== undefined) multi.hsetnx(envKey, 'held', e.held);
+    if (e.askedAt !== undefined) multi.hsetnx(envKey, 'askedAt', e.askedAt);
     multi.hset(envKey, { dossier: e.dossier, peer: e.peer, source: e.source, ...(e.kind ? { kind: e.kind } : {}) });
     await this.keepWithStatus(multi, e.dossier, envKey).exec();
   }

@@ -184,6 +184,9 @@ describe('match first, then disclose, between two gateways', () => {
     expect(peer.matchEnvelopeId).toBe(envelope);
     expect(peer.remoteDossier).toMatch(/^dos_/);
     expect((await status(id)).matches['peer:warwickshire']).toEqual({ S1: 'hit', S2: 'no_trace', S3: 'no_trace', S4: 'no_trace' });
+    // The force's bundle shows the peer's answers beside its partners'.
+    const bundle = await openAs('west-midlands', (await api(A.gw.url, 'GET', `/v1/dossiers/${id}/hits`, FORCE)).text, A.key);
+    expect(bundle.matches['peer:warwickshire']).toEqual({ S1: 'hit', S2: 'no_trace', S3: 'no_trace', S4: 'no_trace' });
     expect(await dossierCount(B)).toBe(before + 1);
     const received = (await auditOf(B)).find((r) => r.action === 'exchange.dossier_received' && r.dossier === peer.remoteDossier);
     expect(received).toMatchObject({ subjects: 1, packet: peer.envelopeId });
@@ -270,9 +273,12 @@ describe('match first, then disclose, between two gateways', () => {
   }, 60_000);
 
   it('a recall of a dossier whose peer was only asked closes the match request at B', async () => {
-    const { id, match } = await ask();
+    const { id, match, envelope } = await ask();
+    expect(await A.gw.redis.hexists(`${A.gw.prefix}:exchange:env:${envelope}`, 'held')).toBe(1);
     const recalled = await api(A.gw.url, 'POST', `/v1/dossiers/${id}/recall`, FORCE, { reason: 'withdrawn' });
     expect(recalled.status).toBeLessThan(300);
+    // Nothing can follow a recall: A's copy of the dossier for the follow-up is gone at once.
+    expect(await A.gw.redis.hexists(`${A.gw.prefix}:exchange:env:${envelope}`, 'held')).toBe(0);
     await until('the recall at B', async () => {
       const m = (await api(B.gw.url, 'GET', '/v1/exchange/matches', WARKS)).json.matches.find((x: any) => x.id === match);
       return m?.state === 'recalled' ? m : undefined;

@@ -28,6 +28,9 @@ const ROUTES: Array<{ method: string; path: string; roles: Role[] | 'any' }> = [
   { method: 'POST', path: '/v1/audit/checkpoint', roles: ['governance'] },
   { method: 'GET', path: '/v1/queues', roles: ['governance'] },
   { method: 'POST', path: '/v1/exchange/inbound', roles: ['peer'] },
+  { method: 'GET', path: '/v1/exchange/matches', roles: ['source'] },
+  { method: 'GET', path: '/v1/exchange/matches/mrq_aaaaaaaaaaaaaaaaaaaaaaaaaa', roles: ['source'] },
+  { method: 'POST', path: '/v1/exchange/matches/mrq_aaaaaaaaaaaaaaaaaaaaaaaaaa/answers', roles: ['source'] },
   { method: 'GET', path: '/v1/partners', roles: 'any' },
 ];
 
