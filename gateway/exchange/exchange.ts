@@ -92,7 +92,8 @@ export class Exchange {
   async failed(job: ExchangeJob, err: Error): Promise<void> {
     if (job.type === 'recall') return this.recalls.failed(job.dossierId, job.peer, job.envelopeId, err);
     if (job.type === 'answers') {
-      await this.cx.deps.audit.append({ kind: 'decision', action: 'exchange.answers_failed', match: job.matchId, packet: job.envelopeId, reason: err.message.slice(0, 200) });
+      const peer = (await this.cx.deps.matchStore.get(job.matchId))?.peer;
+      await this.cx.deps.audit.append({ kind: 'decision', action: 'exchange.answers_failed', match: job.matchId, packet: job.envelopeId, ...(peer ? { recipient: `peer:${peer}` } : {}), reason: err.message.slice(0, 200) });
       return;
     }
     return this.outbound.failed(job, err);
