@@ -192,6 +192,18 @@ describe('match first, then disclose, between two gateways', () => {
     expect(received).toMatchObject({ subjects: 1, packet: peer.envelopeId });
     const followUp = (await auditOf(A)).find((r) => r.action === 'exchange.followup_prepared' && r.dossier === id);
     expect(followUp).toMatchObject({ kind: 'disclosure', recipient: 'peer:warwickshire', matchPacket: envelope, subjects: 1 });
+    // B takes the follow-up as any dossier: its partner's hit on it comes back to A under S1.
+    const list = await until('a packet of the follow-up at B', async () => (await api(B.gw.url, 'GET', '/v1/packets', TOKENS['council-housing'])).json.packets?.[0]);
+    const packet = await openAs('council-housing', (await api(B.gw.url, 'GET', `/v1/packets/${list.id}`, TOKENS['council-housing'])).text, B.key);
+    expect((packet.dossier.subjects as any[]).map((x) => x.name?.given)).toEqual(['Daniel']);
+    const hit = { subject: packet.dossier.subjects[0].id, kind: 'tenancy', detail: { town: 'Nuneaton', postcode: 'CV11 4AB' }, matchedOn: ['name', 'dateOfBirth'], confidence: 'confirmed' };
+    expect((await api(B.gw.url, 'POST', `/v1/packets/${list.id}/hits`, TOKENS['council-housing'], { schema: 'cordon.hits/v1', packet: list.id, hits: [hit] })).status).toBe(202);
+    const relayed = await until('the relayed hit in A bundle', async () => {
+      const b = await openAs('west-midlands', (await api(A.gw.url, 'GET', `/v1/dossiers/${id}/hits`, FORCE)).text, A.key);
+      return b.bundle.count > 0 ? b : undefined;
+    });
+    expect(Object.keys(relayed.subjects)).toEqual(['S1']);
+    expect(relayed.subjects.S1[0]).toMatchObject({ kind: 'tenancy', partner: 'council-housing', via: 'warwickshire' });
     // The same answers again: nothing new is sent.
     expect((await answer(match, results)).json).toMatchObject({ accepted: 0, duplicates: 4 });
     await new Promise((res) => setTimeout(res, 1000));
