@@ -20,8 +20,11 @@ export const CANDIDATE_MAX_FILES = 200;
 export const CANDIDATE_MAX_FILE_BYTES = 256 * 1024;
 export const CANDIDATE_MAX_BYTES = 2 * 1024 * 1024;
 
-/** `gateway.yaml`, `partners/dvla.yaml`, `keys/dvla.asc`: relative, at most 3 deep, no dot-files, no "..". */
-const REL = /^(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:ya?ml|asc|pem|crt)$/;
+/**
+ * `gateway.yaml`, `partners/dvla.yaml`, `keys/dvla.asc`: relative, at most 3 deep, no dot-files, no "..";
+ * folder names without dots and file names with an extension, so no file can also be a folder.
+ */
+const REL = /^(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:ya?ml|asc|pem|crt)$/;
 
 export interface CandidateFiles {
   files: Record<string, string>;
