@@ -65,7 +65,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     preview: new PolicyPreview<RecipientKey>({ live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
     exchange: exchange,
     queues: () => readQueues(dashboardQueues),
-    governanceConsole: new GovernanceConsole({ policies: () => live().set, history: services.policyHistory, rates: () => hitsModule.answers.rates(), audit }),
+    governanceConsole: new GovernanceConsole({ policies: () => live().set, history: services.policyHistory, rates: () => hitsModule.answers.rates(), audit, gatewayKeyFingerprint: gatewayKey.fingerprint }),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
     approvals: services.approvals,

@@ -10,6 +10,9 @@
  *                 given dossier or the example dossiers (diff.ts, as `cordon policy diff`). Audited
  *                 first (consultation, `policy.diffed`: who, which revisions; never values): a diff on a
  *                 pasted dossier shows what partners would see of it, as a preview does.
+ *   isa()         the information-sharing agreement with one partner, rendered from the live set
+ *                 (isa.ts): its sections for the page to lay out as text, and the Markdown and HTML
+ *                 documents `cordon policy isa` prints, for download.
  */
 import { readFile } from 'node:fs/promises';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
@@ -21,6 +24,8 @@ import { followUpMode, isAfterMatch } from '../policy/match.js';
 import type { PolicySet } from '../policy/types.js';
 import { loadCandidate, parseCandidate } from './candidate.js';
 import { diffSets, isUnchanged, type PartnerDiff } from './diff.js';
+import { buildIsa } from './isa.js';
+import { isaHtml, isaMarkdown, sections, type Section } from './isa-text.js';
 import { summarise, type RevisionHistory, type RevisionSummary } from './revisions.js';
 
 /** Shipped beside the code in the source tree and in dist/ (scripts/build.mjs copies examples/). */
@@ -45,6 +50,20 @@ export interface ConsoleDeps {
   /** Answers per agreement (GET /v1/answers/rates); absent where the hits module is not wired. */
   rates?: () => Promise<AgreementRates[]>;
   audit: { append(event: ConsoleAuditEvent): Promise<unknown> };
+  /** The gateway's signing key fingerprint, named in the agreement's security section. */
+  gatewayKeyFingerprint?: string;
+}
+
+export interface IsaView {
+  partner: string;
+  title: string;
+  reference: string;
+  status: string;
+  revision: string;
+  generatedAt: string;
+  sections: Section[];
+  markdown: string;
+  html: string;
 }
 
 export interface AgreementRow {
@@ -188,6 +207,23 @@ export class GovernanceConsole {
       report.dossiers.push({ dossier: name, partners });
     }
     return report;
+  }
+
+  /** The agreement with one partner as the live set enforces it; not_found for an unknown partner. */
+  isa(partnerId: string, now: Date = new Date()): IsaView {
+    const fp = this.deps.gatewayKeyFingerprint;
+    const doc = buildIsa(this.deps.policies(), partnerId, { now, ...(fp ? { gatewayKey: { fingerprint: fp } } : {}) });
+    return {
+      partner: doc.partner.id,
+      title: doc.title,
+      reference: doc.reference,
+      status: doc.status.state,
+      revision: doc.policy.revision,
+      generatedAt: doc.generatedAt,
+      sections: sections(doc),
+      markdown: isaMarkdown(doc),
+      html: isaHtml(doc),
+    };
   }
 
   /** An example dossier, for the preview view. */

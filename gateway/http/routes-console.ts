@@ -6,6 +6,7 @@
  *   GET  /v1/governance/revisions        the live revision and the earlier ones this process has served
  *   POST /v1/governance/diff             live vs a candidate set uploaded from the browser, or an earlier revision vs live
  *   GET  /v1/governance/examples[/:name] the example dossiers, for the preview view
+ *   GET  /v1/governance/isa/:partner     the information-sharing agreement rendered from the live set
  *
  * The page holds no data, so loading it needs no token; it asks for one, keeps it in sessionStorage and
  * runs under helmet's default Content-Security-Policy (no inline script, style or handler, nothing from
@@ -20,7 +21,7 @@ import { requireRole } from './auth.js';
 import { jsonBody, notAllowed } from './body.js';
 
 export interface ConsoleRouteDeps {
-  console: Pick<GovernanceConsole, 'agreements' | 'revisions' | 'diff' | 'example' | 'examples'>;
+  console: Pick<GovernanceConsole, 'agreements' | 'revisions' | 'diff' | 'example' | 'examples' | 'isa'>;
   bodyLimitBytes: number;
 }
 
@@ -57,6 +58,13 @@ export function registerConsoleRoutes(r: Router, deps: ConsoleRouteDeps): void {
     })
     .all(notAllowed('GET'));
 
+  r.route('/governance/isa/:partner')
+    .get(governance, (req, res) => {
+      res.setHeader('Cache-Control', 'no-store');
+      res.json(c.isa(String(req.params.partner)));
+    })
+    .all(notAllowed('GET'));
+
   r.route('/governance/examples/:name')
     .get(governance, async (req, res) => {
       res.json(await c.example(String(req.params.name)));
@@ -77,6 +85,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/console/preview.js': { file: 'preview.js', type: JS },
   '/console/diff.js': { file: 'diff.js', type: JS },
   '/console/audit.js': { file: 'audit.js', type: JS },
+  '/console/isa.js': { file: 'isa.js', type: JS },
 };
 
 /** Serves the page's files, read once (a missing one fails start-up); a fixed list, nothing else under the folder. */

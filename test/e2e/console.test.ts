@@ -268,6 +268,34 @@ describe('the governance console in headless Chromium', () => {
     await shot('3-diff-revision');
   });
 
+  it('agreement view: the ISA rendered from the live policy, which changes when the policy does, and downloads as Markdown', async () => {
+    await tab('isa');
+    await page.waitForSelector('#isa-document');
+    await page.selectOption('#isa-partner', 'dvla');
+    await page.waitForSelector('#isa-document[data-partner="dvla"]');
+    expect(await page.textContent('#isa-document h3')).toContain('Driver and Vehicle Licensing Agency');
+    const headings = await page.$$eval('#isa-document h4', (hs) => hs.map((h) => h.textContent));
+    expect(headings).toEqual(expect.arrayContaining(['1. Parties', '3. Legal basis', '4. Data items', '8. Security', '11. Signatories']));
+    const dataItems = async () => page.$eval('#isa-document section:nth-of-type(4)', (s) => s.textContent ?? '');
+    expect(await dataItems()).toContain('subjects[].identifiers.drivingLicence');
+    expect(await page.$$eval('#isa-document code', (cs) => cs.length)).toBeGreaterThan(5);
+    await shot('5-agreement');
+
+    const download = page.waitForEvent('download');
+    await page.click('#isa-out a[download$=".md"]');
+    const md = await readFile((await (await download).path())!, 'utf8');
+    expect(md).toMatch(/^# .*Driver and Vehicle Licensing Agency/);
+    expect(md).toContain('## 4. Data items');
+
+    // Change the policy: the document's data items change with it.
+    const revision = await page.getAttribute('#isa-document', 'data-revision');
+    await dropKey(path.join(policies.dir, 'partners/dvla.yaml'), ['fields', 'subjects[].identifiers.drivingLicence']);
+    await until('the reload', async () => ((await api(gw.url, 'GET', '/v1/governance/revisions', GOV)).json.live.revision !== revision ? true : undefined));
+    await page.click('#isa-refresh');
+    await page.waitForFunction((rev) => document.getElementById('isa-document')?.dataset.revision !== rev, revision);
+    expect(await dataItems()).not.toContain('drivingLicence');
+  });
+
   it('forgets the token on request, and no CSP violation or page error was logged in any view', async () => {
     await page.click('#forget');
     expect(await page.isHidden('#tabs')).toBe(true);

@@ -183,6 +183,25 @@ describe('GET /v1/governance/examples', () => {
   });
 });
 
+describe('GET /v1/governance/isa/:partner', () => {
+  it('renders the agreement from the live set: sections for the page, Markdown and HTML for download; 404 for an unknown partner', async () => {
+    const res = await api(gw.url, 'GET', '/v1/governance/isa/council-housing', GOV);
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toMatchObject({ partner: 'council-housing', reference: 'ISA-WMP-CCC-HSG-2025-01', status: 'in_force' });
+    expect(res.json.revision).toBe((await api(gw.url, 'GET', '/v1/governance/revisions', GOV)).json.live.revision);
+    expect(res.json.sections.map((s: { heading: string }) => s.heading)[3]).toBe('4. Data items');
+    expect(res.json.markdown).toContain('## 8. Security');
+    expect(res.json.html).toMatch(/^<!doctype html>/);
+    expect(res.json.html).not.toMatch(/<script/i);
+    // The gateway names its own signing key in the security section.
+    const security = JSON.stringify(res.json.sections[7]);
+    expect(security).toContain('Gateway (signs packets)');
+    const unknown = await api(gw.url, 'GET', '/v1/governance/isa/nobody', GOV);
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.code).toBe('not_found');
+  });
+});
+
 describe('GET /console', () => {
   it('serves the page under the CSP, with scripts from the gateway only and no inline script, style or handler', async () => {
     const res = await api(gw.url, 'GET', '/console');
@@ -206,7 +225,7 @@ describe('GET /console', () => {
 
   it('every script module is served, keeps the token in sessionStorage and never parses data as HTML', async () => {
     const names = (await readdir(CONSOLE_DIR)).filter((n) => n.endsWith('.js'));
-    expect(names.sort()).toEqual(['audit.js', 'common.js', 'console.js', 'diff.js', 'partners.js', 'preview.js']);
+    expect(names.sort()).toEqual(['audit.js', 'common.js', 'console.js', 'diff.js', 'isa.js', 'partners.js', 'preview.js']);
     let all = '';
     for (const name of names) {
       const res = await api(gw.url, 'GET', `/console/${name}`);

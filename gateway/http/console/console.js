@@ -8,8 +8,9 @@ import * as partners from './partners.js';
 import * as preview from './preview.js';
 import * as diff from './diff.js';
 import * as audit from './audit.js';
+import * as isa from './isa.js';
 
-const VIEWS = { partners, preview, diff, audit };
+const VIEWS = { partners, preview, diff, audit, isa };
 
 const form = document.getElementById('token-form');
 const input = document.getElementById('token');
