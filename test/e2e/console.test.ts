@@ -94,6 +94,12 @@ beforeAll(async () => {
     if (/Content Security Policy|Refused to (execute|load|apply|connect|evaluate)/i.test(m.text())) violations.push(m.text());
   });
   page.on('pageerror', (err) => violations.push(`page error: ${err.message}`));
+  // Runs before the page's own scripts, outside its CSP: every violation the browser reports.
+  await page.addInitScript(() => {
+    const seen: string[] = [];
+    (window as unknown as { cspViolations: string[] }).cspViolations = seen;
+    document.addEventListener('securitypolicyviolation', (e) => seen.push(e.effectiveDirective));
+  });
 });
 
 afterAll(async () => {
@@ -236,6 +242,13 @@ describe('the governance console in headless Chromium', () => {
     expect(rows.every((r) => r.cells[2] === 'disclosure')).toBe(true);
     expect(rows.find((r) => r.cells[5] === 'dvla')!.cells[6]).toBe('ISA-WMP-DVLA-2025-02');
     expect(await page.textContent('#audit-summary')).toMatch(/^\d+ records?\./);
+    // What DVLA received: the record's field paths, on click.
+    await page.click('#audit-table tbody tr:has(td:text-is("dvla")) button.link');
+    await page.waitForSelector('#audit-detail:not([hidden])');
+    const detail = (await page.textContent('#audit-detail'))!;
+    expect(detail).toContain('disclosedsubjects[].vehicles[].vrm → keep');
+    expect(detail).toContain('disclosedsubjects[].addresses[].postcode → generalise:postcode');
+    expect(detail).not.toContain('Daniel');
     await shot('4-audit');
 
     // The search just made is itself a record, found from the page.
@@ -301,5 +314,16 @@ describe('the governance console in headless Chromium', () => {
     expect(await page.isHidden('#tabs')).toBe(true);
     expect(await page.evaluate(() => sessionStorage.getItem('cordon.console.token'))).toBeNull();
     expect(violations).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([]);
+
+    // The watch works, and the policy holds: a script injected into the page is refused and reported.
+    await page.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'document.title = "injected"';
+      document.body.append(s);
+    });
+    await page.waitForFunction(() => (window as unknown as { cspViolations: string[] }).cspViolations.length > 0);
+    expect(await page.title()).toBe('Cordon · governance console');
+    expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual(['script-src-elem']);
   });
 });

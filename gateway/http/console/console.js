@@ -25,11 +25,12 @@ function say(text, kind) {
   status.className = kind || '';
 }
 
-function show(name) {
+/** `loaded`: the view's data was just fetched (the partners view, by the token check). */
+function show(name, loaded = false) {
   current = name;
   for (const b of tabs.querySelectorAll('button[data-view]')) b.setAttribute('aria-pressed', String(b.dataset.view === name));
   for (const [n] of Object.entries(VIEWS)) document.getElementById(`view-${n}`).hidden = n !== name;
-  VIEWS[name].open().catch((err) => say(describe(err), 'error'));
+  if (!loaded) VIEWS[name].open().catch((err) => say(describe(err), 'error'));
 }
 
 function close(message, kind) {
@@ -56,7 +57,7 @@ async function start() {
   }
   tabs.hidden = false;
   say('Connected as governance.', 'ok');
-  show(current);
+  show(current, current === 'partners');
 }
 
 onRefused((err) => close(`${describe(err)}. Enter a governance token.`, 'error'));
