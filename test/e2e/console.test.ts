@@ -190,6 +190,28 @@ describe('the governance console in headless Chromium', () => {
     // Each partner's preview is in the audit trail.
     const audited = await api(gw.url, 'GET', '/v1/audit?kind=consultation&limit=500', GOV);
     expect(audited.json.records.filter((r: { action: string }) => r.action === 'preview.used')).toHaveLength(PARTNER_COUNT);
+
+    // A dossier uploaded as a file that breaks the schema: the page shows each offending path.
+    const full = fixture('dossier-full.json') as { subjects: Array<{ id: string }> };
+    const upload = path.join(scratch, 'upload.json');
+    await writeFile(upload, JSON.stringify({ ...full, subjects: [full.subjects[3], full.subjects[0]] }));
+    await page.setInputFiles('#preview-file', upload);
+    await page.waitForFunction(() => JSON.parse((document.getElementById('preview-dossier') as HTMLTextAreaElement).value).subjects.length === 2);
+    await page.click('#preview-form button[type="submit"]');
+    await page.waitForSelector('#preview-out .error');
+    expect(await page.textContent('#preview-out .error')).toMatch(/HTTP 400 schema_violation.*\/dossier\/subjects\/0\/associates\/0\/subject: must be the id of a subject in this dossier/s);
+
+    // Its subjects in the reverse order: the rows follow the dossier, each still its own subject's.
+    await writeFile(upload, JSON.stringify({ ...full, subjects: [...full.subjects].reverse() }));
+    await page.setInputFiles('#preview-file', []);
+    await page.setInputFiles('#preview-file', upload);
+    await page.waitForFunction(() => JSON.parse((document.getElementById('preview-dossier') as HTMLTextAreaElement).value).subjects[0].id === 'S4');
+    await page.click('#preview-form button[type="submit"]');
+    await page.waitForSelector('#preview-table');
+    expect(await page.$$eval('#preview-table tbody tr', (trs) => trs.map((t) => (t as HTMLElement).dataset.subject))).toEqual(['', 'S4', 'S3', 'S2', 'S1']);
+    expect((await previewRow('S4'))['childrens-services']).toContain('Brooks');
+    expect((await previewRow('S1')).dvla).toContain('Okafor');
+    expect((await previewRow('S4')).dvla).toBe('not shared');
   });
 
   it('diff view: changed files chosen in the page, laid over the live set, show the lines a partner loses', async () => {
