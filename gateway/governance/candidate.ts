@@ -21,10 +21,11 @@ export const CANDIDATE_MAX_FILE_BYTES = 256 * 1024;
 export const CANDIDATE_MAX_BYTES = 2 * 1024 * 1024;
 
 /**
- * `gateway.yaml`, `partners/dvla.yaml`, `keys/dvla.asc`: relative, at most 3 deep, no dot-files, no "..";
- * folder names without dots and file names with an extension, so no file can also be a folder.
+ * Only what the loader reads: `gateway.yaml`, `partners|sources|peers/<id>.yaml`, and key or certificate
+ * files (`keys/dvla.asc`) at most 3 deep. Never a clients file or anything else; no dot-files, no "..";
+ * folder names without dots, so no file can also be a folder.
  */
-const REL = /^(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:ya?ml|asc|pem|crt)$/;
+const REL = /^(?:gateway\.yaml|(?:partners|sources|peers)\/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.ya?ml|(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:asc|pem|crt))$/;
 
 export interface CandidateFiles {
   files: Record<string, string>;
@@ -54,7 +55,7 @@ export function parseCandidate(v: unknown, at: string): CandidateFiles {
     for (const [rel, content] of entries.slice(0, CANDIDATE_MAX_FILES)) {
       const where = `${at}/files/${pointer(rel)}`;
       if (!REL.test(rel) || rel.split('/').some((s) => s === '..' || s === '.')) {
-        problems.push({ path: where, message: 'must be a relative path inside the policy set (gateway.yaml, partners/ID.yaml, keys/NAME.asc…): letters, digits, . _ -, at most 3 levels, no ".."' });
+        problems.push({ path: where, message: 'must be a file the policy loader reads: gateway.yaml, partners|sources|peers/ID.yaml, or a key or certificate (.asc, .pem, .crt) at most 3 levels deep; letters, digits, . _ -, no ".."' });
         continue;
       }
       if (typeof content !== 'string') {

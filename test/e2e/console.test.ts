@@ -163,6 +163,9 @@ describe('the governance console in headless Chromium', () => {
     const partners = await page.$$eval('#preview-table thead th[data-partner]', (ths) => ths.map((t) => (t as HTMLElement).dataset.partner));
     expect(partners).toHaveLength(PARTNER_COUNT);
     expect(await page.$$eval('#preview-table tbody tr', (trs) => trs.map((t) => (t as HTMLElement).dataset.subject))).toEqual(['', 'S1', 'S2', 'S3', 'S4']);
+    // Partners asked first say what the match request carries; the others are sent at once.
+    expect(await page.textContent('#preview-table thead th[data-partner="immigration-enforcement"] .match')).toMatch(/^asked first: a match request on .*name\.family.*; the cells are what follows a hit \(once the force approves\)$/);
+    expect(await page.$$('#preview-table thead th[data-partner="dvla"] .match')).toHaveLength(0);
 
     // DVLA is sent the adult group members only; children's services only the child (S4). Aligned by
     // position, S4's record would sit on S1's row of children's services' column.
@@ -238,7 +241,10 @@ describe('the governance console in headless Chromium', () => {
     await writeFile(path.join(folder, 'partners/hmrc.yaml'), 'partner: [not, a, policy\n');
     await page.setInputFiles('#diff-folder', folder);
     await page.waitForFunction(() => /whole set/.test(document.getElementById('diff-chosen')!.textContent ?? ''));
-    expect(await page.textContent('#diff-chosen')).toMatch(/skipped: \d+ \(policies\/tests\//);
+    const chosen = (await page.textContent('#diff-chosen'))!;
+    expect(chosen).toMatch(/skipped: \d+ \(/);
+    // The set's own files only: the sample clients file (token hashes) and the policy tests stay in the browser.
+    expect(chosen.split('; not part')[0]).not.toMatch(/clients|tests\//);
     await page.click('#diff-form button[type="submit"]');
     await page.waitForSelector('#diff-out .error');
     const error = (await page.textContent('#diff-out .error'))!;

@@ -119,7 +119,7 @@ describe('POST /v1/governance/diff', () => {
   });
 
   it('refuses paths outside the set, non-text content and oversized files with their paths, writing nothing', async () => {
-    for (const rel of ['partners.d/x.yaml', '../evil.yaml', '/etc/cordon.yaml', 'a/b/c/d.yaml', 'partners/.hidden.yaml', 'partners/x.js', 'partners\\x.yaml', './gateway.yaml']) {
+    for (const rel of ['clients.yaml', 'tests/dvla-full.yaml', 'partners/sub/x.yaml', 'partners.d/x.yaml', '../evil.yaml', '/etc/cordon.yaml', 'a/b/c/d.yaml', 'partners/.hidden.yaml', 'partners/x.js', 'partners\\x.yaml', './gateway.yaml']) {
       const res = await diff({ candidate: { base: 'live', files: { [rel]: 'x: 1\n' } } });
       expect(res.status, rel).toBe(400);
       expect(res.json.error.code).toBe('schema_violation');

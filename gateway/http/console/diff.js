@@ -16,7 +16,7 @@ const chosen = document.getElementById('diff-chosen');
 const out = document.getElementById('diff-out');
 
 // What the gateway accepts as a file of a candidate set (gateway/governance/candidate.ts).
-const REL = /^(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:ya?ml|asc|pem|crt)$/;
+const REL = /^(?:gateway\.yaml|(?:partners|sources|peers)\/[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.ya?ml|(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\/){0,2}[A-Za-z0-9_][A-Za-z0-9._-]{0,63}\.(?:asc|pem|crt))$/;
 const NOT_LOADED = /^(tests|signatures)\//;
 const MAX_FILES = 200;
 

@@ -92,7 +92,12 @@ function render(dossier, previews) {
         el('div', { text: p.partner }),
         el('div', { className: `note sent-${p.sent.sent}`, text: sent }),
         p.blocked ? el('div', { className: 'blocked', text: `blocked: ${p.blocked.reason}` }) : null,
-        p.match ? el('div', { className: 'note', text: `asked first (match request), follow-up ${p.match.followUp}` }) : null,
+        p.match
+          ? el('div', {
+              className: 'note match',
+              text: `asked first: a match request on ${p.match.disclosed.filter((d) => d.path.startsWith('subjects')).map((d) => d.path.replace(/^subjects\[\]\./, '')).join(', ')}; the cells are what follows a hit (${p.match.followUp === 'approval' ? 'once the force approves' : 'at once'})`,
+            })
+          : null,
       );
     }),
   );
