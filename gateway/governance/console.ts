@@ -76,7 +76,7 @@ export interface AgreementRow {
     /** in_force, review_due (within REVIEW_WARN_DAYS), not_in_force or expired. */
     status: 'in_force' | 'review_due' | 'not_in_force' | 'expired';
     daysLeft: number | null;
-    disclosure: 'immediate' | 'after-match';
+    disclosure: 'immediate' | 'after-match' | 'blind-match';
     followUp?: 'automatic' | 'approval';
     retentionDays: number;
     respondWithinDays: number | null;
@@ -128,7 +128,7 @@ export class GovernanceConsole {
             reviewBy: a.reviewBy,
             status,
             daysLeft,
-            disclosure: isAfterMatch(a) ? 'after-match' : 'immediate',
+            disclosure: a.disclosure ?? 'immediate',
             ...(isAfterMatch(a) ? { followUp: followUpMode(a) } : {}),
             retentionDays: a.retentionDays,
             respondWithinDays: a.respondWithinDays ?? null,

@@ -22,7 +22,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUT = path.join(ROOT, 'test-output', 'console');
 const FORCE = TOKENS['west-midlands-rocu']!;
 const GOV = TOKENS.governance!;
-const PARTNER_COUNT = 6;
+const PARTNER_COUNT = 7;
 
 let gw: TestGateway;
 let policies: { dir: string; cleanup(): Promise<void> };

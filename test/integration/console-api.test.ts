@@ -54,7 +54,8 @@ describe('GET /v1/governance/agreements', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
     const byId = Object.fromEntries(res.json.partners.map((p: { partner: { id: string } }) => [p.partner.id, p]));
-    expect(Object.keys(byId)).toHaveLength(6);
+    expect(Object.keys(byId)).toHaveLength(7);
+    expect(byId['riverside-homes'].agreement).toMatchObject({ disclosure: 'blind-match', followUp: 'automatic' });
     expect(byId.hmrc.agreement).toMatchObject({ reference: 'ISA-WMP-HMRC-FIS-2025-04', reviewBy: '2026-01-31', status: 'expired', daysLeft: null, disclosure: 'after-match' });
     expect(byId.dvla.agreement.status).toBe('review_due');
     expect(byId.dvla.agreement.daysLeft).toBeGreaterThanOrEqual(29);

@@ -20,7 +20,7 @@ function render(data) {
   revision.textContent = `Live policy revision ${data.revision}; “review due” within ${data.reviewWarnDays} days of the review date.`;
   const rows = data.partners.map((p) => {
     const a = p.agreement;
-    const mode = a.disclosure === 'after-match' ? `after-match (${a.followUp === 'approval' ? 'force approves follow-up' : 'follow-up at once'})` : 'immediate';
+    const mode = a.disclosure === 'after-match' || a.disclosure === 'blind-match' ? `${a.disclosure} (${a.followUp === 'approval' ? 'force approves follow-up' : 'follow-up at once'})` : 'immediate';
     const earlier = p.earlier.length ? el('div', { className: 'note', text: `earlier agreements: ${p.earlier.map((e) => `${e.agreement} ${e.hit} hit / ${e.noTrace} no trace`).join('; ')}` }) : null;
     return el(
       'tr',
