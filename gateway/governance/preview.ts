@@ -25,6 +25,7 @@ import type { Dossier } from '../dossier/types.js';
 import { validateDossier } from '../dossier/validate.js';
 import { matchDocument, packetHeader, type PacketHeader } from '../pipeline/disclose.js';
 import { followUpMode, isAfterMatch, matchPlan } from '../policy/match.js';
+import { isBlindMatch } from '../policy/blind-keys.js';
 import { redact, type Disclosure } from '../redact/redact.js';
 import type { Withheld } from '../redact/provenance.js';
 import type { Decider } from '../policy/decide.js';
@@ -83,7 +84,7 @@ export interface Preview {
    * is sent (`{match, subjects}`, identifiers only) and what that discloses. `plaintext` is then what
    * follows for each subject it answers hit (shown for them all), at once or after the force approves.
    */
-  match?: { followUp: 'automatic' | 'approval'; plaintext: ReturnType<typeof matchDocument>; disclosed: Disclosure[] };
+  match?: { followUp: 'automatic' | 'approval'; plaintext: ReturnType<typeof matchDocument>; disclosed: Disclosure[]; blind?: { keyTypes: string[] } };
   notes: string[];
 }
 
@@ -102,6 +103,8 @@ const NOTES = [
   'The trace names the input\'s own subject ids and indexes; the partner never sees them.',
 ];
 
+const BLIND_NOTE =
+  'Blind-match: `match.plaintext` shows the identifiers the match keys (`match.blind.keyTypes`) are made from; the partner is sent them only blinded (docs/blind-matching.md), the gateway works out hit or no trace, and `plaintext` is what follows for the subjects with a hit only.';
 const MATCH_NOTE =
   'After-match: the partner is first sent `match.plaintext` (identifiers only) and answers hit or no trace per subject; `plaintext` is what follows, for the subjects it answers hit only.';
 
@@ -150,6 +153,11 @@ export async function buildPreview(input: PreviewInput): Promise<Preview> {
     const step = redact(dossier, matchPlan(decision.plan, policy.match ?? []), { refs, pseudonymKey: previewPseudonymKey(partner) });
     preview.match = { followUp: followUpMode(policy.agreement), plaintext: matchDocument(header, step.dossier), disclosed: step.disclosed.filter((d) => d.path !== 'schema') };
     preview.notes = [...NOTES, MATCH_NOTE];
+    if (isBlindMatch(policy.agreement)) {
+      // Blind-match: those identifiers become blinded match keys; none of them is sent as shown.
+      preview.match.blind = { keyTypes: [...(policy.agreement.blindKeys ?? [])] };
+      preview.notes = [...NOTES, BLIND_NOTE];
+    }
   }
   return preview;
 }

@@ -95,7 +95,7 @@ function render(dossier, previews) {
         p.match
           ? el('div', {
               className: 'note match',
-              text: `asked first: a match request on ${p.match.disclosed.filter((d) => d.path.startsWith('subjects')).map((d) => d.path.replace(/^subjects\[\]\./, '')).join(', ')}; the cells are what follows a hit (${p.match.followUp === 'approval' ? 'once the force approves' : 'at once'})`,
+              text: `asked first: ${p.match.blind ? `blind (keys ${p.match.blind.keyTypes.join(', ')}) made from` : 'a match request on'} ${p.match.disclosed.filter((d) => d.path.startsWith('subjects')).map((d) => d.path.replace(/^subjects\[\]\./, '')).join(', ')}; the cells are what follows a hit (${p.match.followUp === 'approval' ? 'once the force approves' : 'at once'})`,
             })
           : null,
       );
