@@ -144,7 +144,8 @@ export class Fanout {
 
   /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
   private async file({ packet, revision }: Prepared): Promise<void> {
-    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, ...(packet.type === 'match' ? { matchPacketId: packet.id } : {}) };
+    // Stamped as it is filed (after encryption and the audit), not when the packet was begun.
+    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: new Date().toISOString(), ...(packet.type === 'match' ? { matchPacketId: packet.id } : {}) };
     const endStore = stageSeconds.startTimer({ stage: 'store' });
     const created = await this.deps.mailbox.create(packet, delivery);
     endStore();
