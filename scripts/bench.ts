@@ -168,13 +168,14 @@ function profileJson(p: ProfileReport) {
   return {
     dossiers: p.dossiers,
     cpuPerDossier: p.cpuPerDossier,
+    mainThreadCpuPerDossier: p.mainCpuPerDossier,
     processes: Object.fromEntries(
       Object.entries(p.processes).map(([name, x]) => [
         name,
         {
-          mainThreadMsPerDossier: x.mainMs / p.dossiers,
-          stages: Object.fromEntries([...x.stages].sort((a, b) => b[1] - a[1]).map(([s, ms]) => [s, ms / p.dossiers])),
-          functions: x.functions.map((f) => ({ name: f.name, msPerDossier: f.ms / p.dossiers })),
+          // Shares of the main thread's samples (ms per dossier = share × mainThreadCpuPerDossier).
+          stages: Object.fromEntries([...x.stages].sort((a, b) => b[1] - a[1]).map(([s, ms]) => [s, ms / x.mainMs])),
+          functions: x.functions.map((f) => ({ name: f.name, share: f.ms / x.mainMs })),
         },
       ]),
     ),

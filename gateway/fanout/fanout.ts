@@ -81,7 +81,7 @@ export class Fanout {
     return awaiting;
   }
 
-  private open(dossierId: string, sealed: string | undefined): Dossier {
+  private open(dossierId: string, sealed: string | Buffer | undefined): Dossier {
     return openSealed(this.sealKey, dossierId, sealed);
   }
 
@@ -194,7 +194,7 @@ export async function usableRecipientKey(live: ReturnType<FanoutDeps['live']>, p
   return key;
 }
 
-export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | undefined): Dossier {
+export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | Buffer | undefined): Dossier {
   if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
   try {
     return JSON.parse(unseal(sealKey, sealed, dossierId).toString('utf8')) as Dossier;

@@ -19,8 +19,17 @@ export interface LuaScript {
   source: string;
 }
 
+const names = new Map<string, string>();
+
 export function loadScript(name: string): LuaScript {
-  return { name, source: readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8') };
+  const source = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+  names.set(createHash('sha1').update(source).digest('hex'), name);
+  return { name, source };
+}
+
+/** The name of a loaded script by its digest (for tools that count what is sent to Redis). */
+export function scriptName(sha: string): string | undefined {
+  return names.get(sha);
 }
 
 export async function evalScript(redis: Redis, script: string | LuaScript, numKeys: number, ...args: Array<string | number | Buffer>): Promise<unknown> {

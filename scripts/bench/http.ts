@@ -141,7 +141,9 @@ class CommandCounter {
     });
   }
   summary(dossiers: number): string {
-    const all = [...this.sent].map(([k, v]) => [k, v / dossiers] as const);
+    const sent = new Map<string, number>();
+    for (const [k, v] of this.sent) sent.set(k.split(' ')[0]!, (sent.get(k.split(' ')[0]!) ?? 0) + v);
+    const all = [...sent].map(([k, v]) => [k, v / dossiers] as const);
     const total = all.reduce((n, [, v]) => n + v, 0);
     const top = all
       .sort((a, b) => b[1] - a[1])
@@ -149,8 +151,14 @@ class CommandCounter {
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(', ');
     const kb = [...this.bytes.values()].reduce((n, v) => n + v, 0) / dossiers / 1024;
-    const evalKb = ((this.bytes.get('eval') ?? 0) + (this.bytes.get('evalsha') ?? 0)) / dossiers / 1024;
-    return `${total.toFixed(0)} Redis commands sent per dossier (${top}), ${kb.toFixed(0)} KB (${evalKb.toFixed(0)} KB in scripts)`;
+    const scripts = [...this.bytes].filter(([k]) => k === 'eval' || k.startsWith('evalsha'));
+    const evalKb = scripts.reduce((n, [, v]) => n + v, 0) / dossiers / 1024;
+    const byScript = scripts
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([k, v]) => `${k.replace(/^evalsha /, '')} ${(v / dossiers / 1024).toFixed(1)}`)
+      .join(', ');
+    return `${total.toFixed(0)} Redis commands sent per dossier (${top}), ${kb.toFixed(0)} KB (${evalKb.toFixed(0)} KB in scripts: ${byScript})`;
   }
 }
 

@@ -10,6 +10,7 @@
  * outside its main thread (libuv's pool, where openpgp.js does its AES, X25519 and Ed25519 work, and
  * V8's GC helpers) is not sampled: it is shown as "other threads", process CPU minus main-thread CPU.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,8 @@ const RULES: Array<[stage: string, test: RegExp]> = [
   ['link index (items, HMACs, sealing)', /\/gateway\/hits\//],
   ['redaction', /\/gateway\/redact\//],
   ['policy decisions', /\/gateway\/policy\/|\/node_modules\/json-rules-engine\//],
+  // Sealing and keyed ids are charged to whoever asks for them (intake, links, store…).
+  ['', /\/gateway\/crypto\/(seal|keyring)\./],
   ['ingest validation (schema)', /\/gateway\/dossier\/|\/node_modules\/(ajv|ajv-formats|fast-uri|fast-deep-equal)\//],
   ['intake (seal, store, idempotency)', /\/gateway\/intake\/|\/gateway\/pipeline\/accept/],
   ['fan-out bookkeeping (disclose, plaintext, file)', /\/gateway\/(fanout|pipeline)\//],
@@ -61,7 +64,7 @@ function ownStage(frame: ProfileNode['callFrame']): string | undefined {
   const own = V8_OWN[frame.functionName];
   if (own) return own;
   if (!frame.url) return undefined;
-  for (const [stage, test] of RULES) if (test.test(frame.url)) return stage;
+  for (const [stage, test] of RULES) if (test.test(frame.url)) return stage || undefined;
   const folder = /\/gateway\/([^/]+)\//.exec(frame.url)?.[1] ?? (/\/gateway\/main\.ts$/.test(frame.url) ? 'main' : undefined);
   if (folder) return `other gateway code (${folder})`;
   if (frame.url.startsWith('node:')) return undefined; // node internals: the caller's stage
@@ -125,7 +128,8 @@ export function summariseProfile(profile: CpuProfile, fromUs: number, toUs: numb
 
 /** Reads the `.cpuprofile` a process with this pid wrote into `dir` (node names them CPU.<date>.<time>.<pid>.<tid>.<seq>). */
 export async function readProfile(dir: string, pid: number): Promise<CpuProfile> {
-  const name = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(pid));
+  // Thread 0 is the main thread (the others are loader threads, idle once the gateway runs).
+  const name = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(pid) && f.split('.')[4] === '0');
   if (!name) throw new Error(`no CPU profile of process ${pid} in ${dir}`);
   return JSON.parse(await readFile(path.join(dir, name), 'utf8')) as CpuProfile;
 }
@@ -134,6 +138,8 @@ export interface ProfileReport {
   dossiers: number;
   /** Process CPU per dossier (all threads, /proc), by process. */
   cpuPerDossier: Record<string, number>;
+  /** The main thread's own CPU per dossier (/proc/<pid>/task/<pid>), by process. */
+  mainCpuPerDossier: Record<string, number>;
   processes: Record<string, ProcessProfile>;
 }
 
@@ -153,22 +159,25 @@ export function profileTable(r: ProfileReport, top = 14): string {
     for (const [, x] of rest) for (const p of names) sum[p] = (sum[p] ?? 0) + (x[p] ?? 0);
     shown.push([`the rest (${rest.length} stages)`, sum]);
   }
+  // Samples are taken on a wall clock, so a thread waiting for a core still collects them: a stage's
+  // share of the samples is charged against the thread's CPU as /proc counts it.
+  const perDossier = (p: string, ms: number) => (ms / r.processes[p]!.mainMs) * r.mainCpuPerDossier[p]!;
   const cell = (p: string, ms: number | undefined) => {
     const prof = r.processes[p]!;
     if (!ms) return ['', ''];
-    return [(ms / r.dossiers).toFixed(2), `${((100 * ms) / prof.mainMs).toFixed(1)}%`];
+    return [perDossier(p, ms).toFixed(2), `${((100 * ms) / prof.mainMs).toFixed(1)}%`];
   };
   const head = ['stage', ...names.flatMap((p) => [`${p} ms/dossier`, 'share'])];
   const body = shown.map(([stage, x]) => [stage, ...names.flatMap((p) => cell(p, x[p]))]);
-  body.push(['main thread, sampled', ...names.flatMap((p) => [(r.processes[p]!.mainMs / r.dossiers).toFixed(2), '100%'])]);
-  body.push(['other threads (libuv pool: openpgp AES/X25519/Ed25519; GC helpers)', ...names.flatMap((p) => [(r.cpuPerDossier[p]! - r.processes[p]!.mainMs / r.dossiers).toFixed(2), ''])]);
+  body.push(['main thread (CPU from /proc; shares from the samples)', ...names.flatMap((p) => [r.mainCpuPerDossier[p]!.toFixed(2), '100%'])]);
+  body.push(['other threads (libuv pool: openpgp AES/X25519/Ed25519; GC helpers)', ...names.flatMap((p) => [(r.cpuPerDossier[p]! - r.mainCpuPerDossier[p]!).toFixed(2), ''])]);
   body.push(['process CPU (all threads, /proc)', ...names.flatMap((p) => [r.cpuPerDossier[p]!.toFixed(2), ''])]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
   for (const p of names) {
     const prof = r.processes[p]!;
-    out.push(`  ${p}, busiest functions (self time, ms per dossier): ` + prof.functions.slice(0, 6).map((f) => `${f.name} ${(f.ms / r.dossiers).toFixed(2)}`).join('; '));
+    out.push(`  ${p}, busiest functions (self time, ms per dossier): ` + prof.functions.slice(0, 6).map((f) => `${f.name} ${perDossier(p, f.ms).toFixed(2)}`).join('; '));
   }
   return out.join('\n');
 }
@@ -178,7 +187,9 @@ export function profileTable(r: ProfileReport, top = 14): string {
  * dossiers, 4 POSTs in flight, after a warm-up; only the measured dossiers' window counts.
  */
 export async function profileStage(env: HttpEnv, b: Budget): Promise<ProfileReport> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cordon-bench-prof-'));
+  // BENCH_PROFILE_DIR keeps the raw profiles there (to open in a profiler); else they are removed.
+  const keep = process.env.BENCH_PROFILE_DIR;
+  const dir = keep ? await mkdtemp(path.join(path.resolve(keep), 'cordon-prof-')) : await mkdtemp(path.join(os.tmpdir(), 'cordon-bench-prof-'));
   try {
     const target = await splitTarget(env, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     const keys = new Keys(target.prefix);
@@ -192,23 +203,35 @@ export async function profileStage(env: HttpEnv, b: Budget): Promise<ProfileRepo
         await waitProcessed(target.redis, keys, res.ids, Date.now() + 120_000);
       };
       await batch(30); // warm-up: JIT, connections, compiled plans
-      const cpu0 = target.cpu();
+      const cpu0 = { ...target.cpu(), ...mainThreadCpu(target.pids) };
       const from = hrtimeUs();
       await batch(count);
-      window = { from, to: hrtimeUs(), cpu0, cpu1: target.cpu() };
+      window = { from, to: hrtimeUs(), cpu0, cpu1: { ...target.cpu(), ...mainThreadCpu(target.pids) } };
     } finally {
       await target.stop(); // each process writes its profile as it exits
     }
     const processes: Record<string, ProcessProfile> = {};
     const cpuPerDossier: Record<string, number> = {};
+    const mainCpuPerDossier: Record<string, number> = {};
     for (const [name, pid] of Object.entries(target.pids)) {
       processes[name] = summariseProfile(await readProfile(dir, pid), window.from, window.to);
       cpuPerDossier[name] = (window.cpu1[name]! - window.cpu0[name]!) / count;
+      mainCpuPerDossier[name] = (window.cpu1[`${name}:main`]! - window.cpu0[`${name}:main`]!) / count;
     }
-    return { dossiers: count, cpuPerDossier, processes };
+    return { dossiers: count, cpuPerDossier, mainCpuPerDossier, processes };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (!keep) await rm(dir, { recursive: true, force: true });
   }
 }
 
 const hrtimeUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** Each process's main-thread CPU ms so far (its task whose id is the pid), as `<name>:main`. */
+function mainThreadCpu(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => {
+      const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return [`${name}:main`, ((Number(fields[11]) + Number(fields[12])) * 1000) / 100]; // utime + stime, USER_HZ 100
+    }),
+  );
+}
