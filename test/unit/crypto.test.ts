@@ -6,9 +6,11 @@ import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../gateway/errors/index.js';
 import {
+  armorMessage,
   checkRecipientKey,
   decryptAndVerify,
   encryptAndSign,
+  encryptAndSignBinary,
   loadOrCreateGatewayKey,
   parseRecipientKey,
   readPublicKeyInfo,
@@ -95,6 +97,34 @@ describe('encryptAndSign / decryptAndVerify', () => {
     const out = await decryptAndVerify(armored, partnerSecret, [gateway.publicKey]);
     expect(out.data).toBe(PLAINTEXT);
     expect(out.signerFingerprint).toBe(gateway.fingerprint);
+  });
+
+  it('binary: a quarter smaller, armored again exactly as encryptAndSign armors, and GnuPG decrypts that', async () => {
+    const binary = await encryptAndSignBinary(PLAINTEXT, partner, gateway);
+    const armoredOnce = await encryptAndSign(PLAINTEXT, partner, gateway);
+    expect(binary[0]! & 0x80).toBe(0x80);
+    expect(binary.length).toBeLessThan(armoredOnce.length * 0.8);
+    const armored = await armorMessage(binary);
+    expect(armored).toMatch(/^-----BEGIN PGP MESSAGE-----\n\n[A-Za-z0-9+/=\n]+\n=[A-Za-z0-9+/]{4}\n-----END PGP MESSAGE-----\n$/);
+    const body = armored.split('\n').filter((l) => l && !l.startsWith('-----') && !l.startsWith('=')).join('');
+    expect(Buffer.from(body, 'base64').equals(Buffer.from(binary))).toBe(true); // the very bytes stored
+    expect((await decryptAndVerify(armored, partnerSecret, [gateway.publicKey])).data).toBe(PLAINTEXT);
+    // A view into a larger buffer (as the Redis client hands it over) armors the same.
+    const pooled = Buffer.concat([Buffer.from('before'), Buffer.from(binary), Buffer.from('after')]);
+    expect(await armorMessage(pooled.subarray(6, 6 + binary.length))).toBe(armored);
+    // Text stored before packets were binary is served as it is.
+    expect(await armorMessage(armoredOnce)).toBe(armoredOnce);
+    expect(await armorMessage(Buffer.from(armoredOnce))).toBe(armoredOnce);
+    await expect(armorMessage(Uint8Array.from([0xc1, 0x05, 0x01]))).rejects.toThrow(/does not parse/);
+    const home = await withGnupgHome();
+    try {
+      await gpgImport(home, await secretOf('council-housing'));
+      const out = await gpgDecryptVerify(home, armored, gateway.publicArmored);
+      expect(out.plaintext).toBe(PLAINTEXT);
+      expect(out.goodSignatureFingerprint).toBe(gateway.fingerprint);
+    } finally {
+      await home.cleanup();
+    }
   });
 
   it('produces SEIPDv1 (MDC) messages, not AEAD, for GnuPG keys', async () => {
