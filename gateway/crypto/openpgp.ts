@@ -1,7 +1,7 @@
 /**
  * OpenPGP for the gateway: its own key, partners' pinned public keys, encrypt+sign of packets and
  * hits bundles, decrypt+verify of peer envelopes. Only this module and signers.ts (governance signatures
- * over policy manifests, with the same CONFIG) import `openpgp`.
+ * over policy manifests, with the same CONFIG) and binary.ts (packets kept as bytes) import `openpgp`.
  *
  * Interoperability (packets must open with GnuPG 2.2 and Sequoia `sq`):
  * - The gateway key is a v4 key, Ed25519 (legacy EdDSA) primary + Curve25519 (legacy) ECDH subkey.
@@ -75,7 +75,7 @@ function recipientError(reason: RecipientKeyProblem, message: string, cause?: un
   return new GatewayError('recipient_key_invalid', `${reason}: ${message}`, [{ message, reason }], { cause });
 }
 
-function errMessage(err: unknown): string {
+export function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -246,53 +246,12 @@ export async function encryptAndSign(
   signer: GatewayKey,
   now: Date = new Date(),
 ): Promise<string> {
-  return encrypted(plaintext, recipient, signer, now, 'armored');
-}
-
-/**
- * `encryptAndSign` without the ASCII armor: the OpenPGP message as bytes, a quarter smaller, for
- * packets kept in the store and armored when a partner retrieves them (`armorMessage`).
- */
-export async function encryptAndSignBinary(plaintext: string, recipient: RecipientKey, signer: GatewayKey, now: Date = new Date()): Promise<Uint8Array> {
-  return encrypted(plaintext, recipient, signer, now, 'binary');
-}
-
-async function encrypted<F extends 'armored' | 'binary'>(plaintext: string, recipient: RecipientKey, signer: GatewayKey, now: Date, format: F): Promise<F extends 'armored' ? string : Uint8Array>;
-async function encrypted(plaintext: string, recipient: RecipientKey, signer: GatewayKey, now: Date, format: 'armored' | 'binary'): Promise<string | Uint8Array> {
   await checkRecipientKey(recipient, now);
   try {
     const message = await openpgp.createMessage({ binary: Buffer.from(plaintext, 'utf8'), format: 'binary' });
-    const options = { message, encryptionKeys: recipient.key, signingKeys: signer.privateKey, date: now, config: CONFIG };
-    // A message made from a Buffer is a Buffer in binary format, never a stream.
-    return format === 'armored' ? await openpgp.encrypt({ ...options, format }) : ((await openpgp.encrypt({ ...options, format })) as Uint8Array);
+    return await openpgp.encrypt({ message, encryptionKeys: recipient.key, signingKeys: signer.privateKey, date: now, format: 'armored', config: CONFIG });
   } catch (err) {
     throw new GatewayError('crypto_failed', `encrypt and sign failed: ${errMessage(err)}`, undefined, { cause: err });
-  }
-}
-
-/**
- * A stored message as partners receive it: armored. A binary OpenPGP message (its first byte has the
- * high bit set) is parsed and armored exactly as `encryptAndSign` would have armored it; text (an
- * armored message stored before packets were kept binary) is returned as it is.
- */
-export async function armorMessage(stored: string | Uint8Array): Promise<string> {
-  if (typeof stored === 'string') return stored;
-  if (stored.length === 0 || (stored[0]! & 0x80) === 0) return Buffer.from(stored).toString('utf8');
-  try {
-    // Parsed to check it is a message and to choose the armor's CRC24 footer as Message.armor() does
-    // (none after a v2 SEIPD packet); armored from the stored bytes themselves, not a re-encoding.
-    // A copy of its own: a Buffer from the Redis client is a view into a larger one, and openpgp.js
-    // reads some inputs through their whole underlying ArrayBuffer.
-    const bytes = new Uint8Array(stored);
-    const message = await openpgp.readMessage({ binaryMessage: bytes, config: CONFIG });
-    const last = message.packets[message.packets.length - 1];
-    const emitChecksum =
-      last instanceof openpgp.SymEncryptedIntegrityProtectedDataPacket
-        ? (last as unknown as { version: number }).version !== 2
-        : message.packets.some((p) => p instanceof openpgp.SignaturePacket && (p as unknown as { version: number }).version !== 6);
-    return openpgp.armor(openpgp.enums.armor.message, bytes, undefined, undefined, undefined, emitChecksum, { ...openpgp.config, ...CONFIG } as openpgp.Config);
-  } catch (err) {
-    throw new GatewayError('crypto_failed', `a stored message does not parse: ${errMessage(err)}`, undefined, { cause: err });
   }
 }
 

@@ -12,7 +12,8 @@
  */
 import type { AuditEvent, AuditLog } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
-import { checkRecipientKey, encryptAndSignBinary, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { checkRecipientKey, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { encryptAndSignBinary } from '../crypto/binary.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';

@@ -14,7 +14,8 @@
  * while match requests await answers, is erased once every after-match partner is settled.
  */
 import type { AuditLog } from '../audit/log.js';
-import { encryptAndSignBinary, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
+import { encryptAndSignBinary } from '../crypto/binary.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';

@@ -4,7 +4,7 @@
  */
 import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
-import { armorMessage } from '../crypto/openpgp.js';
+import { armorMessage } from '../crypto/binary.js';
 import { GatewayError } from '../errors/index.js';
 import type { Mailbox, PacketRecord } from './mailbox.js';
 import { packetEvents } from '../metrics/metrics.js';

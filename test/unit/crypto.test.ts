@@ -6,11 +6,9 @@ import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../gateway/errors/index.js';
 import {
-  armorMessage,
   checkRecipientKey,
   decryptAndVerify,
   encryptAndSign,
-  encryptAndSignBinary,
   loadOrCreateGatewayKey,
   parseRecipientKey,
   readPublicKeyInfo,
@@ -18,6 +16,7 @@ import {
   type RecipientKey,
 } from '../../gateway/crypto/openpgp.js';
 import { base32, deriveKey, hmacId, loadOrCreateMasterSecret, seal, sealBytes, unseal } from '../../gateway/crypto/seal.js';
+import { armorMessage, encryptAndSignBinary } from '../../gateway/crypto/binary.js';
 import { gpgDecryptVerify, gpgImport, onPath, sqDecryptVerify, withGnupgHome } from '../helpers/gpg.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
