@@ -12,6 +12,7 @@
  *   e2e-split the same with api and worker as two processes (CORDON_ROLE)                     (information)
  *   profile   CPU profiles (--cpu-prof) of the api and worker processes under the e2e load: stages
  *             with their share and ms per dossier (the cost model)                            (information)
+ *   door      ingest's steps one by one: schema validation, sealing, the rate-limit script      (information)
  *   ingest    POST /v1/dossiers max rate vs a bare express.json echo (≥ 0.8×), p99 at 50%  ≤ 10 ms
  *   soak      on request only: worker RSS over a steady 10-minute stream                     ≤ +10%
  *
@@ -27,12 +28,13 @@ import { endToEndStage, ingestStage, sourceToken } from './bench/http.js';
 import { LoadGenerator } from './bench/loadgen.js';
 import { soakStage } from './bench/soak.js';
 import { threadsStage } from './bench/threads.js';
+import { doorStage } from './bench/door.js';
 import { profileStage, profileTable, type ProfileReport } from './bench/profile.js';
 import { benchRedis, type Fsync } from './bench/redis.js';
 import { table, writeResults, type Row } from './bench/report.js';
 import { loadConfig } from '../gateway/config/env.js';
 
-const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'profile', 'ingest', 'soak'] as const;
+const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'profile', 'door', 'ingest', 'soak'] as const;
 type Stage = (typeof STAGES)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: Fsync; soakSeconds: number; soakRate: number } {
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
 
   let redisDescription: string | undefined;
   let profile: ProfileReport | undefined;
-  if (only.has('e2e') || only.has('e2e-split') || only.has('profile') || only.has('ingest') || only.has('soak')) {
+  if (only.has('e2e') || only.has('e2e-split') || only.has('profile') || only.has('door') || only.has('ingest') || only.has('soak')) {
     const redis = await benchRedis(fsync);
     redisDescription = redis.description;
     const load = new LoadGenerator();
@@ -124,6 +126,10 @@ async function main(): Promise<void> {
       if (only.has('profile')) {
         progress('CPU profiles of the api and worker processes under the end-to-end load');
         profile = await profileStage(httpEnv, budget);
+      }
+      if (only.has('door')) {
+        progress('ingest steps one by one');
+        rows.push(...(await doorStage(redis.url, budget)));
       }
       if (only.has('ingest')) {
         progress('ingest vs express echo, p99 at half rate');
