@@ -36,7 +36,7 @@ interface CpuProfile {
 /** Stage rules, first match wins, tried on each frame's source URL (or function name for V8's own). */
 const RULES: Array<[stage: string, test: RegExp]> = [
   ['openpgp (encrypt+sign)', /\/node_modules\/(openpgp|@openpgp|@noble)\/|\/gateway\/crypto\/(openpgp|binary)\./],
-  ['audit trail (records, canonical JSON, hashes, signed heads)', /\/gateway\/audit\//],
+  ['audit trail (records, canonical JSON, hashes, signed heads)', /\/gateway\/audit\/|\/gateway\/crypto\/audit-key\./],
   ['queue (BullMQ)', /\/node_modules\/(bullmq|msgpackr|cron-parser|uuid)\/|\/gateway\/queue\//],
   ['Redis client (ioredis)', /\/node_modules\/(ioredis|redis-parser|redis-errors|standard-as-callback|cluster-key-slot|denque)\//],
   ['store (scripts, record MACs)', /\/gateway\/store\//],
