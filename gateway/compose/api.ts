@@ -19,6 +19,7 @@ import { RateLimits } from '../http/ratelimit.js';
 import { Intake } from '../intake/intake.js';
 import { Packets } from '../mailbox/packets.js';
 import { registerQueueGauges, registry as metricsRegistry } from '../metrics/metrics.js';
+import { GovernanceConsole } from '../governance/console.js';
 import { PolicyPreview } from '../governance/preview.js';
 import { readOnlyQueue, readQueues, type DashboardQueue } from '../queue/dashboard.js';
 import { HIT_NOTICE_QUEUE } from '../queue/notify-queue.js';
@@ -45,7 +46,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
   ];
   closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
-  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.deliveries(id), answers: (id, now) => hitsModule.answers.summary(id, now),
+  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.status(id), answers: (id, now) => hitsModule.answers.summary(id, now),
     stages: (id, deliveries) => services.followUps.stages(id, deliveries),
   });
   const app = createApp({
@@ -64,6 +65,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     preview: new PolicyPreview<RecipientKey>({ live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
     exchange: exchange,
     queues: () => readQueues(dashboardQueues),
+    governanceConsole: new GovernanceConsole({ policies: () => live().set, history: services.policyHistory, rates: () => hitsModule.answers.rates(), audit, gatewayKeyFingerprint: gatewayKey.fingerprint }),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
     approvals: services.approvals,
