@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway, type RunningGateway } from '../../gateway/main.js';
+import { recordViolations } from './openapi.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -28,7 +29,10 @@ export interface TestGateway extends RunningGateway {
   stop(): Promise<void>;
 }
 
-/** `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. */
+/**
+ * `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. Every
+ * response is checked against the OpenAPI description (test/helpers/openapi.ts).
+ */
 export async function startTestGateway(overrides: Partial<Config> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestGateway> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
   const config: Config = {
@@ -41,7 +45,8 @@ export async function startTestGateway(overrides: Partial<Config> = {}, logger: 
     ...overrides,
   };
   const prefix = config.redisPrefix; // a test's own prefix, when given, is the one cleaned up
-  const gw = await startGateway(config, logger);
+  // Every response is checked against the OpenAPI description; setup.ts fails the test that broke it.
+  const gw = await startGateway(config, logger, { observeResponses: recordViolations });
   const redis = new Redis(REDIS_URL);
   return {
     ...gw,
