@@ -164,6 +164,13 @@ describe('the response check', () => {
     ]);
   });
 
+  it('checks a decrypted plaintext against its schema', () => {
+    const header = { id: 'pkt_abc', recipient: 'dvla', issuedAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-02-01T00:00:00.000Z', classification: 'OFFICIAL', handling: { code: 'P' },
+      policy: { id: 'dvla', revision: 'r1' }, agreement: { reference: 'ISA-1', legalBasis: 'x', purpose: 'y' } };
+    expect(validator.checkSchema('PacketPlaintext', { packet: header, dossier: { subjects: [{ id: 'ref_1' }] } })).toBeUndefined();
+    expect(validator.checkSchema('PacketPlaintext', { packet: { ...header, secret: 1 }, dossier: { subjects: [{ id: 'S1' }] } })).toMatch(/\(secret\).*\/dossier\/subjects\/0\/id/);
+  });
+
   it('fails a response without a header the description requires', () => {
     const body = json({ error: { code: 'unauthenticated', message: 'A bearer token is required', requestId: 'r' } });
     const res = { method: 'GET', path: '/v1/packets', status: 401, headers: { 'content-type': 'application/json' }, body };
