@@ -49,7 +49,7 @@ export class ResponseValidator {
       .sort((a, b) => (a.includes('{') ? 1 : 0) - (b.includes('{') ? 1 : 0))
       .map((template) => ({
         template,
-        regex: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`),
+        regex: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`, 'i'),
         methods: new Map(
           Object.entries(paths[template] as Obj)
             .filter(([m]) => METHODS.includes(m))
@@ -61,7 +61,9 @@ export class ResponseValidator {
   /** The operation a request reached, if the description has one. */
   operation(method: string, path: string): { template: string; method: string } | undefined {
     const m = method.toLowerCase() === 'head' ? 'get' : method.toLowerCase();
-    const route = this.routes.find((r) => r.regex.test(path));
+    // As express routes: one trailing slash and the case of letters make no difference.
+    const p = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const route = this.routes.find((r) => r.regex.test(p));
     return route?.methods.has(m) ? { template: route.template, method: m } : undefined;
   }
 
