@@ -3,7 +3,7 @@
  * The file refers to the request schemas beside it (`./dossier.schema.json`) rather than copying them;
  * what is served is one self-contained JSON document: each referenced schema file inlined once under
  * `components/schemas` (its `$id`/`$schema` dropped, its own `#/…` references rewritten to point at its
- * new place), so a client (or a linter) needs nothing else. Built once per process and frozen.
+ * new place), so a client (or a linter) needs nothing else. Built once per process, when first asked for.
  */
 import { readFileSync } from 'node:fs';
 import type { Express } from 'express';
@@ -90,12 +90,17 @@ export function openApiDocument(): OpenApiDocument {
   return cached;
 }
 
-/** Before the authenticated /v1 router: describing the API needs no credential. */
+/**
+ * Before the authenticated /v1 router: describing the API needs no credential. Built on the first
+ * request, not at start-up: parsing the YAML takes a few hundred milliseconds that no process should
+ * spend before it serves (the tests, the linter and CI parse the same file, so a broken one never ships).
+ */
 export function registerOpenApiRoute(app: Express): void {
-  const body = JSON.stringify(openApiDocument());
+  let body: string | undefined;
   app
     .route(OPENAPI_ROUTE)
     .get((_req, res) => {
+      body ??= JSON.stringify(openApiDocument());
       res.type('application/json').send(body);
     })
     .all(notAllowed('GET'));
