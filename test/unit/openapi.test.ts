@@ -12,7 +12,14 @@ import { statusOf } from '../../gateway/http/errors.js';
 import { bundleOpenApi, openApiDocument } from '../../gateway/http/openapi.js';
 import { ResponseValidator } from '../helpers/openapi.js';
 
-/** Every optional part present: the routes a fully configured api process serves. Nothing here is called. */
+/** Stands in for any service: every property and call gives it again (never a promise). */
+const anything: any = new Proxy(function stub() {}, { get: (_t, key) => (key === 'then' ? undefined : anything), apply: () => anything });
+
+/**
+ * Every optional part present: the routes a fully configured api process serves. Nothing here is
+ * called. A part HttpDeps gains later is present too (any key not listed answers `anything`), so its
+ * routes are registered and must be described.
+ */
 function fullApp(): Express {
   const stub = {} as never;
   const deps: HttpDeps = {
@@ -33,8 +40,9 @@ function fullApp(): Express {
     queues: stub,
     approvals: stub,
     trustProxyHops: 0,
+    observe: undefined,
   };
-  return createApp(deps);
+  return createApp(new Proxy(deps, { get: (target, key) => (key in target ? target[key as keyof HttpDeps] : anything) }));
 }
 
 interface LayerLike {
