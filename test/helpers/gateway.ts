@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway, type RunningGateway } from '../../gateway/main.js';
-import { recordViolations } from './openapi.js';
+import { recordViolations, responseValidator } from './openapi.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -46,6 +46,8 @@ export async function startTestGateway(overrides: Partial<Config> = {}, logger: 
   };
   const prefix = config.redisPrefix; // a test's own prefix, when given, is the one cleaned up
   // Every response is checked against the OpenAPI description; setup.ts fails the test that broke it.
+  // The checks are compiled first, so that none is compiled while the gateway answers.
+  responseValidator();
   const gw = await startGateway(config, logger, { observeResponses: recordViolations });
   for (const url of [gw.url, gw.metricsUrl]) if (url) checkedInProcess.add(url);
   const redis = new Redis(REDIS_URL);
