@@ -92,7 +92,7 @@ export function familiesOfItem(item: string): FieldFamily[] {
 }
 
 /** The family a granted path belongs to, or undefined for administrative fields. */
-function familyOfPath(path: string): FieldFamily | undefined {
+export function familyOfPath(path: string): FieldFamily | undefined {
   return FIELD_FAMILIES.find((f) => f.paths.some((p) => belongs(path, p)));
 }
 

@@ -198,6 +198,8 @@ export function checkRules(rel: string, rawRules: unknown[], neverShare: Set<str
     }
     const rule: Rule = { name: r.name, when: r.when, conditions: structuredClone(r.conditions), then };
     if (r.unknown === 'ignore') rule.unknown = 'ignore';
+    // Kept for the agreement document (governance/isa.ts); deciding never reads it.
+    if (typeof r.description === 'string') rule.description = r.description;
     rules.push(rule);
   });
   return rules;

@@ -78,6 +78,8 @@ export interface KeyRef {
 
 export interface Rule {
   name: string;
+  /** Why the rule exists, in the policy author's words (shown in the agreement document). */
+  description?: string;
   /** dossier: run once per dossier; subject: run once per subject with subject facts. */
   when: 'dossier' | 'subject';
   conditions: { all: Condition[] } | { any: Condition[] } | { not: Condition };

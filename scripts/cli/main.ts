@@ -8,6 +8,7 @@ import { demo } from './demo.js';
 import { keysImport, keysList } from './keys.js';
 import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
 import { policySign } from './policy-sign.js';
+import { policyIsa } from './isa.js';
 
 const policiesDefault = process.env.CORDON_POLICY_DIR || './policies';
 const clientsDefault = () => process.env.CORDON_CLIENTS || path.join(policiesDefault, 'clients.sample.yaml');
@@ -52,6 +53,15 @@ policy
   .option('--quorum <n>', 'signatures required (default CORDON_POLICY_QUORUM, else 1)')
   .option('--json', 'machine-readable diff')
   .action(async (o: { policies: string; from?: string; fromRev?: string; to?: string; dossier?: string[]; now?: string; signers?: string; quorum?: string; json?: boolean }) => policyDiff(o));
+policy
+  .command('isa')
+  .description('the information-sharing agreement with a partner, rendered from the policy set (Markdown or HTML)')
+  .requiredOption('--partner <id>', 'partner id')
+  .option('--format <format>', 'md | html', 'md')
+  .option('--policies <dir>', 'policy directory', policiesDefault)
+  .option('--now <date>', 'state the agreement\'s status as at this date (default now)')
+  .option('--gateway-key <file>', "the gateway's public key (GET /v1/keys/gateway), to list its fingerprint")
+  .action(async (o: { policies: string; partner: string; format?: string; now?: string; gatewayKey?: string }) => policyIsa(o));
 policy
   .command('sign')
   .description('sign the revision of the policy set (a manifest of its files and a growing sequence number) with a governance key')
