@@ -3,6 +3,8 @@
  * described route is served; the error codes and their statuses are the registry's; the document is
  * self-contained; and the response check fails a response that breaks it.
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import { pino } from 'pino';
@@ -11,6 +13,8 @@ import { createApp, type HttpDeps } from '../../gateway/http/app.js';
 import { statusOf } from '../../gateway/http/errors.js';
 import { bundleOpenApi, openApiDocument } from '../../gateway/http/openapi.js';
 import { ResponseValidator } from '../helpers/openapi.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** Stands in for any service: every property and call gives it again (never a promise). */
 const anything: any = new Proxy(function stub() {}, { get: (_t, key) => (key === 'then' ? undefined : anything), apply: () => anything });
@@ -124,6 +128,12 @@ describe('the OpenAPI description', () => {
       expect(target, ref).toBeDefined();
     }
   });
+
+  it('lints clean with Redocly (recommended-strict, offline), as CI runs it', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/lint-openapi.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout + run.stderr).toMatch(/Your API description is valid/);
+  }, 60_000);
 
   it('refuses to inline a schema file over a component of the same name', () => {
     const source = 'openapi: 3.1.0\ncomponents:\n  schemas:\n    Hits: { type: object }\n    X: { $ref: ./hits.schema.json }\n';
