@@ -1,7 +1,7 @@
 /**
  * OpenPGP for the gateway: its own key, partners' pinned public keys, encrypt+sign of packets and
- * hits bundles, decrypt+verify of peer envelopes. Only this module and signers.ts (governance signatures
- * over policy manifests, with the same CONFIG) import `openpgp`.
+ * hits bundles, decrypt+verify of peer envelopes. Only this module, signers.ts (governance signatures
+ * over policy manifests) and party-keys.ts (the clients' own keys), with the same CONFIG, import `openpgp`.
  *
  * Interoperability (packets must open with GnuPG 2.2 and Sequoia `sq`):
  * - The gateway key is a v4 key, Ed25519 (legacy EdDSA) primary + Curve25519 (legacy) ECDH subkey.

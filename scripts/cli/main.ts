@@ -9,6 +9,8 @@ import { keysImport, keysList } from './keys.js';
 import { policyDiff, policyLint, policyPreview, policyTest } from './policy.js';
 import { policySign } from './policy-sign.js';
 import { policyIsa } from './isa.js';
+import { forceApprove, forceHits, forceStatus, partnerAnswer, partnerPull, partnerReport, type ConnectionFlags } from './partner.js';
+import { ClientError, EXIT_CODES } from '../../gateway/client/http.js';
 
 const policiesDefault = process.env.CORDON_POLICY_DIR || './policies';
 const clientsDefault = () => process.env.CORDON_CLIENTS || path.join(policiesDefault, 'clients.sample.yaml');
@@ -117,6 +119,63 @@ program
   .option('--policies <dir>', 'policy directory', policiesDefault)
   .action(async (o: { url: string; policies: string }) => demo(o));
 
+/** The connection flags of the partner and force clients; each falls back to an environment variable (docs/partners.md). */
+function connection(cmd: Command, own: boolean): Command {
+  cmd
+    .option('--url <url>', 'the gateway base URL (CORDON_GATEWAY_URL; default http://127.0.0.1:8080)')
+    .option('--token-file <file>', 'a file holding the bearer token (CORDON_TOKEN_FILE, or the token itself in CORDON_TOKEN)');
+  if (own) {
+    cmd
+      .option('--key <file>', 'your armored OpenPGP secret key (CORDON_KEY_FILE)')
+      .option('--gnupg-home <dir>', 'or a GnuPG home holding it (CORDON_GNUPG_HOME), with --key-id')
+      .option('--key-id <fingerprint>', 'the key in the GnuPG home (CORDON_KEY_ID)')
+      .option('--passphrase-file <file>', 'the passphrase of a protected key (CORDON_PASSPHRASE_FILE)')
+      .option('--gateway-key <file>', "the gateway's pinned public key, saved from GET /v1/keys/gateway (CORDON_GATEWAY_KEY)")
+      .option('--gateway-fingerprint <fpr>', 'refuse a --gateway-key file that is not this key (CORDON_GATEWAY_FINGERPRINT)');
+  }
+  return cmd;
+}
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const partner = program.command('partner').description("a partner agency's client: pull the mailbox, report hits, answer hit or no trace");
+connection(partner.command('pull'), true)
+  .description('drain the mailbox: decrypt, verify against the pinned gateway key only, write each packet (0600), acknowledge what was written; remove expired and recalled packets')
+  .option('--out <dir>', 'where packets are written (CORDON_OUT_DIR; default ./cordon-inbox)')
+  .option('--retry-refused', 'fetch again packets an earlier run refused')
+  .action(async (o: ConnectionFlags & { out?: string; retryRefused?: boolean }) => partnerPull(o));
+connection(partner.command('report'), true)
+  .description('check a hits file (CSV or JSON) against the hits schema, sign it with your key and post it')
+  .requiredOption('--file <file>', 'hits file: .csv (header in docs/partners.md) or JSON')
+  .option('--packet <id>', 'the packet, when the file does not name it')
+  .option('--format <format>', 'csv | json (default: from the file name)')
+  .action(async (o: ConnectionFlags & { file: string; packet?: string; format?: string }) => partnerReport(o));
+connection(partner.command('answer'), true)
+  .description('answer hit or no trace per subject ref of a packet or match request (signed)')
+  .requiredOption('--packet <id>', 'the packet or match request')
+  .option('--hit <ref>', 'a subject ref answered hit (repeatable)', collect)
+  .option('--none <ref>', 'a subject ref answered no trace: nothing found (repeatable)', collect)
+  .option('--withdraw <ref>', 'take back the answer and hits on a subject ref (repeatable)', collect)
+  .option('--rest <answer>', "answer every other subject of the pulled packet (no_trace or hit); needs the packet's file in --out")
+  .option('--out <dir>', 'where pull wrote the packet (CORDON_OUT_DIR; default ./cordon-inbox)')
+  .action(async (o: ConnectionFlags & { packet: string; hit?: string[]; none?: string[]; withdraw?: string[]; rest?: string; out?: string }) => partnerAnswer(o));
+
+const force = program.command('force').description("a force's client: a dossier's status, its hits, approving follow-ups");
+connection(force.command('status').argument('<id>', 'dossier id'), false)
+  .description('the deliveries of a dossier and the partners\' answers per subject')
+  .option('--json', 'the JSON the gateway answers')
+  .action(async (id: string, o: ConnectionFlags & { json?: boolean }) => forceStatus(id, o));
+connection(force.command('hits').argument('<id>', 'dossier id'), true)
+  .description("the hits bundle, decrypted with the force's key and verified against the pinned gateway key: a table per subject")
+  .option('--json', 'the decrypted bundle as JSON')
+  .action(async (id: string, o: ConnectionFlags & { json?: boolean }) => forceHits(id, o));
+connection(force.command('approve').argument('<id>', 'dossier id'), false)
+  .description('approve the follow-up disclosure to a partner for the subjects it answered hit (followUp: approval)')
+  .requiredOption('--partner <id>', 'the partner whose follow-up waits')
+  .requiredOption('--officer <name>', 'the approving officer\'s name')
+  .requiredOption('--officer-id <id>', 'the approving officer\'s collar or warrant number')
+  .option('--subject <id>', 'only this subject (the dossier\'s own id; repeatable; default every hit awaiting approval)', collect)
+  .action(async (id: string, o: ConnectionFlags & { partner: string; officer: string; officerId: string; subject?: string[] }) => forceApprove(id, o));
+
 const prefixDefault = process.env.CORDON_REDIS_PREFIX || 'cordon';
 const audit = program.command('audit').description('prove the audit trail intact; export it as JSON Lines');
 audit
@@ -144,6 +203,12 @@ audit
   .action(async (o: { redis?: string; prefix: string; since?: string; until?: string; out?: string }) => auditExport(o));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ClientError) {
+    // The clients' exit codes tell a scheduler what to do (docs/partners.md).
+    process.stderr.write(`cordon: ${err.message}\n`);
+    for (const d of err.gateway?.details ?? []) process.stderr.write(`  ${d.path ? d.path + ': ' : ''}${d.message}\n`);
+    process.exit(EXIT_CODES[err.kind]);
+  }
   if (err instanceof GatewayError) {
     process.stderr.write(`cordon: ${err.message}\n`);
     for (const d of err.details ?? []) process.stderr.write(`  ${d.path ? d.path + ': ' : ''}${d.message}\n`);

@@ -27,6 +27,8 @@ function run(cmd: string, args: string[], options: { input?: string | Buffer; en
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    // gpg may exit (and close its stdin) before reading all of it; its exit code and stderr say why.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
