@@ -220,5 +220,10 @@ export function responseValidator(): ResponseValidator {
 
 /** For startGateway's `observeResponses`: checks each response and records what breaks the description. */
 export function recordViolations(r: ObservedResponse): void {
-  for (const problem of responseValidator().check(r)) violations.push(problem);
+  try {
+    for (const problem of responseValidator().check(r)) violations.push(problem);
+  } catch (err) {
+    // Never in the way of the response itself: a check that cannot run is reported like a violation.
+    violations.push(`${r.method} ${r.path} → ${r.status}: the check failed (${(err as Error).message})`);
+  }
 }
