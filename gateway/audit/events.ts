@@ -53,6 +53,7 @@ export const AUDIT_ACTIONS = {
   'matches.refused': 'rejection',
   'matches.withdrawn': 'alteration',
   'preview.used': 'consultation',
+  'policy.diffed': 'consultation',
   'policy.loaded': 'alteration',
   'policy.refused': 'alteration',
   'auth.failed': 'auth_failure',
@@ -176,6 +177,8 @@ interface Extras {
   'matches.refused': { partner?: string; note?: string };
   'matches.withdrawn': { partner?: string; subjects?: number; hits?: number; was?: Record<string, number>; signed?: boolean };
   'preview.used': object;
+  /** The console's diff: live against a candidate set or an earlier revision (revisions only, never values). */
+  'policy.diffed': { fromRevision?: string; toRevision?: string; against?: 'candidate' | 'revision'; dossiers?: number };
   'policy.loaded': { previousRevision?: string; policySequence?: number; signers?: string[] };
   'policy.refused': { problems?: number; refusedRevision?: string; note?: string };
   'auth.failed': { route?: string; remote?: string };

@@ -19,6 +19,7 @@ import { RateLimits } from '../http/ratelimit.js';
 import { Intake } from '../intake/intake.js';
 import { Packets } from '../mailbox/packets.js';
 import { registerQueueGauges, registry as metricsRegistry } from '../metrics/metrics.js';
+import { GovernanceConsole } from '../governance/console.js';
 import { PolicyPreview } from '../governance/preview.js';
 import { readOnlyQueue, readQueues, type DashboardQueue } from '../queue/dashboard.js';
 import { HIT_NOTICE_QUEUE } from '../queue/notify-queue.js';
@@ -64,6 +65,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     preview: new PolicyPreview<RecipientKey>({ live, audit, checkKey: (k, now) => checkRecipientKey(k, now) }),
     exchange: exchange,
     queues: () => readQueues(dashboardQueues),
+    governanceConsole: new GovernanceConsole({ policies: () => live().set, history: services.policyHistory, rates: () => hitsModule.answers.rates(), audit, gatewayKeyFingerprint: gatewayKey.fingerprint }),
     policies: () => live().set,
     gatewayPublicKey: gatewayKey.publicArmored,
     approvals: services.approvals,

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { DEMO_KEY_FINGERPRINTS, refuseDemoKeys } from '../config/demo-material.js';
 import { readSignerKeys, type SignerKey } from '../crypto/signers.js';
 import { GatewayError } from '../errors/index.js';
+import { RevisionHistory } from '../governance/revisions.js';
 import { policyApprover, type Approval } from '../governance/signatures.js';
 import type { PolicySet } from '../policy/types.js';
 import { setPolicyRevision } from '../metrics/metrics.js';
@@ -29,6 +30,8 @@ export interface LivePolicies {
   live: () => LiveSet<RecipientKey>;
   /** Puts a new set in force (the policy reloader, once it has validated it). */
   replace: (next: LiveSet<RecipientKey>) => void;
+  /** The sets this process served before the live one (the governance console diffs against them). */
+  history: RevisionHistory;
   /** With policy signers configured: the signature gate every new set passes. */
   approve?: (set: PolicySet) => Promise<Approval>;
   /** The start-up set's signed sequence and signers (for its `policy.loaded` record). */
@@ -54,11 +57,14 @@ export async function loadPolicies({ config, logger }: Wiring, gatewayKey: Gatew
   }
   logger.info({ revision: set.revision, partners: set.partners.size, gatewayKey: gatewayKey.fingerprint }, 'policy set loaded');
   setPolicyRevision(set.revision);
+  const history = new RevisionHistory();
   return {
     live: () => live,
     replace: (next) => {
+      if (next.set.revision !== live.set.revision) history.retire(live.set);
       live = next;
     },
+    history,
     ...(approve ? { approve } : {}),
     ...(signed ? { signed } : {}),
   };

@@ -43,6 +43,8 @@ import type { RedisConnection } from './redis.js';
 /** The master secret itself stays here: everything else gets the keys derived from it (`keyring`). */
 export interface Services extends RedisConnection, Omit<Secrets, 'master'> {
   live: () => LiveSet<RecipientKey>;
+  /** The policy sets this process served before the live one (compose/policies.ts). */
+  policyHistory: LivePolicies['history'];
   /** Every key derived from the master secret, by name. */
   keyring: Keyring;
   keys: Keys;
@@ -149,7 +151,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     onRecalled: (r) => exchange.recallPeers(r.dossierId, r.source, { reason: r.reason, issuedAt: r.issuedAt }),
   });
   return {
-    redis, redisUrl, gatewayKey, live, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall, followUps, approvals,
+    redis, redisUrl, gatewayKey, live, policyHistory: policies.history, keyring, keys, store, mailbox, audit, retention, policyReloader, hitsModule, peerDirectory, exchange, recall, followUps, approvals,
     useDossierQueue: (queue) => {
       dossierQueue = queue;
     },

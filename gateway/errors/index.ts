@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'policy_invalid',
   'policy_unsigned',
   'key_invalid',
+  // governance console
+  'candidate_invalid',
   // delivery decisions
   'agreement_expired',
   'agreement_not_in_force',

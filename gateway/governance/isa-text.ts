@@ -9,7 +9,7 @@ import { buildIsa, type IsaDocument, type IsaField, type IsaOptions } from './is
 export type IsaFormat = 'md' | 'html';
 
 /** A section: a heading and blocks (a paragraph, or a list of lines). */
-interface Section {
+export interface Section {
   heading: string;
   blocks: Array<{ p: string } | { list: string[] } | { table: { head: string[]; rows: string[][] } }>;
 }
@@ -23,7 +23,7 @@ function fingerprint(fp: string): string {
 }
 
 /** The document's sections in the national template's order. */
-function sections(d: IsaDocument): Section[] {
+export function sections(d: IsaDocument): Section[] {
   const out: Section[] = [];
   out.push({
     heading: '1. Parties',

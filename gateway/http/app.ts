@@ -21,6 +21,7 @@ import { observeResponses, type ResponseObserver } from './observe.js';
 import { registerOpenApiRoute } from './openapi.js';
 import { partnerToolkit } from './partners.js';
 import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
+import { registerConsolePage, registerConsoleRoutes, type ConsoleRouteDeps } from './routes-console.js';
 import { registerDashboardPage, registerDashboardRoutes, type DashboardRouteDeps } from './routes-dashboard.js';
 import type { RateLimits } from './ratelimit.js';
 import { registerHitsRoutes, type HitsHttpDeps } from './routes-hits.js';
@@ -49,6 +50,8 @@ export interface HttpDeps {
   exchange?: ExchangeHttpDeps['exchange'];
   /** `GET /v1/queues` (governance role) and the `/dashboard` page that polls it (routes-dashboard.ts). */
   queues?: DashboardRouteDeps['queues'];
+  /** The `/console` page and its `/v1/governance/*` routes (routes-console.ts). */
+  governanceConsole?: ConsoleRouteDeps['console'];
   rateLimits?: RateLimits;
   /** `POST /v1/dossiers/:id/approvals` (source role): a follow-up after a match request, approved by an officer. */
   approvals?: Pick<Approvals, 'approve'>;
@@ -111,6 +114,7 @@ export function createApp(deps: HttpDeps): express.Express {
     res.type('application/pgp-keys').send(deps.gatewayPublicKey);
   });
   if (deps.queues) registerDashboardPage(app);
+  if (deps.governanceConsole) registerConsolePage(app);
   // Describing the API needs no credential: registered before the /v1 router authenticates the rest.
   registerOpenApiRoute(app);
 
@@ -122,6 +126,7 @@ export function createApp(deps: HttpDeps): express.Express {
   if (deps.preview) registerPreviewRoutes(v1, { preview: deps.preview, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.exchange) registerExchangeRoutes(v1, { exchange: deps.exchange, bodyLimitBytes: deps.bodyLimitBytes });
   if (deps.queues) registerDashboardRoutes(v1, { queues: deps.queues });
+  if (deps.governanceConsole) registerConsoleRoutes(v1, { console: deps.governanceConsole, bodyLimitBytes: deps.bodyLimitBytes });
   app.use('/v1', v1);
 
   app.use((_req, _res, next) => next(new GatewayError('not_found', 'No such route')));

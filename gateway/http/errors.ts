@@ -22,6 +22,7 @@ const STATUS: Record<ErrorCode, number> = {
   policy_invalid: 500,
   policy_unsigned: 500,
   key_invalid: 500,
+  candidate_invalid: 422,
   agreement_expired: 409,
   agreement_not_in_force: 409,
   classification_above_agreement: 409,

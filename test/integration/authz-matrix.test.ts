@@ -27,6 +27,12 @@ const ROUTES: Array<{ method: string; path: string; roles: Role[] | 'any' }> = [
   { method: 'GET', path: '/v1/audit', roles: ['governance'] },
   { method: 'POST', path: '/v1/audit/checkpoint', roles: ['governance'] },
   { method: 'GET', path: '/v1/queues', roles: ['governance'] },
+  { method: 'GET', path: '/v1/governance/agreements', roles: ['governance'] },
+  { method: 'GET', path: '/v1/governance/revisions', roles: ['governance'] },
+  { method: 'POST', path: '/v1/governance/diff', roles: ['governance'] },
+  { method: 'GET', path: '/v1/governance/examples', roles: ['governance'] },
+  { method: 'GET', path: '/v1/governance/examples/dossier-full.json', roles: ['governance'] },
+  { method: 'GET', path: '/v1/governance/isa/dvla', roles: ['governance'] },
   { method: 'POST', path: '/v1/exchange/inbound', roles: ['peer'] },
   { method: 'GET', path: '/v1/partners', roles: 'any' },
 ];
