@@ -76,6 +76,15 @@ export const AUDIT_ACTIONS = {
   'exchange.recall_received': 'alteration',
   'exchange.recall_not_received': 'decision',
   'exchange.recall_failed': 'decision',
+  'exchange.match_prepared': 'disclosure',
+  'exchange.match_sent': 'disclosure',
+  'exchange.followup_prepared': 'disclosure',
+  'exchange.answers_received': 'combination',
+  'exchange.answers_failed': 'decision',
+  'exchange.match_received': 'collection',
+  'exchange.match_retrieved': 'consultation',
+  'exchange.match_answered': 'alteration',
+  'exchange.answers_relayed': 'disclosure',
   'record.tampered': 'decision',
   'records.sealed': 'alteration',
 } as const satisfies Record<string, AuditKind>;
@@ -198,9 +207,23 @@ interface Extras {
   'exchange.hits_received': Peer & HitCounts;
   'exchange.hits_failed': Peer;
   'exchange.recall_sent': Signed & Peer & { inReplyTo?: string; issuedAt?: string };
-  'exchange.recall_received': Peer & { inReplyTo?: string; issuedAt?: string };
+  'exchange.recall_received': Peer & { inReplyTo?: string; issuedAt?: string; match?: string };
   'exchange.recall_not_received': Peer & { inReplyTo?: string };
   'exchange.recall_failed': Peer;
+  /** A match envelope to a peer (after-match agreements): a disclosure of identifiers only (`fields` says which). */
+  'exchange.match_prepared': Signed & Peer & Withheld & { subjects?: number };
+  'exchange.match_sent': Signed & Peer & { issuedAt?: string };
+  /** The dossier envelope after a peer's hits: only the subjects answered hit, under the full peer policy. */
+  'exchange.followup_prepared': Signed & Peer & Withheld & { matchPacket?: string; subjects?: number; approvedBy?: Officer[] };
+  /** A peer force's answers to a match envelope, joined to the dossier (counts only, never refs). */
+  'exchange.answers_received': Peer & AnswerCounts & { inReplyTo?: string };
+  'exchange.answers_failed': Peer & { match?: string };
+  /** A peer's match request, kept for this gateway's force to answer (`match`: this gateway's id for it). */
+  'exchange.match_received': Peer & { match?: string; subjects?: number };
+  'exchange.match_retrieved': Signed & Peer & { match?: string };
+  /** This gateway's force answered a peer's match request. */
+  'exchange.match_answered': Peer & AnswerCounts & { match?: string };
+  'exchange.answers_relayed': Signed & Peer & AnswerCounts & { match?: string; inReplyTo?: string };
   /** A stored record failed its integrity check (store/record-mac.ts) and was refused. */
   'record.tampered': { record?: 'dossier' | 'packet'; problem?: string };
   /** Records written before records were authenticated, sealed once (compose/records.ts). */

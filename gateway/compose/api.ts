@@ -46,7 +46,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     ...[EXCHANGE_QUEUE, HIT_NOTICE_QUEUE].map((name) => ({ name, queue: readOnlyQueue(queueConn, config.redisPrefix, name) })),
   ];
   closers.push(() => Promise.all(dashboardQueues.slice(1).map((q) => q.queue.close())));
-  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.deliveries(id), answers: (id, now) => hitsModule.answers.summary(id, now),
+  const intake = new Intake({ store, audit, queue, policies: () => live().set, keyring, retention, peerDeliveries: (id) => exchange.status(id), answers: (id, now) => hitsModule.answers.summary(id, now),
     stages: (id, deliveries) => services.followUps.stages(id, deliveries),
   });
   const app = createApp({

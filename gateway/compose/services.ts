@@ -33,6 +33,7 @@ import { DossierStore } from '../store/dossiers.js';
 import { RedisMailbox } from '../store/mailbox.js';
 import { RedisRetention } from '../store/retention.js';
 import { ExchangeStore } from '../store/exchange.js';
+import { ExchangeMatchStore } from '../store/exchange-matches.js';
 import { connectRedisForQueue, Keys } from '../store/redis.js';
 import { startAuditTrail, type Secrets } from './audit.js';
 import { recordAuth, sealLegacyRecords } from './records.js';
@@ -111,6 +112,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
     redis, redisUrl, keys, store, mailbox, audit, live, gatewayKey, keyring, logger, noticeTimeoutMs: config.hitNoticeTimeoutMs,
     // Called only when hits arrive over HTTP, after `exchange` below exists.
     onNewHits: (dossierId, source, total) => exchange.onNewHits(dossierId, source, total),
+    peerMatches: (dossierId, now) => exchange.matchOut.summary(dossierId, now),
     // Answers on a match request: the follow-up job decides what, if anything, follows.
     onMatchAnswered: (packet) => (dossierQueue ? dossierQueue.enqueueFollowUp(packet.dossier, packet.partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
   });
@@ -118,6 +120,8 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const followUps = new FollowUps({ store, mailbox, audit, live, gatewayKey, keyring, answerStore: hitsModule.answerStore, followUps: followUpStore, packetTtlDays: config.packetTtlDays });
   const approvals = new Approvals({
     store, audit, followUps: followUpStore, followUp: followUps,
+    // A follow-up to an after-match peer (`partner: "peer:<id>"`): called only once `exchange` below exists.
+    peer: (client, id, request) => exchange.followUps.approve(client, id, request),
     enqueue: (id, partner) => (dossierQueue ? dossierQueue.enqueueFollowUp(id, partner) : Promise.reject(new GatewayError('internal', 'no dossier queue in this role'))),
   });
   closers.push(() => hitsModule.close());
@@ -126,6 +130,7 @@ export async function buildServices(wiring: Wiring, { redis, redisUrl }: RedisCo
   const peerDirectory = new PeerDirectory(live, (armored, fp) => parseRecipientKey(armored, fp));
   const exchange: Exchange = new Exchange({
     records: new ExchangeStore(redis, keys), store, audit, live, gatewayKey, keyring, hitStore: hitsModule.hitStore,
+    answerStore: hitsModule.answerStore, followUps: followUpStore, matchStore: new ExchangeMatchStore(redis, keys, keyring.seal), sourceKeys: hitsModule.sourceKeys,
     peers: peerDirectory,
     stateDir: config.stateDir,
     forceId: config.forceId,

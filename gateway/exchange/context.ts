@@ -11,6 +11,7 @@ import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
 import { hmacId } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { HitStore } from '../hits/store.js';
+import type { SourceKeys } from '../hits/source-keys.js';
 import { agreementStatus } from '../policy/agreement.js';
 import type { LiveSet } from '../policy/live.js';
 import type { PeerPolicy } from '../policy/types.js';
@@ -18,6 +19,10 @@ import { PermanentExchangeError, type ExchangeQueue } from '../queue/exchange-qu
 import type { RecallReason } from '../recall/recall.js';
 import type { DossierStore } from '../store/dossiers.js';
 import type { ExchangeStore } from '../store/exchange.js';
+import type { ExchangeMatchStore } from '../store/exchange-matches.js';
+import type { FollowUpStore } from '../store/followups.js';
+import type { AnswerStore } from '../store/matches.js';
+import type { Block } from '../policy/types.js';
 import { sealEnvelope, type EnvelopeHeader, type Freshness } from './envelope.js';
 import type { PeerDirectory } from './peers.js';
 import { postToPeer } from './tls.js';
@@ -54,6 +59,14 @@ export interface ExchangeDeps {
   gatewayKey: GatewayKey;
   keyring: Keyring;
   hitStore: HitStore;
+  /** Peers' answers to match envelopes, kept like partners' under `peer:<id>` (match-out.ts). */
+  answerStore: AnswerStore;
+  /** Follow-ups after a peer's hits (match-followup.ts), under `peer:<id>`. */
+  followUps: FollowUpStore;
+  /** Match requests received from peers (match-in.ts). */
+  matchStore: ExchangeMatchStore;
+  /** The sources' pinned keys: a match request is shown to this gateway's force encrypted to its key. */
+  sourceKeys: SourceKeys;
   /** Where `peers/<id>.token` (the bearer token this gateway presents to that peer) lives. */
   stateDir: string;
   /** This gateway's force id (`CORDON_FORCE_ID`); default: the single source in the policy set. */
@@ -122,6 +135,12 @@ export class ExchangeContext {
     const key = await view.keys.get(peer);
     if (!key || 'invalid' in key) throw new PermanentExchangeError(`the pinned key of peer ${peer} cannot be used: ${key?.invalid ?? 'no key'}`);
     return { policy, key };
+  }
+
+  /** The peer's pinned key if it can be used, else why not (a delivery block). */
+  async peerKeyOrBlock(peer: string): Promise<RecipientKey | Block> {
+    const key = await this.deps.peers.view().keys.get(peer);
+    return !key || 'invalid' in key ? { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' } : key;
   }
 
   /** Seals an envelope from this gateway to the peer of `policy`. */

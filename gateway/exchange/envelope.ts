@@ -27,7 +27,7 @@ const DEFAULT_FRESHNESS: Freshness = { freshnessMs: FRESHNESS_MS, clockSkewMs: C
 const MAX_PLAINTEXT_BYTES = 4 * 1024 * 1024;
 
 export interface EnvelopeHeader {
-  type: 'dossier' | 'hits' | 'recall';
+  type: 'dossier' | 'hits' | 'recall' | 'match' | 'answers';
   id: string;
   from: string;
   to: string;
@@ -42,6 +42,10 @@ export interface EnvelopeDocument {
   dossier?: unknown;
   hits?: unknown;
   recall?: unknown;
+  /** A match envelope's subjects: refs and identifiers only (match-out.ts). */
+  subjects?: unknown;
+  /** An answers envelope's answers, a `cordon.matches/v1` document (match-in.ts). */
+  matches?: unknown;
 }
 
 const envelopeSchema = JSON.parse(readFileSync(new URL('../../schemas/envelope.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -50,7 +54,7 @@ const checkSchema = ajv.compile(envelopeSchema);
 
 /** What each header member must be, as the refusal says it (the same words whichever check failed). */
 const MUST: Record<string, string> = {
-  type: 'must be "dossier", "hits" or "recall"',
+  type: 'must be "dossier", "hits", "recall", "match" or "answers"',
   id: 'must be an envelope id',
 };
 
@@ -139,7 +143,11 @@ function schemaProblem(err: ErrorObject, e: Record<string, unknown>, add: (path:
   if (member === undefined || member === '') return; // the `if` of the inReplyTo rule: reported by its `then`
   if (err.keyword === 'additionalProperties' && err.instancePath === '') return add(`/envelope/${member}`, 'is not allowed in an envelope header');
   if (member === 'inReplyTo') {
-    const what = e.type === 'recall' ? 'must name the dossier envelope recalled' : e.type === 'hits' ? 'must name the dossier envelope the hits answer' : 'must be an envelope id';
+    const what =
+      e.type === 'recall' ? 'must name the dossier envelope recalled'
+      : e.type === 'hits' ? 'must name the dossier envelope the hits answer'
+      : e.type === 'answers' ? 'must name the match envelope answered'
+      : 'must be an envelope id';
     return add('/envelope/inReplyTo', what);
   }
   const must = MUST[member];

@@ -14,6 +14,8 @@ import type { PeerPolicy } from '../policy/types.js';
 import { PEER_SOURCE_PREFIX, peerAgreementLapsed, type ExchangeContext } from './context.js';
 import { agreementOf, checkHeader, openEnvelope, type EnvelopeHeader } from './envelope.js';
 import type { HitsRelay } from './hits-relay.js';
+import type { MatchIn } from './match-in.js';
+import type { MatchOut } from './match-out.js';
 import type { RecallRelay } from './recall-relay.js';
 
 export interface InboundResult {
@@ -31,6 +33,8 @@ export class Inbound {
     private readonly cx: ExchangeContext,
     private readonly hits: HitsRelay,
     private readonly recalls: RecallRelay,
+    private readonly matchIn: MatchIn,
+    private readonly matchOut: MatchOut,
   ) {}
 
   /** From the peer `peerId` (the credential's). Nothing is stored unless it all holds. */
@@ -70,7 +74,13 @@ export class Inbound {
     }
     const header = checkHeader(doc?.envelope, policy, me, Date.now(), this.cx.deps.freshness);
     if (header.type === 'dossier') return this.receiveDossier(clientId, peerId, policy, header, doc.dossier);
-    if (header.type === 'recall') return this.recalls.receive(clientId, peerId, policy, header, doc as Record<string, unknown>);
+    if (header.type === 'match') return this.matchIn.receive(clientId, peerId, policy, header, doc as Record<string, unknown>);
+    if (header.type === 'answers') return this.matchOut.receive(clientId, peerId, policy, header, doc.matches);
+    if (header.type === 'recall') {
+      // A recall of a match envelope closes the match request it made here; otherwise it recalls a dossier.
+      const closed = await this.matchIn.recall(clientId, peerId, policy, header, doc as Record<string, unknown>);
+      return closed ?? this.recalls.receive(clientId, peerId, policy, header, doc as Record<string, unknown>);
+    }
     return this.hits.receive(clientId, peerId, policy, header, doc.hits);
   }
 

@@ -19,7 +19,9 @@ import { PermanentExchangeError } from '../queue/exchange-queue.js';
 import type { PeerDelivery, PeerDeliveryState } from '../store/exchange.js';
 import { isPeerSource, type ExchangeContext } from './context.js';
 import { agreementOf } from './envelope.js';
+import type { MatchOut } from './match-out.js';
 import type { RecallRelay } from './recall-relay.js';
+import { isAfterMatch } from '../policy/match.js';
 
 /** Deliveries whose dossier has left for good: a dossier job finding one of these has nothing to do. */
 const LEFT_OR_RECALLED = new Set<PeerDeliveryState>(['sent', 'recalled', 'recall_queued', 'recall_sent', 'recall_failed']);
@@ -28,6 +30,7 @@ export class Outbound {
   constructor(
     private readonly cx: ExchangeContext,
     private readonly recalls: RecallRelay,
+    private readonly matches: MatchOut,
   ) {}
 
   /** A dossier's peer deliveries, by peer. */
@@ -78,20 +81,21 @@ export class Outbound {
     } catch (err) {
       return this.block(dossierId, peer, 'config_invalid', (err as Error).message, revision);
     }
+    // After-match: a match envelope first, only the identifiers the peer matches on (match-out.ts).
+    const match = isAfterMatch(policy.agreement) ? (policy.match ?? []) : undefined;
     const disclosed = await disclose({
       dossierId,
       source,
       dossier,
       recipient: `peer:${peer}`,
       policy,
+      ...(match ? { match } : {}),
       decide: () => view.decider.decide(peer, dossier, now),
-      key: async () => {
-        const key = await view.keys.get(peer);
-        return !key || 'invalid' in key ? { reason: 'recipient_key_invalid', message: key?.invalid ?? 'no key' } : key;
-      },
+      key: () => this.cx.peerKeyOrBlock(peer),
       pseudonymKey: deps.keyring.peerPseudonym(peer),
     });
     if ('block' in disclosed) return this.block(dossierId, peer, disclosed.block.reason, disclosed.block.message, disclosed.revision);
+    if (match) return this.matches.prepared(dossierId, source, dossier, peer, disclosed, now);
 
     const envelopeId = this.cx.envelopeId(dossierId, peer);
     // The header says which handling-condition codes this gateway enforces: the items sent carry only
@@ -115,7 +119,9 @@ export class Outbound {
     const { deps, records } = this.cx;
     const env = await records.envelope(envelopeId);
     const current = env.peer && env.dossier ? await records.delivery(env.dossier, env.peer) : undefined;
-    if (current && LEFT_OR_RECALLED.has(current.state)) return; // a duplicate job
+    // A duplicate job; or one superseded by a follow-up (after-match: the delivery moved on to its envelope).
+    if (current && LEFT_OR_RECALLED.has(current.state) && (current.envelopeId === envelopeId || current.state !== 'sent' || env.kind !== 'followup')) return;
+    if (current?.envelopeId !== undefined && current.envelopeId !== envelopeId && env.kind !== 'followup') return;
     // Recalled before this job ran: the dossier is not sent (cancelled, or recalled if an attempt may have arrived).
     if (env.recall && env.peer && env.dossier && current?.state === 'queued') {
       await this.recalls.settleRecalled(env.dossier, env.peer, false);
@@ -124,8 +130,11 @@ export class Outbound {
     if (!env.sealed || !env.peer || !env.dossier) throw new PermanentExchangeError(`envelope ${envelopeId} is no longer held`);
     const body = JSON.parse(unseal(deps.keyring.seal, env.sealed, envelopeId).toString('utf8')) as Record<string, unknown>;
     const { policy, key } = await this.cx.peerAndKey(env.peer);
-    const { header, message } = await this.cx.seal('dossier', envelopeId, policy, key, body);
+    const { header, message } = await this.cx.seal(env.kind === 'match' ? 'match' : 'dossier', envelopeId, policy, key, body);
     const prior = await records.delivery(env.dossier, env.peer);
+    // An after-match delivery keeps its match envelope while follow-ups move it on; a follow-up replaces the match's `sent`.
+    const asked = prior?.matchEnvelopeId ? { matchEnvelopeId: prior.matchEnvelopeId } : {};
+    const from: PeerDeliveryState[] = env.kind === 'followup' ? ['queued', 'sent'] : ['queued'];
     let answer: { id?: string };
     try {
       answer = await this.cx.post(policy, message);
@@ -133,8 +142,8 @@ export class Outbound {
       await records.replaceDelivery(
         env.dossier,
         env.peer,
-        { state: 'queued', envelopeId, reason: 'retrying', message: (err as Error).message.slice(0, 500), attempts: (prior?.attempts ?? 0) + 1, updatedAt: new Date().toISOString() },
-        ['queued'],
+        { state: 'queued', envelopeId, reason: 'retrying', message: (err as Error).message.slice(0, 500), attempts: (prior?.attempts ?? 0) + 1, ...asked, updatedAt: new Date().toISOString() },
+        from,
       );
       // Recalled during the attempt: no more attempts; the attempt may have arrived, so the peer gets the recall.
       if (await records.recallMark(envelopeId)) {
@@ -145,7 +154,7 @@ export class Outbound {
     }
     await deps.audit.append({
       kind: 'disclosure',
-      action: 'exchange.dossier_sent',
+      action: env.kind === 'match' ? 'exchange.match_sent' : 'exchange.dossier_sent',
       dossier: env.dossier,
       packet: envelopeId,
       recipient: `peer:${env.peer}`,
@@ -159,8 +168,8 @@ export class Outbound {
     await records.replaceDelivery(
       env.dossier,
       env.peer,
-      { state: 'sent', envelopeId, ...(typeof answer.id === 'string' ? { remoteDossier: answer.id } : {}), attempts: (prior?.attempts ?? 0) + 1, updatedAt: new Date().toISOString() },
-      ['queued'],
+      { state: 'sent', envelopeId, ...(typeof answer.id === 'string' ? { remoteDossier: answer.id } : {}), attempts: (prior?.attempts ?? 0) + 1, ...asked, updatedAt: new Date().toISOString() },
+      from,
     );
     // Recalled while it was on its way (the mark is set before the recall reads the delivery): recall it there.
     if (await records.recallMark(envelopeId)) await this.recalls.settleRecalled(env.dossier, env.peer, false);
@@ -176,10 +185,19 @@ export class Outbound {
     if (job.type === 'dossier' && dossierId && peer) {
       await records.dropSealedBody(job.envelopeId);
       const prior = await records.delivery(dossierId, peer);
+      if (prior?.envelopeId !== undefined && prior.envelopeId !== job.envelopeId) return; // superseded by a follow-up
       await records.replaceDelivery(
         dossierId,
         peer,
-        { state: 'failed', envelopeId: job.envelopeId, reason: 'dead_letter', message: err.message.slice(0, 500), ...(prior?.attempts ? { attempts: prior.attempts } : {}), updatedAt: new Date().toISOString() },
+        {
+          state: 'failed',
+          envelopeId: job.envelopeId,
+          reason: 'dead_letter',
+          message: err.message.slice(0, 500),
+          ...(prior?.attempts ? { attempts: prior.attempts } : {}),
+          ...(prior?.matchEnvelopeId ? { matchEnvelopeId: prior.matchEnvelopeId } : {}),
+          updatedAt: new Date().toISOString(),
+        },
         ['queued'],
       );
       // Recalled while it was being tried: an attempt may have reached the peer, so it gets the recall.

@@ -66,7 +66,14 @@ export class RecallRelay {
       if (d.state === 'queued' && !d.attempts && d.reason !== 'retrying') {
         // Never tried: it has not left. Cancelled, and its sealed body goes.
         await deps.audit.append({ kind: 'decision', action: 'exchange.dossier_cancelled', dossier: dossierId, packet: d.envelopeId, recipient: `peer:${peer}`, reason: 'recalled' });
-        const cancelled: PeerDelivery = { state: 'recalled', envelopeId: d.envelopeId, reason: 'cancelled_before_sending', recall: { reason: mark.reason, issuedAt: mark.issuedAt, after: 'queued' }, updatedAt: now };
+        const cancelled: PeerDelivery = {
+          state: 'recalled',
+          envelopeId: d.envelopeId,
+          reason: 'cancelled_before_sending',
+          recall: { reason: mark.reason, issuedAt: mark.issuedAt, after: 'queued' },
+          ...(d.matchEnvelopeId ? { matchEnvelopeId: d.matchEnvelopeId } : {}),
+          updatedAt: now,
+        };
         if (await records.replaceDelivery(dossierId, peer, cancelled, ['queued'])) {
           await records.dropSealedBody(d.envelopeId);
           return cancelled.state;
@@ -79,6 +86,8 @@ export class RecallRelay {
           envelopeId: d.envelopeId,
           ...(d.remoteDossier ? { remoteDossier: d.remoteDossier } : {}),
           ...(d.attempts ? { attempts: d.attempts } : {}),
+          // An after-match peer's answers stay shown (its match envelope) after the recall.
+          ...(d.matchEnvelopeId ? { matchEnvelopeId: d.matchEnvelopeId } : {}),
           recall: { reason: mark.reason, issuedAt: mark.issuedAt, envelopeId: this.cx.recallEnvelopeId(dossierId, peer), after: d.state },
           updatedAt: now,
         };

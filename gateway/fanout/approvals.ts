@@ -27,6 +27,8 @@ export interface ApprovalsDeps {
   followUp: Pick<FollowUps, 'context'>;
   /** Queues the follow-up job for (dossier, partner). */
   enqueue: (dossierId: string, partner: string) => Promise<void>;
+  /** An approval for an after-match peer (`partner: "peer:<id>"`), once the dossier is checked (gateway/exchange). */
+  peer?: (client: Client, dossierId: string, request: ApprovalRequest) => Promise<ApprovalReceipt>;
 }
 
 export interface ApprovalRequest {
@@ -49,7 +51,7 @@ const checkBody = ajv.compile({
   additionalProperties: false,
   required: ['partner', 'officer'],
   properties: {
-    partner: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9-]{0,63}$' },
+    partner: { type: 'string', minLength: 1, maxLength: 69, pattern: '^(peer:)?[a-z0-9][a-z0-9-]{0,63}$' },
     officer: {
       type: 'object',
       additionalProperties: false,
@@ -84,6 +86,10 @@ export class Approvals {
     if (!record || record.source !== client.source) throw new GatewayError('not_found', 'No such dossier');
     if (isRecalled(record.state)) throw new GatewayError('dossier_recalled', 'The dossier has been recalled: nothing more is disclosed from it', [{ path: '', message: 'the dossier was recalled' }]);
     const { partner } = request;
+    if (partner.startsWith('peer:')) {
+      if (!this.deps.peer) throw new GatewayError('nothing_to_approve', `${partner} is not asked first on this gateway`, [{ path: '/partner', message: 'has no match envelope awaiting approval on this dossier' }]);
+      return this.deps.peer(client, dossierId, request);
+    }
     for (let attempt = 1; ; attempt++) {
       const ctx = record.partners.includes(partner) ? await this.deps.followUp.context(dossierId, partner) : undefined;
       if (!ctx || followUpMode(ctx.policy.agreement) !== 'approval') {

@@ -259,7 +259,7 @@ function checkTests(set: PolicySet, tests: PolicyTest[], broken: ReadonlySet<str
  * A match allowlist only an after-match agreement uses, and an identifier the base allowlist does not
  * grant is never in a match request (the match step narrows the full policy, it never widens it).
  */
-function checkMatchUse(p: PartnerPolicy, out: Findings): void {
+function checkMatchUse(p: Pick<PartnerPolicy, 'file' | 'agreement' | 'fields' | 'match'>, out: Findings): void {
   if (!p.match) return;
   if (!isAfterMatch(p.agreement)) out.add('warning', p.file, 'match', `agreement ${p.agreement.reference} discloses immediately: the match allowlist is not used`);
   p.match.forEach((m, i) => {
@@ -359,6 +359,7 @@ export async function lintPolicies(dir: string, options: LintOptions = {}): Prom
       checkConditionCodes(p.file, 'agreement.conditionsHonoured', p.agreement.conditionsHonoured, set.gateway, out);
       checkConditionCodes(p.file, 'peer.enforcesConditions', p.peer.enforcesConditions, set.gateway, out);
       checkPeerHits(p, out);
+      checkMatchUse(p, out);
     }
     if (!broken.has('gateway.yaml')) for (const f of checkRequestTable(set)) out.add(f.severity, f.file, f.location, f.message);
     checkTests(set, tests, broken, out);

@@ -48,6 +48,8 @@ export interface AnswersDeps {
   hitStore: Pick<HitStore, 'hits'>;
   policies: () => PolicySet;
   sealKey: Buffer;
+  /** After-match peers' answers per subject, as `peer:<id>` (gateway/exchange/match-out.ts). */
+  peerMatches?: (dossierId: string, now: Date) => Promise<Record<string, Record<string, SubjectAnswer>>>;
 }
 
 const DAY_MS = 86_400_000;
@@ -99,6 +101,7 @@ export class Answers {
       .filter((a) => a.withdrawn)
       .map((a) => ({ partner: a.partner, subject: a.subject, at: a.withdrawn!.at, ...(a.withdrawn!.answer ? { answer: a.withdrawn!.answer } : {}), hits: a.withdrawn!.hits }))
       .sort((a, b) => a.at.localeCompare(b.at) || a.partner.localeCompare(b.partner) || compareIds(a.subject, b.subject));
+    Object.assign(matches, await this.deps.peerMatches?.(dossierId, now));
     return { matches, ...(withdrawals.length ? { withdrawals } : {}) };
   }
 

@@ -42,6 +42,8 @@ export interface HitsModuleDeps {
   onNewHits?: (dossierId: string, source: string, total: number) => Promise<void>;
   /** Told when answers are stored on a match request (the follow-up is queued). */
   onMatchAnswered?: (packet: PacketRecord) => Promise<void>;
+  /** After-match peers' answers per subject (gateway/exchange), shown beside the partners'. */
+  peerMatches?: (dossierId: string, now: Date) => Promise<Record<string, Record<string, 'hit' | 'no_trace' | 'pending' | 'overdue'>>>;
   /** How long a source's webhook may take to answer a notice (CORDON_HIT_NOTICE_TIMEOUT_MS). */
   noticeTimeoutMs?: number;
 }
@@ -67,6 +69,7 @@ export class HitsModule {
       hitStore: this.hitStore,
       policies: () => deps.live().set,
       sealKey: deps.keyring.seal,
+      ...(deps.peerMatches ? { peerMatches: deps.peerMatches } : {}),
     });
   }
 

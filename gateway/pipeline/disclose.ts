@@ -69,7 +69,7 @@ export interface Disclosed {
   subjects: string[];
   /** The disclosure record for the audit trail; `packet` is the packet's (or envelope's) id. */
   event(
-    action: 'packet.created' | 'exchange.envelope_prepared' | 'match.created' | 'followup.created',
+    action: 'packet.created' | 'exchange.envelope_prepared' | 'match.created' | 'followup.created' | 'exchange.match_prepared' | 'exchange.followup_prepared',
     packet: string,
     index?: (subjectIds: string[]) => IndexTerms | undefined,
     extra?: DisclosureExtra,

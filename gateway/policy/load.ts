@@ -181,6 +181,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       fields: Record<string, unknown>;
       rules?: unknown[];
       hits?: { kinds?: string[]; detail?: PeerHitsPolicy['detail']; partnerRecordRef?: PeerHitsPolicy['partnerRecordRef'] };
+      match?: unknown[];
     };
     if (d.peer.id !== fileId(name)) problems.add(rel, 'peer.id', `must equal the file name (${JSON.stringify(fileId(name))})`);
     if (ids.has(d.peer.id)) problems.add(rel, 'peer.id', `${JSON.stringify(d.peer.id)} is already a partner id`);
@@ -188,9 +189,8 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
     const fields = checkOperations(d.fields, { file: rel, where: (p) => loc('fields', p), problems, neverShare, kind: 'fields' });
     const rules = checkRules(rel, d.rules ?? [], neverShare, problems);
     checkPeerKeepsProtections(rel, fields, rules, neverShare, problems);
-    // Fail closed: a peer gateway is not asked first (yet); an agreement that says so must not load as immediate.
-    if (d.agreement.disclosure === 'after-match') problems.add(rel, 'agreement.disclosure', 'after-match is for partner agreements: a peer gateway is sent the dossier as its policy allows (immediate)');
-    if (d.agreement.followUp !== undefined) problems.add(rel, 'agreement.followUp', 'applies only to a partner agreement with disclosure: after-match');
+    // A peer may be asked first too (exchange/match-out.ts): the same allowlist checks as a partner's.
+    const match = checkMatch(rel, d.match, d.agreement, neverShare, problems);
     const key: KeyRef = { file: d.peer.key.file, fingerprint: d.peer.key.fingerprint };
     const armored = await readKey(root, realRoot, rel, 'peer.key.file', key.file, files, problems);
     if (armored !== undefined) key.armored = armored;
@@ -222,6 +222,7 @@ export async function collectPolicySet(dir: string, now: Date = new Date()): Pro
       agreement: structuredClone(d.agreement),
       fields,
       rules,
+      ...(match ? { match } : {}),
       // What the file does not say is the minimum: kind and subject, no detail, no record refs.
       hits: {
         declared: d.hits !== undefined,

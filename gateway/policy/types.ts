@@ -196,6 +196,8 @@ export interface PeerPolicy {
   rules: Rule[];
   /** What of its partners' hits this gateway relays to the peer. */
   hits: PeerHitsPolicy;
+  /** The identifier paths a match envelope carries (after-match agreements; exchange/match-out.ts). */
+  match?: string[];
 }
 
 /** Why a delivery to one partner does not happen. */

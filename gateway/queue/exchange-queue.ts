@@ -1,6 +1,6 @@
 /**
- * The exchange queue: one job per envelope to send to a peer gateway (a dossier, the hits its
- * partners returned, or the recall of a dossier sent to it). Job data is ids only; what is sent stays
+ * The exchange queue: one job per envelope to send to a peer gateway (a dossier or match request, the
+ * hits its partners returned, the recall of a dossier sent to it, or this force's answers to its match request). Job data is ids only; what is sent stays
  * sealed in Redis until the job encrypts it. Job ids are the envelope ids, so queueing one twice is a
  * no-op.
  */
@@ -12,7 +12,8 @@ export const EXCHANGE_QUEUE = 'exchange';
 export type ExchangeJob =
   | { type: 'dossier'; envelopeId: string }
   | { type: 'hits'; dossierId: string; envelopeId: string }
-  | { type: 'recall'; dossierId: string; peer: string; envelopeId: string };
+  | { type: 'recall'; dossierId: string; peer: string; envelopeId: string }
+  | { type: 'answers'; matchId: string; envelopeId: string };
 
 /**
  * What became of a job taken off the queue (`withdraw`): `removed` (it had not started, and never

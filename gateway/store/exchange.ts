@@ -99,6 +99,8 @@ export interface PeerDelivery {
   attempts?: number;
   /** Once the source has recalled the dossier. */
   recall?: PeerRecall;
+  /** After-match agreements: the match envelope sent first (kept while follow-ups replace `envelopeId`). */
+  matchEnvelopeId?: string;
   updatedAt: string;
 }
 
@@ -117,6 +119,14 @@ export interface EnvelopeRecord {
   refs?: string;
   /** JSON RecallMarkOnEnvelope, once recalled. */
   recall?: string;
+  /** `match` (identifiers only, after-match agreements) or `followup` (the disclosure after a hit); absent: a dossier. */
+  kind?: 'match' | 'followup';
+  /** A match envelope: the sealed list of the dossier's own ids of the subjects it asked about. */
+  asked?: string;
+  /** A match envelope: the sealed dossier, kept for the follow-ups until every answer is in and followed up. */
+  held?: string;
+  /** A match envelope: when it was made (answers are overdue `respondWithinDays` after). */
+  askedAt?: string;
 }
 
 /** A dossier received from a peer: the peer and the envelope it came in. */
@@ -196,10 +206,22 @@ export class ExchangeStore {
    * keeps the first), and whose it is. The refs map the peer's hits back for as long as the dossier
    * (and its hits) are kept.
    */
-  async putEnvelope(envelopeId: string, e: { dossier: string; peer: string; source: string; sealed: string; refs: string }): Promise<void> {
+  async putEnvelope(
+    envelopeId: string,
+    e: { dossier: string; peer: string; source: string; sealed: string; refs: string; kind?: 'match' | 'followup'; asked?: string; held?: string; askedAt?: string },
+  ): Promise<void> {
     const envKey = this.envKey(envelopeId);
-    const multi = this.redis.multi().hsetnx(envKey, 'sealed', e.sealed).hsetnx(envKey, 'refs', e.refs).hset(envKey, { dossier: e.dossier, peer: e.peer, source: e.source });
+    const multi = this.redis.multi().hsetnx(envKey, 'sealed', e.sealed).hsetnx(envKey, 'refs', e.refs);
+    if (e.asked !== undefined) multi.hsetnx(envKey, 'asked', e.asked);
+    if (e.held !== undefined) multi.hsetnx(envKey, 'held', e.held);
+    if (e.askedAt !== undefined) multi.hsetnx(envKey, 'askedAt', e.askedAt);
+    multi.hset(envKey, { dossier: e.dossier, peer: e.peer, source: e.source, ...(e.kind ? { kind: e.kind } : {}) });
     await this.keepWithStatus(multi, e.dossier, envKey).exec();
+  }
+
+  /** A match envelope's copy of the dossier goes once nothing more can follow from it; true when it was held. */
+  async dropHeld(envelopeId: string): Promise<boolean> {
+    return (await this.redis.hdel(this.envKey(envelopeId), 'held')) === 1;
   }
 
   /** The sealed body goes once sent, cancelled or dead-lettered (the refs stay). */

@@ -34,6 +34,9 @@ const ROUTES: Array<{ method: string; path: string; roles: Role[] | 'any' }> = [
   { method: 'GET', path: '/v1/governance/examples/dossier-full.json', roles: ['governance'] },
   { method: 'GET', path: '/v1/governance/isa/dvla', roles: ['governance'] },
   { method: 'POST', path: '/v1/exchange/inbound', roles: ['peer'] },
+  { method: 'GET', path: '/v1/exchange/matches', roles: ['source'] },
+  { method: 'GET', path: '/v1/exchange/matches/mrq_aaaaaaaaaaaaaaaaaaaaaaaaaa', roles: ['source'] },
+  { method: 'POST', path: '/v1/exchange/matches/mrq_aaaaaaaaaaaaaaaaaaaaaaaaaa/answers', roles: ['source'] },
   { method: 'GET', path: '/v1/partners', roles: 'any' },
 ];
 

@@ -35,12 +35,15 @@ describe('envelope header check', () => {
     const h = header({ policy: { id: 'peer:west-midlands', revision: 'abc' }, agreement: { reference: 'ISA-1', legalBasis: 'x', purpose: 'y' } });
     expect(checkHeader(h, policy, 'west-midlands', now)).toEqual(h);
     expect(checkHeader(header({ type: 'hits', inReplyTo: ENV }), policy, 'west-midlands', now).type).toBe('hits');
+    // After-match: a match envelope carries its policy and agreement; answers quote the match envelope.
+    expect(checkHeader(header({ type: 'match', policy: { id: 'peer:west-midlands', revision: 'abc' } }), policy, 'west-midlands', now).type).toBe('match');
+    expect(checkHeader(header({ type: 'answers', inReplyTo: ENV }), policy, 'west-midlands', now).type).toBe('answers');
   });
 
   it('reports every problem at once, in the header order, in the same words as before the schema', () => {
     const found = problems(header({ type: 'parcel', id: 'x', from: 'staffordshire', to: 'staffordshire', issuedAt: new Date(now - FRESHNESS_MS - 1).toISOString(), expiresAt: new Date(now).toISOString() }));
     expect(found.map((p) => p.path)).toEqual(['/envelope/type', '/envelope/id', '/envelope/from', '/envelope/to', '/envelope/issuedAt', '/envelope/expiresAt']);
-    expect(found[0]!.message).toBe('must be "dossier", "hits" or "recall"');
+    expect(found[0]!.message).toBe('must be "dossier", "hits", "recall", "match" or "answers"');
     expect(found[1]!.message).toBe('must be an envelope id');
     expect(found[2]!.message).toContain('"warwickshire"');
   });
@@ -50,7 +53,8 @@ describe('envelope header check', () => {
     expect(problems(header(), null)).toEqual([{ path: '/envelope/to', message: 'is addressed to another gateway (this is "unconfigured")' }]);
   });
 
-  it('needs inReplyTo on hits and recall envelopes', () => {
+  it('needs inReplyTo on hits, recall and answers envelopes', () => {
+    expect(problems(header({ type: 'answers' }))).toEqual([{ path: '/envelope/inReplyTo', message: 'must name the match envelope answered' }]);
     expect(problems(header({ type: 'hits' }))).toEqual([{ path: '/envelope/inReplyTo', message: 'must name the dossier envelope the hits answer' }]);
     expect(problems(header({ type: 'recall', inReplyTo: 'env_X' }))).toEqual([{ path: '/envelope/inReplyTo', message: 'must name the dossier envelope recalled' }]);
   });

@@ -70,11 +70,44 @@ describe('loading and linting a match allowlist', () => {
     expect(found).toHaveLength(2);
   });
 
-  it('refuses after-match on a peer agreement: a peer gateway is not asked first, and must not silently be sent all', async () => {
+  it('loads an after-match peer agreement with its match allowlist, checked like a partner\'s', async () => {
     const peer = path.join(dir, 'peers/warwickshire.yaml');
     await editYaml(peer, ['agreement', 'disclosure'], 'after-match');
+    await editYaml(peer, ['agreement', 'followUp'], 'approval');
+    await editYaml(peer, ['match'], ['subjects[].name.given', 'subjects[].name.family', 'subjects[].dateOfBirth']);
+    expect(await problems()).toEqual([]);
+    const set = await loadPolicySet(dir, NOW);
+    const w = set.peerPolicies!.get('warwickshire')!;
+    expect(w.agreement.disclosure).toBe('after-match');
+    expect(w.agreement.followUp).toBe('approval');
+    expect(w.match).toEqual(['subjects[].name.given', 'subjects[].name.family', 'subjects[].dateOfBirth']);
+  });
+
+  it('refuses an after-match peer agreement without a match allowlist, one naming what is not an identifier, and followUp on an immediate one', async () => {
+    const peer = path.join(dir, 'peers/warwickshire.yaml');
+    await editYaml(peer, ['agreement', 'disclosure'], 'after-match');
+    expect((await problems()).map((p) => p.path)).toEqual(['peers/warwickshire.yaml: match']);
+    await editYaml(peer, ['match'], ['subjects[].name.given', 'subjects[].intelligence[].summary', 'group.name']);
+    const found = await problems();
+    expect(found.map((p) => p.path)).toEqual(['peers/warwickshire.yaml: match[1]', 'peers/warwickshire.yaml: match[2]']);
+    expect(found[0]!.message).toContain('is not an identifier');
+    await editYaml(peer, ['agreement', 'disclosure'], 'immediate');
+    await editYaml(peer, ['match'], ['subjects[].name.given']);
     await editYaml(peer, ['agreement', 'followUp'], 'automatic');
-    expect((await problems()).map((p) => p.path).sort()).toEqual(['peers/warwickshire.yaml: agreement.disclosure', 'peers/warwickshire.yaml: agreement.followUp']);
+    expect((await problems()).map((p) => p.path)).toEqual(['peers/warwickshire.yaml: agreement.followUp']);
+  });
+
+  it('lint warns of a peer match allowlist an immediate agreement never uses, and of an identifier its fields do not grant', async () => {
+    const peer = path.join(dir, 'peers/warwickshire.yaml');
+    await editYaml(peer, ['match'], ['subjects[].name.given', 'subjects[].phones[]']);
+    let r = await lintPolicies(dir, { now: NOW });
+    let warnings = r.findings.filter((f) => f.file === 'peers/warwickshire.yaml' && /match/.test(f.message + (f.location ?? '')));
+    expect(warnings.map((f) => f.message)).toEqual(expect.arrayContaining([expect.stringContaining('the match allowlist is not used'), 'subjects[].phones[] is not granted by fields: it is never in a match request']));
+    await editYaml(peer, ['agreement', 'disclosure'], 'after-match');
+    r = await lintPolicies(dir, { now: NOW });
+    warnings = r.findings.filter((f) => f.file === 'peers/warwickshire.yaml' && /match/.test(f.message + (f.location ?? '')));
+    expect(warnings.map((f) => f.message)).toEqual(['subjects[].phones[] is not granted by fields: it is never in a match request']);
+    expect(r.errors).toBe(0);
   });
 
   it('lint warns of an identifier fields does not grant, and of a match allowlist an immediate agreement never uses', async () => {
