@@ -37,14 +37,15 @@ function createLogger(level: string): Logger {
   });
 }
 
-export async function startGateway(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningGateway> {
+/** `options.observeResponses`: for tests, sees every API response (see http/observe.ts). */
+export async function startGateway(config: Config, logger: Logger = createLogger(config.logLevel), options: Pick<Wiring, 'observeResponses'> = {}): Promise<RunningGateway> {
   // Every step pushes its shutdown steps here as it starts things; they run in reverse, last started
   // first stopped (compose/context.ts). A failed start-up closes what was already started.
   const closers: Closers = [];
   const close = async () => {
     for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, 'shutdown step failed'));
   };
-  const wiring: Wiring = { config, logger, closers };
+  const wiring: Wiring = { config, logger, closers, ...options };
   try {
     const connection = await connectStore(wiring);
     const master = await loadOrCreateMasterSecret(config.stateDir);

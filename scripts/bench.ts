@@ -8,10 +8,14 @@
  *   ceiling   decide + redact + encrypt+sign, all partners in parallel, no HTTP/queue/Redis   (reference)
  *   threads   experiment, only with --only threads: the ceiling with openpgp on worker threads
  *   e2e       HTTP POST → queue → worker → packets stored and audited, vs the ceiling        ≥ 0.8×
+ *             then time to delivery (202 → last packet filed), p50/p99 at half that rate
  *   e2e-split the same with api and worker as two processes (CORDON_ROLE)                     (information)
+ *   profile   CPU profiles (--cpu-prof) of the api and worker processes under the e2e load: stages
+ *             with their share and ms per dossier (the cost model)                            (information)
+ *   door      ingest's steps one by one: schema validation, sealing, the rate-limit script      (information)
  *   ingest    POST /v1/dossiers max rate vs a bare express.json echo (≥ 0.8×), p99 at 50%  ≤ 10 ms
  *   soak      on request only: worker RSS over a steady 10-minute stream                     ≤ +10%
- *   blind     blind matching: one M dossier vs --blind-records partner records (default 100,000), each
+ *   blind     on request only: one M dossier vs --blind-records partner records (default 100,000), each
  *             side's cost first run and cached, vs the plain match request                 (information)
  *
  * The blind-match sample partner is measured in its own stage only: the other stages run on the
@@ -29,12 +33,14 @@ import { endToEndStage, ingestStage, sourceToken } from './bench/http.js';
 import { LoadGenerator } from './bench/loadgen.js';
 import { soakStage } from './bench/soak.js';
 import { threadsStage } from './bench/threads.js';
+import { doorStage } from './bench/door.js';
+import { profileStage, profileTable, type ProfileReport } from './bench/profile.js';
 import { blindStage } from './bench/blind.js';
 import { benchRedis, type Fsync } from './bench/redis.js';
 import { table, writeResults, type Row } from './bench/report.js';
 import { loadConfig } from '../gateway/config/env.js';
 
-const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'ingest', 'soak', 'blind'] as const;
+const STAGES = ['redact', 'decide', 'openpgp', 'ceiling', 'threads', 'e2e', 'e2e-split', 'profile', 'door', 'ingest', 'soak', 'blind'] as const;
 type Stage = (typeof STAGES)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: Fsync; soakSeconds: number; soakRate: number; blindRecords?: number } {
@@ -43,8 +49,8 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Stage>; fsync: F
   let fsync: Fsync = 'everysec';
   let soakSeconds = 600;
   let soakRate = 5;
-  // On request only: the worker-thread experiment (answered: they do not pay here) and the long soak.
-  let only = new Set<Stage>(STAGES.filter((s) => s !== 'threads' && s !== 'soak'));
+  // On request only: the worker-thread experiment, the long soak and blind matching (minutes for its setup).
+  let only = new Set<Stage>(STAGES.filter((s) => s !== 'threads' && s !== 'soak' && s !== 'blind'));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
@@ -118,7 +124,8 @@ async function main(): Promise<void> {
   }
 
   let redisDescription: string | undefined;
-  if (only.has('e2e') || only.has('e2e-split') || only.has('ingest') || only.has('soak')) {
+  let profile: ProfileReport | undefined;
+  if (only.has('e2e') || only.has('e2e-split') || only.has('profile') || only.has('door') || only.has('ingest') || only.has('soak')) {
     const redis = await benchRedis(fsync);
     redisDescription = redis.description;
     const load = new LoadGenerator();
@@ -131,6 +138,14 @@ async function main(): Promise<void> {
       if (only.has('e2e-split')) {
         progress('end to end, api and worker processes');
         rows.push(...(await endToEndStage(httpEnv, budget, ceiling, 'split')));
+      }
+      if (only.has('profile')) {
+        progress('CPU profiles of the api and worker processes under the end-to-end load');
+        profile = await profileStage(httpEnv, budget);
+      }
+      if (only.has('door')) {
+        progress('ingest steps one by one');
+        rows.push(...(await doorStage(redis.url, budget)));
       }
       if (only.has('ingest')) {
         progress('ingest vs express echo, p99 at half rate');
@@ -153,9 +168,40 @@ async function main(): Promise<void> {
   console.log('');
   console.log(table(rows));
   const over = rows.filter((r) => r.ok === false);
+  if (profile) {
+    console.log(`\nWhere the CPU goes: --cpu-prof of the api and worker processes, ${profile.dossiers} M dossiers end to end (main thread sampled; a stage is the innermost gateway module or library on the stack)\n`);
+    console.log(profileTable(profile));
+  }
   console.log(`\n${rows.filter((r) => r.ok).length} targets met, ${over.length} over${over.length ? ': ' + over.map((r) => `${r.stage} (${r.size})`).join('; ') : ''}.`);
-  const file = await writeResults(ROOT, rows, { startedAt, quick, seconds, rounds: budget.rounds, workerConcurrency, redis: redisDescription });
+  const file = await writeResults(ROOT, rows, {
+    startedAt,
+    quick,
+    seconds,
+    rounds: budget.rounds,
+    workerConcurrency,
+    redis: redisDescription,
+    ...(profile ? { profile: profileJson(profile) } : {}),
+  });
   console.log(`Written to ${path.relative(process.cwd(), file)}`);
+}
+
+/** The profile as the results file keeps it: ms per dossier by stage and process. */
+function profileJson(p: ProfileReport) {
+  return {
+    dossiers: p.dossiers,
+    cpuPerDossier: p.cpuPerDossier,
+    mainThreadCpuPerDossier: p.mainCpuPerDossier,
+    processes: Object.fromEntries(
+      Object.entries(p.processes).map(([name, x]) => [
+        name,
+        {
+          // Shares of the main thread's samples (ms per dossier = share × mainThreadCpuPerDossier).
+          stages: Object.fromEntries([...x.stages].sort((a, b) => b[1] - a[1]).map(([s, ms]) => [s, ms / x.mainMs])),
+          functions: x.functions.map((f) => ({ name: f.name, share: f.ms / x.mainMs })),
+        },
+      ]),
+    ),
+  };
 }
 
 main().then(

@@ -76,6 +76,7 @@ export async function startApiRole(wiring: Wiring, services: Services, clients: 
     // On a separate listener (below) when CORDON_METRICS_PORT is set: then the API port has no /metrics.
     ...(config.metricsPort === undefined ? { metrics } : {}),
     readiness: readinessChecks(services),
+    ...(wiring.observeResponses ? { observe: wiring.observeResponses } : {}),
   });
   const metricsUrl = config.metricsPort === undefined ? undefined : await listenMetrics(wiring, config.metricsPort, config.metricsHost ?? '127.0.0.1');
   const url = await listen(wiring, app);

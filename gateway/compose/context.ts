@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.js';
+import type { ResponseObserver } from '../http/observe.js';
 
 export type Closers = Array<() => Promise<unknown>>;
 
@@ -14,4 +15,6 @@ export interface Wiring {
   config: Config;
   logger: Logger;
   closers: Closers;
+  /** Sees every API response (tests check them against the OpenAPI description); never set in production. */
+  observeResponses?: ResponseObserver;
 }

@@ -1,7 +1,8 @@
 /**
  * OpenPGP for the gateway: its own key, partners' pinned public keys, encrypt+sign of packets and
  * hits bundles, decrypt+verify of peer envelopes. Only this module, signers.ts (governance signatures
- * over policy manifests) and party-keys.ts (the clients' own keys), with the same CONFIG, import `openpgp`.
+ * over policy manifests), party-keys.ts (the clients' own keys) and binary.ts (packets kept as bytes),
+ * with the same CONFIG, import `openpgp`.
  *
  * Interoperability (packets must open with GnuPG 2.2 and Sequoia `sq`):
  * - The gateway key is a v4 key, Ed25519 (legacy EdDSA) primary + Curve25519 (legacy) ECDH subkey.
@@ -75,7 +76,7 @@ function recipientError(reason: RecipientKeyProblem, message: string, cause?: un
   return new GatewayError('recipient_key_invalid', `${reason}: ${message}`, [{ message, reason }], { cause });
 }
 
-function errMessage(err: unknown): string {
+export function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 

@@ -7,7 +7,9 @@
  *
  * `seal` is AES-256-GCM with a random 96-bit IV and a caller-chosen AAD that binds the ciphertext to
  * where it belongs (e.g. `dossier:<id>`), so a sealed value copied to another key does not unseal.
- * Format: `v1.<iv>.<tag>.<ciphertext>`, each part base64url without padding.
+ * Format: `v1.<iv>.<tag>.<ciphertext>`, each part base64url without padding; `sealBytes` writes the
+ * same in binary (`0x02 iv tag ciphertext`, a third smaller) for values Redis keeps as bytes, and
+ * `unseal` opens either.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { GatewayError } from '../errors/index.js';
@@ -58,11 +60,38 @@ export function seal(key: Buffer, plaintext: Buffer | string, aad: string): stri
   return [VERSION, iv.toString('base64url'), tag.toString('base64url'), ciphertext.toString('base64url')].join('.');
 }
 
+/** The first byte of a binary sealed value (a text one starts with `v`, 0x76). */
+const BINARY_VERSION = 0x02;
+
+/** `seal` in binary: `0x02 iv tag ciphertext`, for values stored as bytes. */
+export function sealBytes(key: Buffer, plaintext: Buffer | string, aad: string): Buffer {
+  checkKey(key);
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const data = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
+  const head = Buffer.allocUnsafe(1 + IV_BYTES + TAG_BYTES);
+  head[0] = BINARY_VERSION;
+  iv.copy(head, 1);
+  const body = cipher.update(data);
+  const last = cipher.final();
+  cipher.getAuthTag().copy(head, 1 + IV_BYTES);
+  return Buffer.concat([head, body, last]);
+}
+
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
-/** Inverse of `seal`; throws `crypto_failed` if the value was altered or the aad/key differ. */
-export function unseal(key: Buffer, sealed: string, aad: string): Buffer {
+/**
+ * Inverse of `seal` and `sealBytes` (a Buffer holding either form, as Redis returns it, opens too);
+ * throws `crypto_failed` if the value was altered or the aad/key differ.
+ */
+export function unseal(key: Buffer, sealed: string | Buffer, aad: string): Buffer {
   checkKey(key);
+  if (Buffer.isBuffer(sealed)) {
+    if (sealed[0] !== BINARY_VERSION) return unseal(key, sealed.toString('utf8'), aad);
+    if (sealed.length < 1 + IV_BYTES + TAG_BYTES) throw new GatewayError('crypto_failed', 'sealed value is malformed');
+    return open(key, sealed.subarray(1, 1 + IV_BYTES), sealed.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES), sealed.subarray(1 + IV_BYTES + TAG_BYTES), aad);
+  }
   const parts = sealed.split('.');
   if (parts.length !== 4 || parts[0] !== VERSION || !parts.slice(1).every((p) => B64URL.test(p))) {
     throw new GatewayError('crypto_failed', 'sealed value is malformed or of an unknown version');
@@ -70,6 +99,10 @@ export function unseal(key: Buffer, sealed: string, aad: string): Buffer {
   const iv = Buffer.from(parts[1]!, 'base64url');
   const tag = Buffer.from(parts[2]!, 'base64url');
   const ciphertext = Buffer.from(parts[3]!, 'base64url');
+  return open(key, iv, tag, ciphertext, aad);
+}
+
+function open(key: Buffer, iv: Buffer, tag: Buffer, ciphertext: Buffer, aad: string): Buffer {
   if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) {
     throw new GatewayError('crypto_failed', 'sealed value is malformed');
   }

@@ -12,7 +12,8 @@
  */
 import type { AuditEvent, AuditLog } from '../audit/log.js';
 import type { IndexTerms } from '../audit/index-terms.js';
-import { checkRecipientKey, encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { checkRecipientKey, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import { encryptAndSignBinary } from '../crypto/binary.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
@@ -83,7 +84,7 @@ export class Fanout {
     return awaiting;
   }
 
-  private open(dossierId: string, sealed: string | undefined): Dossier {
+  private open(dossierId: string, sealed: string | Buffer | undefined): Dossier {
     return openSealed(this.sealKey, dossierId, sealed);
   }
 
@@ -140,7 +141,7 @@ export class Fanout {
           createdAt: now.toISOString(),
           expiresAt: expires.toISOString(),
           state: 'delivered',
-          message: await timed('encrypt', () => encryptAndSign(blindPlaintext, disclosed.key, this.deps.gatewayKey)),
+          message: await timed('encrypt', () => encryptAndSignBinary(blindPlaintext, disclosed.key, this.deps.gatewayKey)),
           refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
           subjects: seal(this.sealKey, JSON.stringify(asked), `${packetId}:subjects`),
           blind: seal(this.sealKey, JSON.stringify(made.state), `${packetId}:blind`),
@@ -149,7 +150,8 @@ export class Fanout {
       };
     }
     const plaintext = match ? matchPlaintext(header, disclosed.redacted) : packetPlaintext(header, disclosed.redacted);
-    const message = await timed('encrypt', () => encryptAndSign(plaintext, disclosed.key, this.deps.gatewayKey));
+    // Binary: a quarter fewer bytes to store; armored when the partner retrieves it.
+    const message = await timed('encrypt', () => encryptAndSignBinary(plaintext, disclosed.key, this.deps.gatewayKey));
     return {
       event: match ? disclosed.event('match.created', packetId, terms, { subjects: disclosed.subjects.length }) : disclosed.event('packet.created', packetId, terms),
       revision: disclosed.revision,
@@ -171,7 +173,8 @@ export class Fanout {
 
   /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
   private async file({ packet, revision }: Prepared): Promise<void> {
-    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, ...(packet.type === 'match' || packet.type === 'blind-match' ? { matchPacketId: packet.id } : {}) };
+    // Stamped as it is filed (after encryption and the audit), not when the packet was begun.
+    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: new Date().toISOString(), ...(packet.type === 'match' || packet.type === 'blind-match' ? { matchPacketId: packet.id } : {}) };
     const endStore = stageSeconds.startTimer({ stage: 'store' });
     const created = await this.deps.mailbox.create(packet, delivery);
     endStore();
@@ -220,7 +223,7 @@ export async function usableRecipientKey(live: ReturnType<FanoutDeps['live']>, p
   return key;
 }
 
-export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | undefined): Dossier {
+export function openSealed(sealKey: Buffer, dossierId: string, sealed: string | Buffer | undefined): Dossier {
   if (!sealed) throw new GatewayError('dossier_unreadable', `dossier ${dossierId} has no sealed content`);
   try {
     return JSON.parse(unseal(sealKey, sealed, dossierId).toString('utf8')) as Dossier;

@@ -14,7 +14,8 @@
  * while match requests await answers, is erased once every after-match partner is settled.
  */
 import type { AuditLog } from '../audit/log.js';
-import { encryptAndSign, type GatewayKey, type RecipientKey } from '../crypto/openpgp.js';
+import type { GatewayKey, RecipientKey } from '../crypto/openpgp.js';
+import { encryptAndSignBinary } from '../crypto/binary.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { hmacId, seal, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
@@ -142,7 +143,7 @@ export class FollowUps {
     }
     const expires = packetExpiry(now, policy.agreement.retentionDays, deps.packetTtlDays);
     const plaintext = packetPlaintext({ id: round.packet, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy }, disclosed.redacted);
-    const message = await encryptAndSign(plaintext, disclosed.key, deps.gatewayKey);
+    const message = await encryptAndSignBinary(plaintext, disclosed.key, deps.gatewayKey);
     const terms = deps.audit.dossierTerms(match.source, dossier.reference);
     await deps.audit.append(
       disclosed.event('followup.created', round.packet, terms, { matchPacket: match.id, subjects: disclosed.subjects.length, ...(round.approvedBy ? { approvedBy: round.approvedBy } : {}) }),

@@ -16,7 +16,7 @@ import type { PolicySet } from '../policy/types.js';
 import { isRecalled, type DossierRecord, type DossierStore } from '../store/dossiers.js';
 import { isWithdrawn, type Answers, type AnswersSummary } from './answers.js';
 import { agreementState } from './submission.js';
-import { compareIds, findLinks, hitItems, matchTokens, type Link, type LinkItem } from './links.js';
+import { compareIds, findLinks, hitItems, matchTokens, unpackItems, type Link, type LinkItem } from './links.js';
 import { sourceKeyError, type SourceKeys } from './source-keys.js';
 import type { HitStore, StoredHit } from './store.js';
 
@@ -123,7 +123,7 @@ export class Bundles {
   private async links(dossierId: string, source: string, hits: StoredHit[]): Promise<Link[]> {
     const { hitStore } = this.deps;
     const own = await hitStore.dossierLinks(dossierId);
-    const local: LinkItem[] = [...(own?.items ?? []), ...hits.flatMap((h) => hitItems(dossierId, h))];
+    const local: LinkItem[] = [...unpackItems(dossierId, own?.items ?? []), ...hits.flatMap((h) => hitItems(dossierId, h))];
     const tokens = new Set(local.flatMap((i) => matchTokens(i).map((t) => `${t.kind}\u0000${t.value}`)));
     const macs = [...tokens].map((t) => {
       const [kind, value] = t.split('\u0000') as [string, string];
@@ -139,7 +139,7 @@ export class Bundles {
       if (!record || record.source !== source || isRecalled(record.state)) continue;
       const links = await hitStore.dossierLinks(other);
       if (links) references.set(other, links.reference);
-      const items = [...(links?.items ?? []), ...(await hitStore.hits(other)).flatMap((h) => hitItems(other, h))];
+      const items = [...unpackItems(other, links?.items ?? []), ...(await hitStore.hits(other)).flatMap((h) => hitItems(other, h))];
       // Only what matches a value of this dossier: nothing else of the other dossier enters the bundle.
       remote.push(...items.filter((i) => matchTokens(i).some((t) => tokens.has(`${t.kind}\u0000${t.value}`))));
     }

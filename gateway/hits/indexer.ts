@@ -5,7 +5,7 @@
  * once per dossier: a retried job finds the items already stored and changes nothing.
  */
 import type { Dossier } from '../dossier/types.js';
-import { dossierItems, matchTokens } from './links.js';
+import { dossierItems, matchTokens, packDossierItems } from './links.js';
 import type { HitStore } from './store.js';
 
 export class DossierLinkIndexer {
@@ -16,6 +16,6 @@ export class DossierLinkIndexer {
     // No existence check first: the store writes once (SET NX), so a retried job changes nothing.
     const items = dossierItems(dossierId, dossier);
     const macs = items.flatMap((i) => matchTokens(i).map((t) => this.hitStore.mac(source, t.kind, t.value)));
-    await this.hitStore.putDossierLinks({ dossier: dossierId, reference: dossier.reference, items }, source, macs);
+    await this.hitStore.putDossierLinks({ dossier: dossierId, reference: dossier.reference, items: packDossierItems(dossierId, items) }, source, macs);
   }
 }

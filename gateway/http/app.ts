@@ -17,6 +17,8 @@ import type { PolicySet } from '../policy/types.js';
 import { authenticate, requireRole } from './auth.js';
 import { jsonBody, notAllowed } from './body.js';
 import { errorHandler } from './errors.js';
+import { observeResponses, type ResponseObserver } from './observe.js';
+import { registerOpenApiRoute } from './openapi.js';
 import { partnerToolkit } from './partners.js';
 import { registerAuditRoutes, type AuditHttpDeps } from './routes-audit.js';
 import { registerConsolePage, registerConsoleRoutes, type ConsoleRouteDeps } from './routes-console.js';
@@ -58,6 +60,8 @@ export interface HttpDeps {
   approvals?: Pick<Approvals, 'approve'>;
   /** Number of reverse proxies in front of the gateway whose X-Forwarded-For is believed (never `true`). */
   trustProxyHops: number;
+  /** Sees every response as it is sent (the tests check each against the OpenAPI description); unset in production. */
+  observe?: ResponseObserver;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -70,6 +74,7 @@ function withoutQuery(url: string): string {
 
 export function createApp(deps: HttpDeps): express.Express {
   const app = express();
+  if (deps.observe) app.use(observeResponses(deps.observe));
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxyHops);
   app.set('etag', false);
@@ -113,6 +118,8 @@ export function createApp(deps: HttpDeps): express.Express {
   });
   if (deps.queues) registerDashboardPage(app);
   if (deps.governanceConsole) registerConsolePage(app);
+  // Describing the API needs no credential: registered before the /v1 router authenticates the rest.
+  registerOpenApiRoute(app);
 
   const v1 = express.Router();
   v1.use(authenticate(deps.clients, deps.audit, deps.rateLimits));

@@ -4,6 +4,7 @@
  */
 import type { AuditLog } from '../audit/log.js';
 import type { Client } from '../config/clients.js';
+import { armorMessage } from '../crypto/binary.js';
 import { GatewayError } from '../errors/index.js';
 import type { Mailbox, PacketRecord } from './mailbox.js';
 import { packetEvents } from '../metrics/metrics.js';
@@ -53,7 +54,7 @@ export class Packets {
     await this.audit.append({ kind: 'consultation', action: 'packet.retrieved', actor: client.id, packet: id, dossier: packet.dossier, recipient: packet.partner });
     await this.mailbox.advance(packet, 'retrieved', new Date().toISOString());
     packetEvents.inc({ partner: packet.partner, event: 'retrieved' });
-    return packet.message;
+    return armorMessage(packet.message);
   }
 
   async acknowledge(client: Client, id: string): Promise<PacketSummary> {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditEvent, AuditLog } from '../audit/log.js';
-import { seal } from '../crypto/seal.js';
+import { sealBytes } from '../crypto/seal.js';
 import type { Dossier } from '../dossier/types.js';
 import { GatewayError } from '../errors/index.js';
 import { chooseRecipients, type RecipientChoice } from '../policy/recipients.js';
@@ -102,7 +102,7 @@ export async function accept(deps: AcceptDeps, a: Acceptance): Promise<{ existin
   const { id } = a.record;
   // Stored pending (invisible, short-lived) until audited and scheduled: a fail-over that keeps the
   // record but loses what follows leaves nothing that a retry would take for an accepted dossier.
-  const { existing } = await deps.store.create(a.record, seal(deps.sealKey, JSON.stringify(a.dossier), id), a.idem, { pending: true });
+  const { existing } = await deps.store.create(a.record, sealBytes(deps.sealKey, JSON.stringify(a.dossier), id), a.idem, { pending: true });
   if (existing) return { existing };
   try {
     await a.alsoStore?.();

@@ -103,12 +103,13 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
   const disclosed = to.match ? redaction.disclosed.filter((d) => d.path !== 'schema') : redaction.disclosed;
   const { dossierId, policy } = to;
   const withheld = decision.withheld ?? [];
+  const subjects = disclosedSubjects(to.dossier, redacted, refs);
   return {
     revision: decision.revision,
     key,
     redacted,
     byRef: Object.fromEntries([...refs].map(([id, ref]) => [ref, id])),
-    subjects: disclosedSubjects(to.dossier, redacted, refs),
+    subjects,
     event: (action, packet, index, extra) => ({
       kind: 'disclosure',
       action,
@@ -126,7 +127,7 @@ export async function disclose(to: DiscloseTo): Promise<Disclosed | Blocked> {
       // The dossier's purpose is dossier content: the record says where it is, never what it says.
       justification: { agreement: policy.agreement.reference, agreementPurpose: policy.agreement.purpose, dossierPurpose: `sealed with dossier ${dossierId}` },
       // Keyed HMACs of the reference and of the subjects this packet is about, for GET /v1/audit.
-      ...(index ? { index: index(disclosedSubjects(to.dossier, redacted, refs)) } : {}),
+      ...(index ? { index: index(subjects) } : {}),
     }),
   };
 }

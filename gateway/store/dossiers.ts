@@ -125,7 +125,7 @@ export class DossierStore {
    */
   async create(
     record: DossierRecord,
-    sealed: string,
+    sealed: string | Buffer,
     idem?: { clientId: string; keyHash: string; bodyHash: string },
     options: { pending?: boolean } = {},
   ): Promise<{ existing?: { dossierId: string; bodyHash: string } }> {
@@ -234,8 +234,9 @@ export class DossierStore {
     return out;
   }
 
-  async getSealed(id: string): Promise<string | undefined> {
-    return (await this.redis.hget(this.keys.dossier(id), 'sealed')) ?? undefined;
+  /** The sealed dossier as stored: bytes (crypto/seal `sealBytes`, or text from before it; unseal opens both). */
+  async getSealed(id: string): Promise<Buffer | undefined> {
+    return (await this.redis.hgetBuffer(this.keys.dossier(id), 'sealed')) ?? undefined;
   }
 
   async deliveries(id: string): Promise<Record<string, Delivery>> {

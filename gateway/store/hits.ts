@@ -9,7 +9,7 @@
  * dossiers that share a value, never everything.
  */
 import type { Redis } from 'ioredis';
-import { hmacId, seal, unseal } from '../crypto/seal.js';
+import { hmacId, seal, sealBytes, unseal } from '../crypto/seal.js';
 import { GatewayError } from '../errors/index.js';
 import type { HitConfidence, HitKind } from '../dossier/types.js';
 import { RECORD_TTL_SECONDS } from './dossiers.js';
@@ -134,14 +134,15 @@ export class RedisHitStore<Item = unknown> implements HitStore<Item> {
       this.keys.dossierLinks(links.dossier),
       ...indexKeys,
       String(Date.now() + RECORD_TTL_SECONDS * 1000),
-      seal(this.sealKey, JSON.stringify(links), linksAad(links.dossier)),
+      sealBytes(this.sealKey, JSON.stringify(links), linksAad(links.dossier)),
       links.dossier,
     )) as number;
     return res === 1;
   }
 
   async dossierLinks(dossierId: string): Promise<DossierLinks<Item> | undefined> {
-    const sealed = await this.redis.get(this.keys.dossierLinks(dossierId));
+    // Bytes (sealBytes), or text as stored before: unseal opens both.
+    const sealed = await this.redis.getBuffer(this.keys.dossierLinks(dossierId));
     if (!sealed) return undefined;
     return JSON.parse(unseal(this.sealKey, sealed, linksAad(dossierId)).toString('utf8')) as DossierLinks<Item>;
   }

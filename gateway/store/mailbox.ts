@@ -22,8 +22,12 @@ export interface PacketRecord {
   createdAt: string;
   expiresAt: string;
   state: 'delivered' | 'retrieved' | 'acknowledged';
-  /** Armored OpenPGP message (ciphertext). */
-  message: string;
+  /**
+   * The OpenPGP message (ciphertext): binary for packets (a quarter smaller; armored when a partner
+   * retrieves it, crypto/openpgp.ts `armorMessage`), armored text for recall notices and packets
+   * stored before packets were kept binary.
+   */
+  message: string | Uint8Array;
   /** Sealed map of packet ref → dossier subject id, for mapping hits back. */
   refs: string;
   /** Sealed list of the dossier subject ids the packet holds (answers are asked for those); older packets lack it. */
@@ -90,7 +94,13 @@ export class RedisMailbox implements MailboxStore {
   }
 
   async create(packet: PacketRecord, delivery: Delivery, retention: PacketRetention): Promise<boolean> {
-    const fields = Object.entries(this.records.sealNew('packet', packet.id, stringFields(packet))).flat();
+    const { message, ...meta } = packet;
+    // The message goes to Redis as it is, bytes or text (it is not among the MAC's fields).
+    const fields: Array<string | Buffer> = [
+      ...Object.entries(this.records.sealNew('packet', packet.id, stringFields(meta))).flat(),
+      'message',
+      typeof message === 'string' ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength),
+    ];
     const created = (await evalScript(
       this.redis,
       CREATE_PACKET,
@@ -154,7 +164,10 @@ export class RedisMailbox implements MailboxStore {
     const read = await this.records.read('packet', id, true);
     if (!read?.fields.id) return undefined;
     const { v: _v, mac: _mac, ...fields } = read.fields;
-    const packet = fields as unknown as PacketRecord;
+    const stored = read.bytes?.message;
+    // A binary OpenPGP message starts with a packet tag (high bit set); anything else is armored text.
+    const message = stored === undefined ? undefined : stored.length > 0 && (stored[0]! & 0x80) !== 0 ? stored : stored.toString('utf8');
+    const packet = (message === undefined ? fields : { ...fields, message }) as unknown as PacketRecord;
     versions.set(packet, read.version);
     return packet;
   }

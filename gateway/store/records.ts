@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './redis.js';
 import { BULK_FIELDS, RecordMac, tamperedError, type RecordKind, type Tampering } from './record-mac.js';
-import { evalScript, loadScript } from './scripts.js';
+import { evalScript, evalScriptBuffer, loadScript } from './scripts.js';
 
 const READ = loadScript('record-read');
 const UPDATE = loadScript('record-update');
@@ -29,7 +29,12 @@ export interface RecordAuth {
 export interface VerifiedRecord {
   fields: Record<string, string>;
   version: number;
+  /** With a bulk read: the fields stored as bytes (BINARY_FIELDS: a packet's `message`), not in `fields`. */
+  bytes?: Record<string, Buffer>;
 }
+
+/** Bulk fields that may hold bytes, read as Buffers; they are never authenticated by the MAC (record-mac.ts). */
+const BINARY_FIELDS: Record<RecordKind, ReadonlySet<string>> = { dossier: new Set(['sealed']), packet: new Set(['message']) };
 
 export class AuthenticatedRecords {
   private readonly reported = new Set<string>();
@@ -50,17 +55,32 @@ export class AuthenticatedRecords {
    * Throws `record_tampered` when it fails its check.
    */
   async read(kind: RecordKind, id: string, bulk = false): Promise<VerifiedRecord | undefined> {
-    const [flat, latest] = (await evalScript(this.redis, READ, 2, this.key(kind, id), this.keys.recordVersion(kind, id), ...(bulk ? [] : BULK_FIELDS[kind]))) as [string[], string | null];
-    if (!flat.length) return undefined;
     const fields: Record<string, string> = {};
-    for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+    let bytes: Record<string, Buffer> | undefined;
+    let latest: string | null;
+    if (bulk) {
+      const [flat, version] = (await evalScriptBuffer(this.redis, READ, 2, this.key(kind, id), this.keys.recordVersion(kind, id))) as [Buffer[], Buffer | null];
+      if (!flat.length) return undefined;
+      bytes = {};
+      for (let i = 0; i < flat.length; i += 2) {
+        const name = flat[i]!.toString('utf8');
+        if (BINARY_FIELDS[kind].has(name)) bytes[name] = flat[i + 1]!;
+        else fields[name] = flat[i + 1]!.toString('utf8');
+      }
+      latest = version === null ? null : version.toString('utf8');
+    } else {
+      const [flat, version] = (await evalScript(this.redis, READ, 2, this.key(kind, id), this.keys.recordVersion(kind, id), ...BULK_FIELDS[kind])) as [string[], string | null];
+      if (!flat.length) return undefined;
+      for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+      latest = version;
+    }
     const checked = this.auth.mac.check(kind, id, fields, latest);
     if ('problem' in checked) {
       const t: Tampering = { kind, id, problem: checked.problem };
       await this.report(t);
       throw tamperedError(t);
     }
-    return { fields, version: checked.version };
+    return { fields, version: checked.version, ...(bytes ? { bytes } : {}) };
   }
 
   /** Like read(), but a tampered record reads as `tampered` (for listings, which leave it out). */

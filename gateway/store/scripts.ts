@@ -19,11 +19,29 @@ export interface LuaScript {
   source: string;
 }
 
+const names = new Map<string, string>();
+
 export function loadScript(name: string): LuaScript {
-  return { name, source: readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8') };
+  const source = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+  names.set(createHash('sha1').update(source).digest('hex'), name);
+  return { name, source };
+}
+
+/** The name of a loaded script by its digest (for tools that count what is sent to Redis). */
+export function scriptName(sha: string): string | undefined {
+  return names.get(sha);
 }
 
 export async function evalScript(redis: Redis, script: string | LuaScript, numKeys: number, ...args: Array<string | number | Buffer>): Promise<unknown> {
+  return run(redis, script, numKeys, args, false);
+}
+
+/** `evalScript` whose answer keeps bulk strings as Buffers (for values stored as bytes). */
+export async function evalScriptBuffer(redis: Redis, script: string | LuaScript, numKeys: number, ...args: Array<string | number | Buffer>): Promise<unknown> {
+  return run(redis, script, numKeys, args, true);
+}
+
+async function run(redis: Redis, script: string | LuaScript, numKeys: number, args: Array<string | number | Buffer>, buffers: boolean): Promise<unknown> {
   const source = typeof script === 'string' ? script : script.source;
   let sha = digests.get(source);
   if (sha === undefined) {
@@ -31,9 +49,9 @@ export async function evalScript(redis: Redis, script: string | LuaScript, numKe
     digests.set(source, sha);
   }
   try {
-    return await redis.evalsha(sha, numKeys, ...args);
+    return await (buffers ? redis.callBuffer('evalsha', sha, numKeys, ...args) : redis.evalsha(sha, numKeys, ...args));
   } catch (err) {
     if (!/NOSCRIPT/.test((err as Error).message)) throw err;
-    return redis.eval(source, numKeys, ...args);
+    return buffers ? redis.callBuffer('eval', source, numKeys, ...args) : redis.eval(source, numKeys, ...args);
   }
 }

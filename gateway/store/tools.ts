@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Connection, Keys } from './redis.js';
+import { scriptName } from './scripts.js';
 
 /** A connection with ioredis's defaults (queues commands while connecting, retries for ever). */
 export function connectPlain(url: string): Connection {
@@ -58,7 +59,9 @@ export function interceptCommands(ignore: Connection, seen: (name: string, bytes
   Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
     const command = args[0] as unknown as { name: string; args: unknown[] };
     if (this !== ignore) {
-      seen(command.name, command.args.reduce<number>((n, a) => n + (typeof a === 'string' ? Buffer.byteLength(a) : Buffer.isBuffer(a) ? a.length : String(a).length), 0));
+      // A script call is named by its script, so bytes can be told apart by what writes them.
+      const script = command.name === 'evalsha' ? scriptName(String(command.args[0])) : undefined;
+      seen(script ? `evalsha ${script}` : command.name, command.args.reduce<number>((n, a) => n + (typeof a === 'string' ? Buffer.byteLength(a) : Buffer.isBuffer(a) ? a.length : String(a).length), 0));
     }
     return original.apply(this, args);
   };

@@ -20,6 +20,7 @@ import { startGateway, type RunningGateway } from '../../gateway/main.js';
 import { Keys, type Connection } from '../../gateway/store/redis.js';
 import { connectPlain, deleteByPrefix, deliveriesOfMany, dossierStates, interceptCommands, redisCpuSeconds } from '../../gateway/store/tools.js';
 import { makeDossiers } from './dossiers.js';
+import { timeToDelivery, type DeliveryTimes } from './delivery.js';
 import type { LoadGenerator, LoadResult } from './loadgen.js';
 import { row, type Row } from './report.js';
 import { ROOT } from './setup.js';
@@ -86,13 +87,13 @@ export function headers(token: string): Record<string, string> {
   return { 'content-type': 'application/json', authorization: `Bearer ${token}` };
 }
 
-function check(res: LoadResult, what: string): void {
+export function check(res: LoadResult, what: string): void {
   const bad = Object.entries(res.statuses).filter(([s]) => Number(s) < 200 || Number(s) >= 300);
   if (bad.length) throw new Error(`${what}: unexpected answers ${JSON.stringify(res.statuses)}; first: ${res.firstError}`);
 }
 
 /** Waits until every dossier's record says `processed` (every delivery settled); returns when, or throws at the deadline. */
-async function waitProcessed(redis: Connection, keys: Keys, ids: string[], deadline: number): Promise<number> {
+export async function waitProcessed(redis: Connection, keys: Keys, ids: string[], deadline: number): Promise<number> {
   let pending = ids;
   while (pending.length) {
     const states = await dossierStates(redis, keys, pending);
@@ -140,7 +141,9 @@ class CommandCounter {
     });
   }
   summary(dossiers: number): string {
-    const all = [...this.sent].map(([k, v]) => [k, v / dossiers] as const);
+    const sent = new Map<string, number>();
+    for (const [k, v] of this.sent) sent.set(k.split(' ')[0]!, (sent.get(k.split(' ')[0]!) ?? 0) + v);
+    const all = [...sent].map(([k, v]) => [k, v / dossiers] as const);
     const total = all.reduce((n, [, v]) => n + v, 0);
     const top = all
       .sort((a, b) => b[1] - a[1])
@@ -148,8 +151,14 @@ class CommandCounter {
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(', ');
     const kb = [...this.bytes.values()].reduce((n, v) => n + v, 0) / dossiers / 1024;
-    const evalKb = ((this.bytes.get('eval') ?? 0) + (this.bytes.get('evalsha') ?? 0)) / dossiers / 1024;
-    return `${total.toFixed(0)} Redis commands sent per dossier (${top}), ${kb.toFixed(0)} KB (${evalKb.toFixed(0)} KB in scripts)`;
+    const scripts = [...this.bytes].filter(([k]) => k === 'eval' || k.startsWith('evalsha'));
+    const evalKb = scripts.reduce((n, [, v]) => n + v, 0) / dossiers / 1024;
+    const byScript = scripts
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([k, v]) => `${k.replace(/^evalsha /, '')} ${(v / dossiers / 1024).toFixed(1)}`)
+      .join(', ');
+    return `${total.toFixed(0)} Redis commands sent per dossier (${top}), ${kb.toFixed(0)} KB (${evalKb.toFixed(0)} KB in scripts: ${byScript})`;
   }
 }
 
@@ -209,14 +218,14 @@ function childRss(pid: number | undefined): number {
 }
 
 /** The documented scale-out on one machine: one api and one worker process (CORDON_ROLE), one Redis. */
-export async function splitTarget(env: HttpEnv): Promise<E2ETarget> {
+export async function splitTarget(env: HttpEnv, nodeArgs: string[] = []): Promise<E2ETarget & { pids: Record<string, number> }> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-bench-split-'));
   const prefix = `cordon-bench-${randomBytes(4).toString('hex')}`;
   const port = await freePort();
   const children: ChildProcess[] = [];
   const spawnRole = (role: 'api' | 'worker') => {
     // BENCH_CHILD_ARGS: extra node flags for both processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const extra = (process.env.BENCH_CHILD_ARGS ?? '').split(' ').filter(Boolean);
+    const extra = [...nodeArgs, ...(process.env.BENCH_CHILD_ARGS ?? '').split(' ').filter(Boolean)];
     const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'gateway/main.ts'], {
       cwd: ROOT,
       env: {
@@ -260,6 +269,7 @@ export async function splitTarget(env: HttpEnv): Promise<E2ETarget> {
       redis,
       cpu: () => ({ api: childCpu(api.pid), worker: childCpu(worker.pid) }),
       rss: () => ({ api: childRss(api.pid), worker: childRss(worker.pid) }),
+      pids: { api: api.pid!, worker: worker.pid! },
       stop,
     };
   } catch (err) {
@@ -280,6 +290,7 @@ export async function endToEndStage(env: HttpEnv, b: Budget, ceiling: number, mo
   const inflight = 4;
   const bodies = makeDossiers('M', 50, 5).map((d) => JSON.stringify(d));
   const rates: number[] = [];
+  let delivery: DeliveryTimes | undefined;
   let packets = 0;
   let blocked = 0;
   let detail: string | undefined;
@@ -309,6 +320,11 @@ export async function endToEndStage(env: HttpEnv, b: Budget, ceiling: number, mo
     const redisUsed = (await redisCpu(target.redis)) - redis0;
     const perProcess = Object.keys(cpu1).map((k) => `${((cpu1[k]! - cpu0[k]!) / n).toFixed(1)} ms in ${k}`);
     detail = `CPU per dossier: ${perProcess.join(', ')}, ${((redisUsed * 1000) / n).toFixed(1)} ms in Redis${counter ? `; ${counter.summary(n)}` : ''}`;
+    if (mode === 'in-process') {
+      // At half the rate just measured: what a force waits for when the gateway is not saturated.
+      const rate = Math.max(1, Math.round(summarise(rates).median / 2));
+      delivery = await timeToDelivery({ load: env.load, url: target.url, headers: headers(env.token), bodies, redis: target.redis, prefix: target.prefix, rate, seconds: b.quick ? 6 : 12, rounds: b.quick ? 2 : 3 });
+    }
   } finally {
     await target.stop();
   }
@@ -324,8 +340,24 @@ export async function endToEndStage(env: HttpEnv, b: Budget, ceiling: number, mo
       target: mode === 'in-process' ? { of: 'ratio', op: '>=', value: 0.8 } : undefined,
       note: `${count} dossiers per round, ${inflight} POSTs in flight; ${packets} packets stored, ${blocked} deliveries blocked by policy.\n    ${detail}`,
     }),
+    ...(delivery
+      ? [
+          row({
+            stage: 'time to delivery p99 at 50% of the end-to-end rate (202 → last packet filed)',
+            size: 'M',
+            unit: 'ms',
+            value: delivery.p99,
+            note:
+              `open loop at ${delivery.rate} dossiers/s, ${delivery.seconds} s per round; p50 ${fmtMs(delivery.p50.median)} ms (${fmtMs(delivery.p50.min)}–${fmtMs(delivery.p50.max)}); ` +
+              `all ${delivery.pooled.dossiers} dossiers pooled: p50 ${fmtMs(delivery.pooled.p50)}, p99 ${fmtMs(delivery.pooled.p99)}, max ${fmtMs(delivery.pooled.max)} ms. ` +
+              'Every packet a dossier leads to without a partner\'s answer (match requests included), or its block.',
+          }),
+        ]
+      : []),
   ];
 }
+
+const fmtMs = (x: number) => x.toFixed(1);
 
 /** A bare express app that parses JSON bodies like the gateway (express.json) and echoes them back. */
 async function startEcho(limit: number): Promise<{ url: string; close(): Promise<void> }> {

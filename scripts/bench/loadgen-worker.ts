@@ -35,6 +35,8 @@ export interface LoadResult {
   /** Per completed request, milliseconds. */
   latencies: number[];
   ids: string[];
+  /** With `collectIds`: when each id's answer arrived (epoch ms, sub-ms precision), in the order of `ids`. */
+  acceptedAt: number[];
   firstError?: string;
 }
 
@@ -43,7 +45,7 @@ function run(req: LoadRequest): Promise<LoadResult> {
   if (target.hostname !== '127.0.0.1' && target.hostname !== 'localhost') throw new Error('the load generator only talks to loopback');
   const agent = new http.Agent({ keepAlive: true, maxSockets: req.mode === 'closed' ? req.concurrency ?? 1 : 512 });
   const bodies = req.bodies.map((b) => Buffer.from(b, 'utf8'));
-  const result: LoadResult = { sent: 0, completed: 0, statuses: {}, elapsedMs: 0, latencies: [], ids: [] };
+  const result: LoadResult = { sent: 0, completed: 0, statuses: {}, elapsedMs: 0, latencies: [], ids: [], acceptedAt: [] };
   const maxCount = req.count ?? Infinity;
   const t0 = performance.now();
   const deadline = req.durationMs === undefined ? Infinity : t0 + req.durationMs;
@@ -57,15 +59,19 @@ function run(req: LoadRequest): Promise<LoadResult> {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
+            const doneAt = performance.now();
             const status = res.statusCode ?? 0;
             result.statuses[status] = (result.statuses[status] ?? 0) + 1;
             result.completed++;
-            result.latencies.push(performance.now() - dueAt);
+            result.latencies.push(doneAt - dueAt);
             if (status >= 300 && result.firstError === undefined) result.firstError = `${status} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`;
             if (req.collectIds && status < 300) {
               try {
                 const id = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: unknown }).id;
-                if (typeof id === 'string') result.ids.push(id);
+                if (typeof id === 'string') {
+                  result.ids.push(id);
+                  result.acceptedAt.push(performance.timeOrigin + doneAt);
+                }
               } catch {
                 // not JSON: counted by status only
               }

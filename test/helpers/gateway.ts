@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../gateway/config/env.js';
 import { startGateway, type RunningGateway } from '../../gateway/main.js';
+import { recordViolations, responseValidator } from './openapi.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -28,7 +29,10 @@ export interface TestGateway extends RunningGateway {
   stop(): Promise<void>;
 }
 
-/** `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. */
+/**
+ * `logger`: where the gateway logs (silent by default); tests that scan logs pass their own. Every
+ * response is checked against the OpenAPI description (test/helpers/openapi.ts).
+ */
 export async function startTestGateway(overrides: Partial<Config> = {}, logger: Logger = pino({ level: 'silent' })): Promise<TestGateway> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-state-'));
   const config: Config = {
@@ -41,7 +45,11 @@ export async function startTestGateway(overrides: Partial<Config> = {}, logger: 
     ...overrides,
   };
   const prefix = config.redisPrefix; // a test's own prefix, when given, is the one cleaned up
-  const gw = await startGateway(config, logger);
+  // Every response is checked against the OpenAPI description; setup.ts fails the test that broke it.
+  // The checks are compiled first, so that none is compiled while the gateway answers.
+  responseValidator();
+  const gw = await startGateway(config, logger, { observeResponses: recordViolations });
+  for (const url of [gw.url, gw.metricsUrl]) if (url) checkedInProcess.add(url);
   const redis = new Redis(REDIS_URL);
   return {
     ...gw,
@@ -89,6 +97,12 @@ export async function dumpKeys(redis: Redis, prefix: string): Promise<Map<string
   return out;
 }
 
+/**
+ * Gateways whose responses are checked as they are sent (and the /metrics-only listeners, which are not
+ * the API); `api` checks what any other gateway answers, such as one a test runs as a child process.
+ */
+const checkedInProcess = new Set<string>();
+
 export async function api(base: string, method: string, route: string, token?: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(base + route, {
     method,
@@ -100,6 +114,9 @@ export async function api(base: string, method: string, route: string, token?: s
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
+  if (!checkedInProcess.has(base)) {
+    recordViolations({ method, path: new URL(route, base).pathname, status: res.status, headers: Object.fromEntries(res.headers), body: Buffer.from(text) });
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -15,6 +15,7 @@ import { RedisAuditChain } from '../../gateway/store/audit.js';
 import { ClientRegistry, loadClientsFile } from '../../gateway/config/clients.js';
 import { decryptAndVerify, parseArmoredPrivateKey, parseArmoredPublicKey } from '../../gateway/crypto/openpgp.js';
 import { createApp, type HttpDeps } from '../../gateway/http/app.js';
+import { recordViolations } from '../helpers/openapi.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { PolicyPreview } from '../../gateway/governance/preview.js';
@@ -197,6 +198,7 @@ describe('POST /v1/preview when the audit trail cannot be written', () => {
       readiness: async () => ({}),
       trustProxyHops: 0,
       preview: new PolicyPreview({ live: () => live, audit: broken }),
+      observe: recordViolations,
     } satisfies HttpDeps;
     const app: express.Express = createApp(deps);
     const res = await request(app).post('/v1/preview').set('authorization', `Bearer ${TOKENS.governance}`).send({ dossier: full, partner: 'dvla' });

@@ -15,7 +15,8 @@ import {
   type GatewayKey,
   type RecipientKey,
 } from '../../gateway/crypto/openpgp.js';
-import { base32, deriveKey, hmacId, loadOrCreateMasterSecret, seal, unseal } from '../../gateway/crypto/seal.js';
+import { base32, deriveKey, hmacId, loadOrCreateMasterSecret, seal, sealBytes, unseal } from '../../gateway/crypto/seal.js';
+import { armorMessage, encryptAndSignBinary } from '../../gateway/crypto/binary.js';
 import { gpgDecryptVerify, gpgImport, onPath, sqDecryptVerify, withGnupgHome } from '../helpers/gpg.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -95,6 +96,34 @@ describe('encryptAndSign / decryptAndVerify', () => {
     const out = await decryptAndVerify(armored, partnerSecret, [gateway.publicKey]);
     expect(out.data).toBe(PLAINTEXT);
     expect(out.signerFingerprint).toBe(gateway.fingerprint);
+  });
+
+  it('binary: a quarter smaller, armored again exactly as encryptAndSign armors, and GnuPG decrypts that', async () => {
+    const binary = await encryptAndSignBinary(PLAINTEXT, partner, gateway);
+    const armoredOnce = await encryptAndSign(PLAINTEXT, partner, gateway);
+    expect(binary[0]! & 0x80).toBe(0x80);
+    expect(binary.length).toBeLessThan(armoredOnce.length * 0.8);
+    const armored = await armorMessage(binary);
+    expect(armored).toMatch(/^-----BEGIN PGP MESSAGE-----\n\n[A-Za-z0-9+/=\n]+\n=[A-Za-z0-9+/]{4}\n-----END PGP MESSAGE-----\n$/);
+    const body = armored.split('\n').filter((l) => l && !l.startsWith('-----') && !l.startsWith('=')).join('');
+    expect(Buffer.from(body, 'base64').equals(Buffer.from(binary))).toBe(true); // the very bytes stored
+    expect((await decryptAndVerify(armored, partnerSecret, [gateway.publicKey])).data).toBe(PLAINTEXT);
+    // A view into a larger buffer (as the Redis client hands it over) armors the same.
+    const pooled = Buffer.concat([Buffer.from('before'), Buffer.from(binary), Buffer.from('after')]);
+    expect(await armorMessage(pooled.subarray(6, 6 + binary.length))).toBe(armored);
+    // Text stored before packets were binary is served as it is.
+    expect(await armorMessage(armoredOnce)).toBe(armoredOnce);
+    expect(await armorMessage(Buffer.from(armoredOnce))).toBe(armoredOnce);
+    await expect(armorMessage(Uint8Array.from([0xc1, 0x05, 0x01]))).rejects.toThrow(/does not parse/);
+    const home = await withGnupgHome();
+    try {
+      await gpgImport(home, await secretOf('council-housing'));
+      const out = await gpgDecryptVerify(home, armored, gateway.publicArmored);
+      expect(out.plaintext).toBe(PLAINTEXT);
+      expect(out.goodSignatureFingerprint).toBe(gateway.fingerprint);
+    } finally {
+      await home.cleanup();
+    }
   });
 
   it('produces SEIPDv1 (MDC) messages, not AEAD, for GnuPG keys', async () => {
@@ -329,6 +358,25 @@ describe('seal', () => {
     expect(b.equals(a)).toBe(true);
     expect((await loadOrCreateMasterSecret(dir)).equals(a)).toBe(true);
     expect((await stat(join(dir, 'master.key'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('seals in binary a third smaller, opens both forms from a Buffer, and detects tampering and a wrong context', () => {
+    const key = deriveKey(Buffer.alloc(32, 7), 'dossier-store');
+    const text = 'secret dossier '.repeat(100);
+    const bytes = sealBytes(key, text, 'dossier:1');
+    expect(bytes[0]).toBe(2);
+    expect(bytes.length).toBe(1 + 12 + 16 + Buffer.byteLength(text));
+    expect(bytes.length).toBeLessThan(seal(key, text, 'dossier:1').length * 0.76);
+    expect(bytes.includes(Buffer.from('secret'))).toBe(false);
+    expect(unseal(key, bytes, 'dossier:1').toString()).toBe(text);
+    // A value sealed as text before, read back from Redis as bytes, still opens.
+    expect(unseal(key, Buffer.from(seal(key, text, 'dossier:1')), 'dossier:1').toString()).toBe(text);
+    const tampered = Buffer.from(bytes);
+    tampered[40] = tampered[40]! ^ 1;
+    expect(() => unseal(key, tampered, 'dossier:1')).toThrow(/failed authentication/);
+    expect(() => unseal(key, bytes, 'dossier:2')).toThrow(/failed authentication/);
+    expect(() => unseal(key, bytes.subarray(0, 20), 'dossier:1')).toThrow(/malformed/);
+    expect(() => unseal(key, Buffer.from([2]), 'dossier:1')).toThrow(GatewayError);
   });
 
   it('round-trips and detects tampering and a wrong context', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dossierItems, findLinks, hitItems, matchTokens, type LinkItem } from '../../gateway/hits/links.js';
+import { dossierItems, findLinks, hitItems, matchTokens, packDossierItems, unpackItems, type LinkItem } from '../../gateway/hits/links.js';
 import { fixture } from '../helpers/gateway.js';
 
 const full = fixture('dossier-full.json') as any;
@@ -140,5 +140,25 @@ describe('findLinks', () => {
       ['vehicle', ['S3', 'S4']],
       ['phone', ['S2', 'S10']],
     ]);
+  });
+});
+
+describe('link items as stored', () => {
+  const items = dossierItems(D, full);
+
+  it('pack without the dossier id or an address\'s postcode, and unpack to the very same items', () => {
+    const packed = packDossierItems(D, items);
+    expect(packed.length).toBe(items.length);
+    expect(JSON.stringify(packed)).not.toContain(D);
+    expect(JSON.stringify(packed).length).toBeLessThan(JSON.stringify(items).length / 2.5);
+    expect(unpackItems(D, packed)).toEqual(items);
+    // Items stored written out in full (before packing) read as they are.
+    expect(unpackItems(D, items)).toEqual(items);
+  });
+
+  it('refuse to pack what is not the dossier\'s own data', () => {
+    const fromHit = hitItems(D, { subject: 'S1', partner: 'dvla', kind: 'vehicle', detail: { vrm: 'KX19 LMN' } });
+    expect(() => packDossierItems(D, fromHit)).toThrow(/only a dossier's own/);
+    expect(() => packDossierItems(OTHER, items)).toThrow(/only a dossier's own/);
   });
 });

@@ -16,7 +16,7 @@ describe('DossierStore', () => {
     const r = record();
     expect(await store.create(r, 'sealed-bytes')).toEqual({});
     expect(await store.get(r.id)).toEqual(r);
-    expect(await store.getSealed(r.id)).toBe('sealed-bytes');
+    expect((await store.getSealed(r.id))?.toString('utf8')).toBe('sealed-bytes');
     const deliveries = await store.deliveries(r.id);
     expect(Object.keys(deliveries).sort()).toEqual(['dvla', 'hmrc']);
     expect(deliveries.dvla).toEqual({ state: 'queued', updatedAt: r.receivedAt });

@@ -1,6 +1,6 @@
 /** Hits and link items on a real Redis: sealed, first one wins, living as long as the dossier's record. */
 import { describe, expect, it } from 'vitest';
-import { deriveKey } from '../../../gateway/crypto/seal.js';
+import { deriveKey, seal } from '../../../gateway/crypto/seal.js';
 import { DossierStore } from '../../../gateway/store/dossiers.js';
 import { RedisHitStore, type StoredHit } from '../../../gateway/store/hits.js';
 import { dossierId, useStoreFixture } from './fixture.js';
@@ -65,5 +65,18 @@ describe('RedisHitStore', () => {
     expect((await store.dossiersWith('west-midlands', [mac], 'none')).sort()).toEqual([a, b].sort());
     expect(await store.dossiersWith('merseyside', [mac], a)).toEqual([]);
     expect(await store.dossiersWith('west-midlands', [], a)).toEqual([]);
+  });
+
+  it('stores link items sealed in binary and still reads those sealed as text before', async () => {
+    const store = hitStore();
+    const a = await withDossier();
+    await store.putDossierLinks({ dossier: a, reference: 'REF-A', items: [{ value: 'x' }] }, 'west-midlands', []);
+    const raw = await f.redis.getBuffer(f.keys.dossierLinks(a));
+    expect(raw![0]).toBe(2);
+    expect(raw!.includes(Buffer.from('REF-A'))).toBe(false);
+    const old = await withDossier();
+    const sealKey = deriveKey(master, 'seal');
+    await f.redis.set(f.keys.dossierLinks(old), seal(sealKey, JSON.stringify({ dossier: old, reference: 'OLD', items: [{ value: 'y' }] }), `links:${old}`));
+    expect(await store.dossierLinks(old)).toEqual({ dossier: old, reference: 'OLD', items: [{ value: 'y' }] });
   });
 });

@@ -29,6 +29,19 @@ async function withDossier(): Promise<string> {
 }
 
 describe('RedisMailbox', () => {
+  it('keeps a binary message as bytes and reads it back as bytes; text stays text', async () => {
+    const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
+    const dossier = await withDossier();
+    const bytes = Uint8Array.from([0xc1, 0x00, 0xff, 0x80, 0x0a, 0x2d]);
+    const p = { ...packet(dossier, 'pkt_binary'), message: bytes };
+    expect(await mailbox.create(p, { state: 'delivered', packetId: p.id, updatedAt: p.createdAt }, retention(p))).toBe(true);
+    expect((await f.redis.hgetBuffer(f.keys.packet(p.id), 'message'))!.equals(Buffer.from(bytes))).toBe(true);
+    const read = await mailbox.get(p.id);
+    expect(Buffer.isBuffer(read!.message)).toBe(true);
+    expect(Buffer.from(read!.message as Uint8Array).equals(Buffer.from(bytes))).toBe(true);
+    expect(await mailbox.list('dvla')).toEqual(expect.arrayContaining([expect.objectContaining({ id: p.id })]));
+  });
+
   it('creates a packet once: files it, schedules it, sets the delivery and extends the dossier record', async () => {
     const mailbox = new RedisMailbox(f.redis, f.keys, f.auth);
     const dossier = await withDossier();
