@@ -6,7 +6,7 @@
  *
  * Starts its own gateway in this process (private redis-server, or REDIS_URL under a fresh prefix).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +28,9 @@ const DEADLINE = Date.now() + arg('minutes', 5) * 60_000;
 
 const tokens = JSON.parse(await readFile(path.join(ROOT, 'test/fixtures/sample-tokens.json'), 'utf8')) as Record<string, string>;
 const base = JSON.parse(await readFile(path.join(ROOT, 'examples/dossier-full.json'), 'utf8')) as Record<string, unknown>;
-const partners = ['childrens-services', 'council-housing', 'dvla', 'dwp-benefits', 'hmrc', 'immigration-enforcement'];
+// Every sample partner pulls (the sample files are named by partner id), so a partner added later is drained too.
+const partners = (await readdir(path.join(ROOT, 'policies/partners'))).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+for (const p of partners) if (!tokens[p]) throw new Error(`no sample token for partner ${p} in test/fixtures/sample-tokens.json`);
 
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-loadtest-'));
 const config = {
