@@ -204,6 +204,9 @@ export class FollowUps {
       const answered = new Set(ctx.answers.filter((a) => a.result !== undefined).map((a) => a.subject));
       const claimed = new Set(ctx.held.record.rounds.flatMap((r) => r.subjects));
       if ([...ctx.asked].some((s) => !answered.has(s)) || ctx.hits.some((s) => !claimed.has(s))) return;
+      // Claimed is not made: another job may have claimed a round and not yet read the sealed dossier
+      // to make its packet. Erasing now would leave that follow-up unmakeable for ever.
+      for (const round of ctx.held.record.rounds) if (!(await this.deps.mailbox.store.exists(round.packet))) return;
     }
     if (await store.eraseSealed(dossierId)) {
       await this.deps.audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'every match request answered and followed up' });

@@ -137,7 +137,9 @@ describe('dossier in, one encrypted packet per partner out', () => {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error('the follow-ups did not arrive');
+    // The gateway's warnings and errors say why (a follow-up job failing and retried, say).
+    const why = stderr.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-20).join('\n');
+    throw new Error(`the follow-ups did not arrive; the gateway logged:\n${why}`);
   });
 
   it.skipIf(!onPath('sq'))('Sequoia sq decrypts and verifies the packets too', async () => {
