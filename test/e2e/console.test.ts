@@ -333,7 +333,11 @@ describe('the governance console in headless Chromium', () => {
     await dropKey(path.join(policies.dir, 'partners/dvla.yaml'), ['fields', 'subjects[].identifiers.drivingLicence']);
     await until('the reload', async () => ((await api(gw.url, 'GET', '/v1/governance/revisions', GOV)).json.live.revision !== revision ? true : undefined));
     await page.click('#isa-refresh');
-    await page.waitForFunction((rev) => document.getElementById('isa-document')?.dataset.revision !== rev, revision);
+    // The new revision's document, its sections drawn (the attribute may change before they are).
+    await page.waitForFunction((rev) => {
+      const doc = document.getElementById('isa-document');
+      return doc?.dataset.revision !== rev && doc?.querySelector('section:nth-of-type(4)') !== null;
+    }, revision);
     expect(await dataItems()).not.toContain('drivingLicence');
   });
 
