@@ -3,11 +3,10 @@
  * its setup message and answers blind-match requests, as JSON or as an OpenPGP message signed with its
  * pinned key and encrypted to the gateway. Translation only.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Router } from 'express';
 import type { BlindMatching } from '../blind/matching.js';
-import { GatewayError } from '../errors/index.js';
 import { requireRole } from './auth.js';
-import { notAllowed } from './body.js';
+import { jsonOrArmoredBody, notAllowed, PGP } from './body.js';
 
 export interface BlindHttpDeps {
   blind: BlindMatching;
@@ -16,21 +15,9 @@ export interface BlindHttpDeps {
   setupLimitBytes: number;
 }
 
-const PGP = 'application/pgp-encrypted';
-
-function jsonOrArmored(limit: number) {
-  const json = express.json({ limit, strict: true, type: 'application/json' });
-  const armored = express.text({ limit, type: PGP, defaultCharset: 'utf-8' });
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (req.is('application/json')) json(req, res, next);
-    else if (req.is(PGP)) armored(req, res, next);
-    else next(new GatewayError('unsupported_media_type', `The request body must be application/json or ${PGP}`));
-  };
-}
-
 export function registerBlindRoutes(r: Router, deps: BlindHttpDeps): void {
   r.route('/blind/setup')
-    .post(requireRole('partner'), jsonOrArmored(deps.setupLimitBytes), async (req, res) => {
+    .post(requireRole('partner'), jsonOrArmoredBody(deps.setupLimitBytes), async (req, res) => {
       res.status(202).json(await deps.blind.publishSetup(req.client!, req.body, req.is(PGP) ? 'openpgp' : 'json'));
     })
     .get(requireRole('partner'), async (req, res) => {
@@ -40,7 +27,7 @@ export function registerBlindRoutes(r: Router, deps: BlindHttpDeps): void {
     .all(notAllowed('GET, POST'));
 
   r.route('/packets/:id/blind-answer')
-    .post(requireRole('partner'), jsonOrArmored(deps.bodyLimitBytes), async (req, res) => {
+    .post(requireRole('partner'), jsonOrArmoredBody(deps.bodyLimitBytes), async (req, res) => {
       res.status(202).json(await deps.blind.answer(req.client!, String(req.params.id), req.body, req.is(PGP) ? 'openpgp' : 'json'));
     })
     .all(notAllowed('POST'));

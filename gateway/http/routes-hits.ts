@@ -3,14 +3,13 @@
  * packets; the source fetches the bundle for its dossier; governance reads the answer rates per
  * agreement. Translation only; the use cases are in hits/.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { GatewayError } from '../errors/index.js';
+import type { Router } from 'express';
 import type { Answers } from '../hits/answers.js';
 import type { Bundles } from '../hits/bundle.js';
 import type { Matches } from '../hits/matches.js';
 import type { Hits, HitsFormat } from '../hits/hits.js';
 import { requireRole } from './auth.js';
-import { notAllowed } from './body.js';
+import { jsonOrArmoredBody, notAllowed, PGP } from './body.js';
 
 export interface HitsHttpDeps {
   hits: Hits;
@@ -21,22 +20,9 @@ export interface HitsHttpDeps {
   bodyLimitBytes: number;
 }
 
-const PGP = 'application/pgp-encrypted';
-
-/** JSON hits, or the same JSON as an armored OpenPGP message (signed by the partner, encrypted to the gateway). */
-function hitsBody(limit: number) {
-  const json = express.json({ limit, strict: true, type: 'application/json' });
-  const armored = express.text({ limit, type: PGP, defaultCharset: 'utf-8' });
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (req.is('application/json')) json(req, res, next);
-    else if (req.is(PGP)) armored(req, res, next);
-    else next(new GatewayError('unsupported_media_type', `The request body must be application/json or ${PGP}`));
-  };
-}
-
 export function registerHitsRoutes(r: Router, deps: HitsHttpDeps): void {
   r.route('/packets/:id/hits')
-    .post(requireRole('partner'), hitsBody(deps.bodyLimitBytes), async (req, res) => {
+    .post(requireRole('partner'), jsonOrArmoredBody(deps.bodyLimitBytes), async (req, res) => {
       const format: HitsFormat = req.is(PGP) ? 'openpgp' : 'json';
       const receipt = await deps.hits.submit(req.client!, String(req.params.id), req.body, format);
       res.status(202).json(receipt);
@@ -46,7 +32,7 @@ export function registerHitsRoutes(r: Router, deps: HitsHttpDeps): void {
   const { matches, answers } = deps;
   if (matches) {
     r.route('/packets/:id/matches')
-      .post(requireRole('partner'), hitsBody(deps.bodyLimitBytes), async (req, res) => {
+      .post(requireRole('partner'), jsonOrArmoredBody(deps.bodyLimitBytes), async (req, res) => {
         const format: HitsFormat = req.is(PGP) ? 'openpgp' : 'json';
         res.status(202).json(await matches.submit(req.client!, String(req.params.id), req.body, format));
       })
