@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     redisDescription = redis.description;
     const load = new LoadGenerator();
     try {
-      const httpEnv = { redisUrl: redis.url, load, token: await sourceToken(), workerConcurrency };
+      const httpEnv = { redisUrl: redis.url, load, token: await sourceToken(), workerConcurrency, policyDir: env.policyDir };
       if (only.has('e2e')) {
         progress('end to end over HTTP');
         rows.push(...(await endToEndStage(httpEnv, budget, ceiling, 'in-process')));

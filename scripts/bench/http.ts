@@ -37,6 +37,8 @@ export interface HttpEnv {
   load: LoadGenerator;
   token: string;
   workerConcurrency: number;
+  /** The policy folder the gateways under test load (the sample set without the blind-match partner). */
+  policyDir: string;
 }
 
 export async function sourceToken(): Promise<string> {
@@ -56,7 +58,7 @@ async function startBenchGateway(env: HttpEnv, role: Config['role']): Promise<Be
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cordon-bench-gw-'));
   const prefix = `cordon-bench-${randomBytes(4).toString('hex')}`;
   const config: Config = {
-    ...loadConfig({ CORDON_POLICY_DIR: path.join(ROOT, 'policies'), CORDON_RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT) }, ROOT),
+    ...loadConfig({ CORDON_POLICY_DIR: env.policyDir, CORDON_RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT) }, ROOT),
     port: 0,
     redisUrl: env.redisUrl,
     stateDir,
@@ -235,7 +237,7 @@ export async function splitTarget(env: HttpEnv, nodeArgs: string[] = []): Promis
         REDIS_URL: env.redisUrl,
         CORDON_STATE_DIR: stateDir,
         CORDON_REDIS_PREFIX: prefix,
-        CORDON_POLICY_DIR: path.join(ROOT, 'policies'),
+        CORDON_POLICY_DIR: env.policyDir,
         CORDON_WORKER_CONCURRENCY: String(env.workerConcurrency),
         CORDON_RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
         LOG_LEVEL: 'warn',

@@ -3,7 +3,7 @@
  * master secret in a temporary state directory, and one delivery's work without Redis (the pipeline's
  * disclose step, then encrypt+sign), as gateway/fanout/fanout.ts does it before it writes anything.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { checkRecipientKey, encryptAndSign, loadOrCreateGatewayKey, parseRecipientKey, type GatewayKey, type RecipientKey } from '../../gateway/crypto/openpgp.js';
@@ -20,6 +20,8 @@ export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 export interface Env {
   stateDir: string;
+  /** The sample policy folder without the blind-match partner (it has its own stage): what the gateways under test load. */
+  policyDir: string;
   live: LiveSet<RecipientKey>;
   partners: string[];
   keys: Map<string, RecipientKey>;
@@ -37,10 +39,15 @@ export async function setup(): Promise<Env> {
     keys.set(id, k);
   }
   const master = await loadOrCreateMasterSecret(stateDir);
-  // The blind-match partner has its own stage (blind.ts): the others measure the sample set without it.
+  // The blind-match partner has its own stage (blind.ts): the others measure the sample set without it,
+  // in process and over HTTP alike (a copy of policies/ without its file).
   const partners = [...set.partners.values()].filter((p) => !isBlindMatch(p.agreement)).map((p) => p.partner.id).sort();
+  const policyDir = path.join(stateDir, 'policies');
+  await cp(path.join(ROOT, 'policies'), policyDir, { recursive: true });
+  for (const p of set.partners.values()) if (isBlindMatch(p.agreement)) await rm(path.resolve(policyDir, p.file));
   return {
     stateDir,
+    policyDir,
     live,
     partners,
     keys,
