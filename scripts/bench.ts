@@ -28,7 +28,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setup, ROOT } from './bench/setup.js';
-import { ceilingStage, decideStage, openpgpStage, redactionStage, type Budget } from './bench/inprocess.js';
+import { ceilingStage, decideStage, openpgpStage, redactionStage, type Budget, type CeilingRound } from './bench/inprocess.js';
 import { endToEndStage, ingestStage, sourceToken } from './bench/http.js';
 import { LoadGenerator } from './bench/loadgen.js';
 import { soakStage } from './bench/soak.js';
@@ -105,12 +105,12 @@ async function main(): Promise<void> {
     progress('encrypt+sign vs bare openpgp.js');
     rows.push(...(await openpgpStage(env, budget)));
   }
-  let ceiling = NaN;
+  let ceiling: CeilingRound | undefined;
   if (only.has('ceiling') || only.has('e2e') || only.has('e2e-split')) {
     progress('in-process ceiling');
     const c = await ceilingStage(env, budget, workerConcurrency);
-    ceiling = c.value.median;
-    rows.push(c);
+    ceiling = c.round;
+    rows.push(c.row);
   }
 
   if (only.has('threads')) {
@@ -133,11 +133,11 @@ async function main(): Promise<void> {
       const httpEnv = { redisUrl: redis.url, load, token: await sourceToken(), workerConcurrency, policyDir: env.policyDir };
       if (only.has('e2e')) {
         progress('end to end over HTTP');
-        rows.push(...(await endToEndStage(httpEnv, budget, ceiling, 'in-process')));
+        rows.push(...(await endToEndStage(httpEnv, budget, ceiling!, 'in-process')));
       }
       if (only.has('e2e-split')) {
         progress('end to end, api and worker processes');
-        rows.push(...(await endToEndStage(httpEnv, budget, ceiling, 'split')));
+        rows.push(...(await endToEndStage(httpEnv, budget, ceiling!, 'split')));
       }
       if (only.has('profile')) {
         progress('CPU profiles of the api and worker processes under the end-to-end load');
