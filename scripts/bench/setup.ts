@@ -13,7 +13,8 @@ import type { Dossier } from '../../gateway/dossier/types.js';
 import { buildLiveSet, isInvalid, type LiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
 import { isBlindMatch } from '../../gateway/policy/blind-keys.js';
-import { disclose, packetPlaintext as packetHeaderAndBody } from '../../gateway/pipeline/disclose.js';
+import { disclose, matchPlaintext, packetPlaintext as packetHeaderAndBody } from '../../gateway/pipeline/disclose.js';
+import { isAfterMatch } from '../../gateway/policy/match.js';
 import { packetExpiry } from '../../gateway/retention/schedule.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -59,10 +60,14 @@ export async function setup(): Promise<Env> {
 /**
  * The packet plaintext one partner would get, or undefined when the delivery is blocked: the
  * pipeline's own disclose step and header (gateway/pipeline/disclose.ts), without Redis or the audit.
+ * A partner under an after-match agreement gets what the fan-out sends it first, a match request
+ * (identifiers only), as gateway/fanout/fanout.ts makes it.
  */
 export async function packetPlaintext(env: Env, dossier: Dossier, partner: string, now = new Date()): Promise<string | undefined> {
   const policy = env.live.set.partners.get(partner)!;
+  const match = isAfterMatch(policy.agreement) ? (policy.match ?? []) : undefined;
   const disclosed = await disclose({
+    ...(match ? { match } : {}),
     dossierId: dossier.reference,
     source: 'bench',
     dossier,
@@ -75,7 +80,8 @@ export async function packetPlaintext(env: Env, dossier: Dossier, partner: strin
   if ('block' in disclosed) return undefined;
   const id = 'pkt_' + hmacId(env.keyring.packetId, dossier.reference, partner);
   const expiresAt = packetExpiry(now, policy.agreement.retentionDays);
-  return packetHeaderAndBody({ id, recipient: partner, issuedAt: now, expiresAt, dossier, revision: disclosed.revision, policy }, disclosed.redacted);
+  const header = { id, recipient: partner, issuedAt: now, expiresAt, dossier, revision: disclosed.revision, policy };
+  return match ? matchPlaintext(header, disclosed.redacted) : packetHeaderAndBody(header, disclosed.redacted);
 }
 
 /** One delivery without Redis: decide, check the key, redact, encrypt+sign. Returns the message or undefined if blocked. */
