@@ -32,9 +32,10 @@ export function startWorkerRole({ config, logger, closers }: Wiring, services: S
   closers.push(() => retention.stop());
   const conn = connectRedisForQueue(redisUrl);
   const worker = startDossierWorker(conn, config.redisPrefix, config.workerConcurrency, config.jobLockMs, async (job) => {
-    if (job.data.followUp) await followUps.run(job.data.dossierId, job.data.followUp);
+    if (job.data.followUp) return followUps.run(job.data.dossierId, job.data.followUp);
+    const kept = await fanout.process(job.data.dossierId);
     // Answers that came in while the fan-out was still running may have settled every match request already.
-    else if (await fanout.process(job.data.dossierId)) await followUps.eraseIfSettled(job.data.dossierId);
+    if (kept) await followUps.eraseIfSettled(job.data.dossierId, kept);
   }, async (job, err) => {
     // A follow-up that fails leaves the dossier as it was (its match request still stands).
     if (!job.data.followUp) await store.markFailed(job.data.dossierId, (err as GatewayError).code ?? 'internal');

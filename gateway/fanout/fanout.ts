@@ -2,8 +2,8 @@
  * Fan-out: the story of one dossier leaving the gateway. Open the sealed dossier; for every partner it
  * was queued for, disclose it (gateway/pipeline/disclose.ts: decide with that partner's policy, check
  * its key, redact with refs for this packet alone), write the packet's plaintext, encrypt it to the
- * partner's pinned key and sign it; audit all the disclosures at once, then file each packet in its
- * partner's mailbox. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
+ * partner's pinned key and sign it; audit all the disclosures at once, then file all the packets in their
+ * partners' mailboxes in one step. Partners run in parallel (openpgp work overlaps). Every step is idempotent: a
  * delivery already settled is skipped and a packet id is derived from (dossier, partner), so a retried
  * job or one picked up after a worker died never makes a second packet. When every delivery is settled
  * the sealed dossier is erased, unless a partner under an after-match agreement was sent a match request
@@ -55,13 +55,17 @@ export class Fanout {
     return 'pkt_' + hmacId(this.idKey, dossierId, partner);
   }
 
-  /** Returns true when the sealed dossier was kept for match requests' follow-ups. */
-  async process(dossierId: string): Promise<boolean> {
+  /**
+   * When the sealed dossier was kept for match requests' follow-ups, returns what the fan-out knows of
+   * them (followup.ts `eraseIfSettled` starts from it); else undefined.
+   */
+  async process(dossierId: string): Promise<KeptSealed | undefined> {
     const { store, audit } = this.deps;
-    // Read together (one round trip's wait): the record says whether the rest matters.
-    const [record, sealed, deliveries] = await Promise.all([store.get(dossierId), store.getSealed(dossierId), store.deliveries(dossierId)]);
-    if (!record || record.state !== 'accepted') return false; // already done, or gone with its retention
-    const dossier = this.open(dossierId, sealed);
+    // One read: the record says whether the rest (the sealed dossier, the deliveries) matters.
+    const opened = await store.open(dossierId);
+    if (!opened || opened.record.state !== 'accepted') return undefined; // already done, or gone with its retention
+    const { record, deliveries } = opened;
+    const dossier = this.open(dossierId, opened.sealed);
     await this.deps.onOpened?.(dossierId, record.source, dossier);
     const live = this.deps.live();
 
@@ -73,15 +77,16 @@ export class Fanout {
     const packets = prepared.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
     // Audit first, all the packets' disclosures in one batch: a disclosure that cannot be logged does not happen.
     if (packets.length) await this.deps.audit.appendAll(packets.map((p) => p.event));
-    await Promise.all(packets.map((p) => this.file(p)));
+    // The deliveries as filing left them; with nothing filed, as read (a block never awaits a match request).
+    const filed = packets.length ? await this.file(packets) : { deliveries, created: [] };
     if (failed) throw failed.reason; // settled partners stay settled; the retry does the rest
     endFanout();
 
     // A match request awaits its answers: the follow-up is made from the sealed dossier (followup.ts).
-    const awaiting = Object.values(await store.deliveries(dossierId)).some((d) => d.matchPacketId !== undefined);
-    await store.markProcessed(dossierId, record, { keepSealed: awaiting });
+    const awaiting = Object.values(filed.deliveries).some((d) => d.matchPacketId !== undefined);
+    const marked = await store.markProcessed(dossierId, record, { keepSealed: awaiting });
     if (!awaiting) await audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'all deliveries settled' });
-    return awaiting;
+    return awaiting && marked ? filed : undefined;
   }
 
   private open(dossierId: string, sealed: string | Buffer | undefined): Dossier {
@@ -171,14 +176,20 @@ export class Fanout {
     };
   }
 
-  /** Files an audited packet in the partner's mailbox (exactly once, whatever retries happen). */
-  private async file({ packet, revision }: Prepared): Promise<void> {
-    // Stamped as it is filed (after encryption and the audit), not when the packet was begun.
-    const delivery: Delivery = { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: new Date().toISOString(), ...(packet.type === 'match' || packet.type === 'blind-match' ? { matchPacketId: packet.id } : {}) };
+  /**
+   * Files the audited packets in their partners' mailboxes, all in one step (exactly once, whatever
+   * retries happen): the deliveries right after, and the packets this call created.
+   */
+  private async file(packets: Prepared[]): Promise<KeptSealed> {
+    // Stamped as they are filed (after encryption and the audit), not when the packets were begun.
+    const updatedAt = new Date().toISOString();
+    const delivery = (packet: PacketRecord): Delivery => ({ state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt, ...(packet.type === 'match' || packet.type === 'blind-match' ? { matchPacketId: packet.id } : {}) });
     const endStore = stageSeconds.startTimer({ stage: 'store' });
-    const created = await this.deps.mailbox.create(packet, delivery);
+    const filed = await this.deps.mailbox.create(packets.map(({ packet }) => ({ packet, delivery: delivery(packet) })));
     endStore();
-    if (created) packetsMetric.inc({ partner: packet.partner, outcome: 'delivered', reason: '', revision });
+    const created = packets.filter((_, i) => filed.created[i]);
+    for (const { packet, revision } of created) packetsMetric.inc({ partner: packet.partner, outcome: 'delivered', reason: '', revision });
+    return { deliveries: filed.deliveries, created: created.map((p) => p.packet) };
   }
 
   private async block(dossierId: string, partner: string, revision: string, block: Block, policy?: PartnerPolicy): Promise<undefined> {
@@ -200,6 +211,14 @@ export class Fanout {
     });
     return undefined;
   }
+}
+
+/** What a fan-out that kept the sealed dossier for match requests' follow-ups knows right after. */
+export interface KeptSealed {
+  /** The dossier's deliveries as filing left them. */
+  deliveries: Record<string, Delivery>;
+  /** The packets (match requests among them) this fan-out created, as stored. */
+  created: PacketRecord[];
 }
 
 /** A packet made and signed, with its disclosure record, waiting to be audited and filed. */

@@ -29,7 +29,7 @@ import { packets as packetsMetric } from '../metrics/metrics.js';
 import { isRecalled, type Delivery, type DossierStore } from '../store/dossiers.js';
 import type { FollowUpRecord, FollowUpRound, FollowUpStore, HeldFollowUp } from '../store/followups.js';
 import type { AnswerStore, StoredAnswer } from '../store/matches.js';
-import { openSealed, usableRecipientKey } from './fanout.js';
+import { openSealed, usableRecipientKey, type KeptSealed } from './fanout.js';
 
 export interface FollowUpDeps {
   store: DossierStore;
@@ -160,8 +160,8 @@ export class FollowUps {
       refs: seal(deps.keyring.seal, JSON.stringify(disclosed.byRef), round.packet),
       subjects: seal(deps.keyring.seal, JSON.stringify(disclosed.subjects), `${round.packet}:subjects`),
     };
-    const created = await deps.mailbox.create(packet, { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, matchPacketId: match.id });
-    if (created) packetsMetric.inc({ partner, outcome: 'delivered', reason: '', revision: disclosed.revision });
+    const { created } = await deps.mailbox.create([{ packet, delivery: { state: 'delivered', packetId: packet.id, expiresAt: packet.expiresAt, updatedAt: packet.createdAt, matchPacketId: match.id } }]);
+    if (created[0]) packetsMetric.inc({ partner, outcome: 'delivered', reason: '', revision: disclosed.revision });
   }
 
   /**
@@ -190,27 +190,48 @@ export class FollowUps {
 
   /**
    * Erases the sealed dossier once no follow-up can come from it any more: every after-match partner
-   * has answered every subject and been sent every hit, or its match request has expired.
+   * has answered every subject and been sent every hit, or its match request has expired. `kept`: from
+   * the fan-out that has just kept it (fanout.ts), which has decided and knows the deliveries.
    */
-  async eraseIfSettled(dossierId: string): Promise<void> {
+  async eraseIfSettled(dossierId: string, kept?: KeptSealed): Promise<void> {
     const { store } = this.deps;
-    const record = await store.get(dossierId);
-    if (!record || record.state === 'accepted') return; // the fan-out decides first
-    const deliveries = await store.deliveries(dossierId);
-    for (const [partner, d] of Object.entries(deliveries)) {
-      if (!d.matchPacketId) continue;
-      const ctx = await this.context(dossierId, partner);
-      if (!ctx || Date.parse(ctx.match.expiresAt) <= Date.now()) continue;
-      const answered = new Set(ctx.answers.filter((a) => a.result !== undefined).map((a) => a.subject));
-      const claimed = new Set(ctx.held.record.rounds.flatMap((r) => r.subjects));
-      if ([...ctx.asked].some((s) => !answered.has(s)) || ctx.hits.some((s) => !claimed.has(s))) return;
-      // Claimed is not made: another job may have claimed a round and not yet read the sealed dossier
-      // to make its packet. Erasing now would leave that follow-up unmakeable for ever.
-      for (const round of ctx.held.record.rounds) if (!(await this.deps.mailbox.store.exists(round.packet))) return;
+    let deliveries = kept?.deliveries;
+    if (!deliveries) {
+      const record = await store.get(dossierId);
+      if (!record || record.state === 'accepted') return; // the fan-out decides first
+      // A recall stops every follow-up: nothing is left to wait for.
+      deliveries = isRecalled(record.state) ? {} : await store.deliveries(dossierId);
     }
+    const matched = Object.entries(deliveries).flatMap(([partner, d]) => (d.matchPacketId ? [{ partner, matchId: d.matchPacketId }] : []));
+    // Every partner's answers in one read, made after the fan-out decided: an answer stored later brings
+    // its own follow-up job, which checks again.
+    const answers = matched.length ? await this.deps.answerStore.all(dossierId) : [];
+    for (const { partner, matchId } of matched) if (!(await this.settled(dossierId, partner, matchId, answers, kept?.created))) return;
     if (await store.eraseSealed(dossierId)) {
       await this.deps.audit.append({ kind: 'erasure', action: 'dossier.sealed_content_erased', dossier: dossierId, reason: 'every match request answered and followed up' });
     }
+  }
+
+  /**
+   * True when no follow-up can come to the partner any more: its match request has expired (or is gone,
+   * or its agreement), or every subject is answered and every hit made. `known`: packets just created.
+   */
+  private async settled(dossierId: string, partner: string, matchId: string, answers: StoredAnswer[], known: PacketRecord[] = []): Promise<boolean> {
+    const match = known.find((p) => p.id === matchId) ?? (await this.deps.mailbox.get(matchId));
+    const policy = this.deps.live().set.partners.get(partner);
+    if (!match || !policy || Date.parse(match.expiresAt) <= Date.now()) return true;
+    const asked = new Set(this.subjectsOf(match));
+    const mine = answers.filter((a) => a.partner === partner && asked.has(a.subject));
+    const answered = new Set(mine.filter((a) => a.result !== undefined).map((a) => a.subject));
+    if ([...asked].some((s) => !answered.has(s))) return false;
+    // Only now the follow-up record (most checks end above, before every answer is in).
+    const { record } = await this.deps.followUps.get(dossierId, partner);
+    const claimed = new Set(record.rounds.flatMap((r) => r.subjects));
+    if (mine.some((a) => a.result === 'hit' && !claimed.has(a.subject))) return false;
+    // Claimed is not made: another job may have claimed a round and not yet read the sealed dossier
+    // to make its packet. Erasing now would leave that follow-up unmakeable for ever.
+    for (const round of record.rounds) if (!(await this.deps.mailbox.store.exists(round.packet))) return false;
+    return true;
   }
 
   private subjectsOf(packet: PacketRecord): string[] {

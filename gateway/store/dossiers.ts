@@ -183,7 +183,22 @@ export class DossierStore {
 
   /** The record, checked (`record_tampered` when it fails); undefined when gone or still pending. */
   async get(id: string): Promise<DossierRecord | undefined> {
-    const read = await this.records.read('dossier', id);
+    return this.toRecord(await this.records.read('dossier', id));
+  }
+
+  /**
+   * What the fan-out starts from, in one read: the record (as get()), the sealed dossier and the
+   * deliveries. Undefined when the record is gone or still pending.
+   */
+  async open(id: string): Promise<{ record: DossierRecord; sealed?: Buffer; deliveries: Record<string, Delivery> } | undefined> {
+    const read = await this.records.read('dossier', id, true, this.keys.deliveries(id));
+    const record = this.toRecord(read);
+    if (!record) return undefined;
+    const sealed = read?.bytes?.sealed;
+    return { record, ...(sealed ? { sealed } : {}), deliveries: parseDeliveries(read?.alongside ?? {}) };
+  }
+
+  private toRecord(read: VerifiedRecord | undefined): DossierRecord | undefined {
     const h = read?.fields;
     if (!read || !h?.id || h.pending) return undefined; // pending: not accepted (yet)
     const record: DossierRecord = {
@@ -240,8 +255,7 @@ export class DossierStore {
   }
 
   async deliveries(id: string): Promise<Record<string, Delivery>> {
-    const h = await this.redis.hgetall(this.keys.deliveries(id));
-    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as Delivery]));
+    return parseDeliveries(await this.redis.hgetall(this.keys.deliveries(id)));
   }
 
   async setDelivery(id: string, partner: string, delivery: Delivery): Promise<void> {
@@ -252,10 +266,11 @@ export class DossierStore {
    * Every delivery settled: the sealed dossier is erased, only the status record remains. `record`: as
    * get() returned it, when the caller has it (its version is tried first). With `keepSealed` (a match
    * request awaits its answers: the follow-up is made from it) the sealed dossier stays until `eraseSealed`.
+   * False when the record is gone.
    */
-  async markProcessed(id: string, record?: DossierRecord, options: { keepSealed?: boolean } = {}): Promise<void> {
+  async markProcessed(id: string, record?: DossierRecord, options: { keepSealed?: boolean } = {}): Promise<boolean> {
     const del = options.keepSealed ? [] : ['sealed'];
-    await this.records.update('dossier', id, () => ({ set: { state: 'processed' }, del }), record && this.readFrom.get(record));
+    return this.records.update('dossier', id, () => ({ set: { state: 'processed' }, del }), record && this.readFrom.get(record));
   }
 
   /**
@@ -269,6 +284,10 @@ export class DossierStore {
   async markFailed(id: string, failure: string): Promise<void> {
     await this.records.update('dossier', id, () => ({ set: { state: 'failed', failure } }));
   }
+}
+
+function parseDeliveries(h: Record<string, string>): Record<string, Delivery> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as Delivery]));
 }
 
 /** The recall mark of a stored record: `recall` (JSON `{reason, at, by}`) and one `notice:<partner>` field per partner. */

@@ -1,8 +1,9 @@
 /**
  * Partners' mailboxes in Redis: one hash per packet or recall notice, and per partner a sorted set of
  * all its items and one of those not yet retrieved. A packet is stored at most once per id, filed in the
- * mailbox and the retention schedule and marked on the dossier's delivery in one atomic step
- * (store/scripts/mailbox-create-packet.lua), so a retried or duplicated job can never make a second one.
+ * mailbox and the retention schedule and marked on the dossier's delivery in one atomic step, with the
+ * other packets of its dossier made in the same fan-out (store/scripts/mailbox-create-packets.lua), so a
+ * retried or duplicated job can never make a second one.
  * When to erase what is the caller's (mailbox/mailbox.ts, retention/schedule.ts): this module is told.
  * A packet's metadata (partner, dossier, type, expiry, state…) is authenticated with its id and version
  * (store/record-mac.ts): a packet changed or restored behind the gateway's back is refused to everyone.
@@ -49,7 +50,7 @@ const versions = new WeakMap<PacketRecord, number>();
 /** What a listing needs of a packet: everything but the message and the sealed refs. */
 export type PacketSummaryRecord = Omit<PacketRecord, 'message' | 'refs' | 'subjects' | 'blind'>;
 
-const CREATE_PACKET = loadScript('mailbox-create-packet');
+const CREATE_PACKETS = loadScript('mailbox-create-packets');
 const ADVANCE = loadScript('mailbox-advance');
 const CREATE_NOTICE = loadScript('recall-create-notice');
 
@@ -73,9 +74,27 @@ export interface NoticeRetention {
   storeExpiryMs: number;
 }
 
+/** A packet to store, the delivery it makes, and its retention. */
+export interface PacketFiling {
+  packet: PacketRecord;
+  delivery: Delivery;
+  retention: PacketRetention;
+}
+
+/** What filing a dossier's packets did. */
+export interface FiledPackets {
+  /** Per filing, in order: true when created, false when the packet already existed (nothing of it written). */
+  created: boolean[];
+  /** The dossier's deliveries, every partner's, as they were right after. */
+  deliveries: Record<string, Delivery>;
+}
+
 export interface MailboxStore {
-  /** Stores the packet, files it and sets its delivery; false when it already existed (nothing written). */
-  create(packet: PacketRecord, delivery: Delivery, retention: PacketRetention): Promise<boolean>;
+  /**
+   * Stores packets of one dossier, files each and sets its delivery, all in one atomic step; a packet
+   * that already existed is left as it was.
+   */
+  create(filings: PacketFiling[]): Promise<FiledPackets>;
   /** Stores a recall notice (no delivery of its own); false when it already existed. */
   createNotice(notice: PacketRecord & { type: 'recall' }, retention: NoticeRetention): Promise<boolean>;
   exists(id: string): Promise<boolean>;
@@ -93,45 +112,41 @@ export class RedisMailbox implements MailboxStore {
     this.records = auth instanceof AuthenticatedRecords ? auth : new AuthenticatedRecords(redis, keys, auth);
   }
 
-  async create(packet: PacketRecord, delivery: Delivery, retention: PacketRetention): Promise<boolean> {
-    const { message, ...meta } = packet;
-    // The message goes to Redis as it is, bytes or text (it is not among the MAC's fields).
-    const fields: Array<string | Buffer> = [
-      ...Object.entries(this.records.sealNew('packet', packet.id, stringFields(meta))).flat(),
-      'message',
-      typeof message === 'string' ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength),
-    ];
-    const created = (await evalScript(
-      this.redis,
-      CREATE_PACKET,
-      11,
-      this.keys.packet(packet.id),
-      this.keys.mailbox(packet.partner),
-      this.keys.deliveries(packet.dossier),
-      this.keys.retentionDue(),
-      this.keys.mailboxPending(packet.partner),
-      this.keys.dossier(packet.dossier),
-      this.keys.hits(packet.dossier),
-      this.keys.dossierLinks(packet.dossier),
-      this.keys.dossierCompanions(packet.dossier),
-      this.keys.recordVersion('packet', packet.id),
-      this.keys.recordVersion('dossier', packet.dossier),
-      String(fields.length),
-      String(retention.storeExpiryMs),
-      String(Date.parse(packet.createdAt)),
-      packet.id,
-      packet.partner,
-      JSON.stringify(delivery),
-      retention.member,
-      String(retention.dueMs),
-      retention.dossierMember,
-      String(retention.statusDueMs),
-      String(retention.statusStoreExpiryMs),
-      ...fields,
-    )) as number;
-    // The delivery is marked delivered only once a replica holds the packet (store/replication.ts).
+  async create(filings: PacketFiling[]): Promise<FiledPackets> {
+    const dossier = filings[0]?.packet.dossier;
+    if (dossier === undefined || filings.some((f) => f.packet.dossier !== dossier)) throw new Error('packets are filed one dossier at a time, at least one');
+    const k = this.keys;
+    const keys = [k.retentionDue(), k.deliveries(dossier), k.dossier(dossier), k.hits(dossier), k.dossierLinks(dossier), k.dossierCompanions(dossier), k.recordVersion('dossier', dossier)];
+    const args: Array<string | Buffer> = [filings[0]!.retention.dossierMember];
+    for (const { packet, delivery, retention } of filings) {
+      const { message, ...meta } = packet;
+      // The message goes to Redis as it is, bytes or text (it is not among the MAC's fields).
+      const fields: Array<string | Buffer> = [
+        ...Object.entries(this.records.sealNew('packet', packet.id, stringFields(meta))).flat(),
+        'message',
+        typeof message === 'string' ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength),
+      ];
+      keys.push(k.packet(packet.id), k.mailbox(packet.partner), k.mailboxPending(packet.partner), k.recordVersion('packet', packet.id));
+      args.push(
+        String(fields.length),
+        String(retention.storeExpiryMs),
+        String(Date.parse(packet.createdAt)),
+        packet.id,
+        packet.partner,
+        JSON.stringify(delivery),
+        retention.member,
+        String(retention.dueMs),
+        String(retention.statusDueMs),
+        String(retention.statusStoreExpiryMs),
+        ...fields,
+      );
+    }
+    const [created, flat] = (await evalScript(this.redis, CREATE_PACKETS, keys.length, ...keys, ...args)) as [number[], string[]];
+    // The deliveries are marked delivered only once a replica holds the packets (store/replication.ts).
     await confirmWrites(this.redis);
-    return created === 1;
+    const deliveries: Record<string, Delivery> = {};
+    for (let i = 0; i < flat.length; i += 2) deliveries[flat[i]!] = JSON.parse(flat[i + 1]!) as Delivery;
+    return { created: created.map((c) => c === 1), deliveries };
   }
 
   async createNotice(notice: PacketRecord & { type: 'recall' }, retention: NoticeRetention): Promise<boolean> {

@@ -31,6 +31,8 @@ export interface VerifiedRecord {
   version: number;
   /** With a bulk read: the fields stored as bytes (BINARY_FIELDS: a packet's `message`), not in `fields`. */
   bytes?: Record<string, Buffer>;
+  /** With `alongside`: that hash's fields, read in the same step. */
+  alongside?: Record<string, string>;
 }
 
 /** Bulk fields that may hold bytes, read as Buffers; they are never authenticated by the MAC (record-mac.ts). */
@@ -52,14 +54,17 @@ export class AuthenticatedRecords {
 
   /**
    * The record's fields (without its bulk fields unless `bulk`), checked; undefined when it is gone.
+   * `alongside`: another hash read in the same step (returned as `alongside`, unchecked: not a record).
    * Throws `record_tampered` when it fails its check.
    */
-  async read(kind: RecordKind, id: string, bulk = false): Promise<VerifiedRecord | undefined> {
+  async read(kind: RecordKind, id: string, bulk = false, alongside?: string): Promise<VerifiedRecord | undefined> {
     const fields: Record<string, string> = {};
     let bytes: Record<string, Buffer> | undefined;
     let latest: string | null;
+    let also: Record<string, string> | undefined;
+    const keys = [this.key(kind, id), this.keys.recordVersion(kind, id), ...(alongside ? [alongside] : [])];
     if (bulk) {
-      const [flat, version] = (await evalScriptBuffer(this.redis, READ, 2, this.key(kind, id), this.keys.recordVersion(kind, id))) as [Buffer[], Buffer | null];
+      const [flat, version, other] = (await evalScriptBuffer(this.redis, READ, keys.length, ...keys)) as [Buffer[], Buffer | null, Buffer[]?];
       if (!flat.length) return undefined;
       bytes = {};
       for (let i = 0; i < flat.length; i += 2) {
@@ -68,11 +73,13 @@ export class AuthenticatedRecords {
         else fields[name] = flat[i + 1]!.toString('utf8');
       }
       latest = version === null ? null : version.toString('utf8');
+      if (other) also = pairs(other.map((b) => b.toString('utf8')));
     } else {
-      const [flat, version] = (await evalScript(this.redis, READ, 2, this.key(kind, id), this.keys.recordVersion(kind, id), ...BULK_FIELDS[kind])) as [string[], string | null];
+      const [flat, version, other] = (await evalScript(this.redis, READ, keys.length, ...keys, ...BULK_FIELDS[kind])) as [string[], string | null, string[]?];
       if (!flat.length) return undefined;
-      for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+      Object.assign(fields, pairs(flat));
       latest = version;
+      if (other) also = pairs(other);
     }
     const checked = this.auth.mac.check(kind, id, fields, latest);
     if ('problem' in checked) {
@@ -80,7 +87,7 @@ export class AuthenticatedRecords {
       await this.report(t);
       throw tamperedError(t);
     }
-    return { fields, version: checked.version, ...(bytes ? { bytes } : {}) };
+    return { fields, version: checked.version, ...(bytes ? { bytes } : {}), ...(also ? { alongside: also } : {}) };
   }
 
   /** Like read(), but a tampered record reads as `tampered` (for listings, which leave it out). */
@@ -164,6 +171,13 @@ export class AuthenticatedRecords {
       // The record is refused whether or not the report could be written.
     }
   }
+}
+
+/** A Redis field/value list as an object. */
+function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
 }
 
 function escape(text: string): string {

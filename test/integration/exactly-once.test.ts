@@ -18,7 +18,7 @@ import { Fanout } from '../../gateway/fanout/fanout.js';
 import { FollowUps } from '../../gateway/fanout/followup.js';
 import { FollowUpStore } from '../../gateway/store/followups.js';
 import { RedisAnswerStore } from '../../gateway/store/matches.js';
-import { Mailbox, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
+import { Mailbox, type FiledPackets, type PacketRecord } from '../../gateway/mailbox/mailbox.js';
 import { RedisMailbox } from '../../gateway/store/mailbox.js';
 import { buildLiveSet } from '../../gateway/policy/live.js';
 import { loadPolicySet } from '../../gateway/policy/load.js';
@@ -79,11 +79,11 @@ describe('exactly one packet per (dossier, partner)', () => {
 
   it('a worker that stops half-way leaves no duplicate and the retry completes the rest', async () => {
     const id = await push();
-    let created = 0;
+    // Two partners' packets filed, the rest not (a worker whose other partners' packets failed, then died).
     class DyingMailbox extends Mailbox {
-      override async create(packet: PacketRecord, delivery: Delivery): Promise<boolean> {
-        if (++created > 2) throw new Error('worker died');
-        return super.create(packet, delivery);
+      override async create(packets: Array<{ packet: PacketRecord; delivery: Delivery }>): Promise<FiledPackets> {
+        await super.create(packets.slice(0, 2));
+        throw new Error('worker died');
       }
     }
     await expect((await fanout(new DyingMailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))))).process(id)).rejects.toThrow('worker died');
@@ -135,6 +135,31 @@ describe('exactly one follow-up per hit after a match request', () => {
     return { id, match };
   }
 
+  it('the fan-out\'s own check, from what it filed, erases the kept sealed dossier once every match request is answered', async () => {
+    // DVLA gets its packet, DWP a match request: the answers may come in before the fan-out has finished.
+    const body = { ...fixture('dossier-full.json'), requests: { ...(fixture('dossier-full.json').requests as object), partners: ['dvla', 'dwp-benefits'] } };
+    const posted = await api(gw.url, 'POST', '/v1/dossiers', TOKENS['west-midlands-rocu'], body);
+    expect(posted.status).toBe(202);
+    const id = posted.json.id as string;
+    const kept = await (await fanout()).process(id);
+    const match = kept?.created.find((p) => p.partner === 'dwp-benefits');
+    expect(match?.type).toBe('match');
+    expect(kept?.deliveries['dwp-benefits']).toMatchObject({ state: 'delivered', matchPacketId: match!.id });
+    expect(kept?.deliveries.dvla).toMatchObject({ state: 'delivered' });
+    const sealed = () => gw.redis.hexists(keys.dossier(id), 'sealed');
+    await (await followUps()).eraseIfSettled(id, kept);
+    expect(await sealed()).toBe(1); // nothing answered yet
+
+    const secret = await parseArmoredPrivateKey(await readFile(path.join(ROOT, 'test/fixtures/keys/dwp-benefits.sec.asc'), 'utf8'));
+    const verify = await parseArmoredPublicKey((await api(gw.url, 'GET', '/v1/keys/gateway')).text);
+    const plain = JSON.parse((await decryptAndVerify(await armorMessage(match!.message), secret, [verify])).data);
+    const results = plain.subjects.map((s: any) => ({ subject: s.ref, result: 'no_trace' }));
+    const res = await api(gw.url, 'POST', `/v1/packets/${match!.id}/matches`, TOKENS['dwp-benefits'], { schema: 'cordon.matches/v1', packet: match!.id, results });
+    expect(res.status, res.text).toBe(202);
+    await (await followUps()).eraseIfSettled(id, kept);
+    expect(await sealed()).toBe(0);
+  });
+
   it('two jobs at once make one follow-up packet; a late one changes nothing', async () => {
     const { id, match } = await answeredHit();
     const [a, b] = [await followUps(), await followUps()];
@@ -149,7 +174,7 @@ describe('exactly one follow-up per hit after a match request', () => {
   it('a job that dies after claiming is completed by the retry, with the same packet id', async () => {
     const { id, match } = await answeredHit();
     class DyingMailbox extends Mailbox {
-      override async create(): Promise<boolean> {
+      override async create(): Promise<FiledPackets> {
         throw new Error('worker died');
       }
     }

@@ -97,10 +97,12 @@ describe('the status record and hits outlive the longest packet', () => {
     const ghost = `dos_${'e'.repeat(32)}`;
     const now = new Date();
     const expiresAt = new Date(now.getTime() + 730 * DAY_MS).toISOString();
-    await new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))).create(
-      { id: 'pkt_ghost', partner: 'dvla', dossier: ghost, source: 'west-midlands', createdAt: now.toISOString(), expiresAt, state: 'delivered', message: 'x', refs: 'y' },
-      { state: 'delivered', packetId: 'pkt_ghost', expiresAt, updatedAt: now.toISOString() },
-    );
+    await new Mailbox(new RedisMailbox(gw.redis, keys, gatewayRecordAuth(gw.config.stateDir))).create([
+      {
+        packet: { id: 'pkt_ghost', partner: 'dvla', dossier: ghost, source: 'west-midlands', createdAt: now.toISOString(), expiresAt, state: 'delivered', message: 'x', refs: 'y' },
+        delivery: { state: 'delivered', packetId: 'pkt_ghost', expiresAt, updatedAt: now.toISOString() },
+      },
+    ]);
     expect(await gw.redis.exists(keys.dossier(ghost), keys.hits(ghost), keys.dossierLinks(ghost))).toBe(0);
     expect(await gw.redis.zscore(retentionKey(keys), `dossier|${ghost}`)).toBeNull();
   });

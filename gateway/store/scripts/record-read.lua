@@ -1,7 +1,9 @@
 -- Reads an authenticated record (store/record-mac.ts) with the latest version its version key holds.
--- KEYS[1] record, KEYS[2] its version key. ARGV: fields left out of the answer (large sealed ones,
--- never copied: only the other fields' values are read).
--- Returns {field/value list, version key value (nil when absent)}; an empty list when the record is gone.
+-- KEYS[1] record, KEYS[2] its version key, optionally KEYS[3] a hash read in the same step (e.g. the
+-- dossier's deliveries). ARGV: fields left out of the answer (large sealed ones, never copied: only the
+-- other fields' values are read).
+-- Returns {field/value list, version key value (nil when absent), KEYS[3]'s field/value list if given};
+-- an empty first list when the record is gone.
 local skip = {}
 for i = 1, #ARGV do skip[ARGV[i]] = true end
 local names = {}
@@ -16,4 +18,6 @@ if #names > 0 then
     out[#out + 1] = values[i]
   end
 end
-return {out, redis.call('GET', KEYS[2])}
+local answer = {out, redis.call('GET', KEYS[2])}
+if KEYS[3] then answer[3] = redis.call('HGETALL', KEYS[3]) end
+return answer

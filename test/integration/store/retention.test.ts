@@ -37,11 +37,13 @@ describe('RedisRetention', () => {
     const dossier = dossierId();
     const member = `packet|pkt_e|${dossier}|dvla`;
     const later = Date.now() + 3_600_000;
-    await new RedisMailbox(f.redis, f.keys, f.auth).create(
-      { id: 'pkt_e', partner: 'dvla', dossier, source: 's', createdAt: new Date(1).toISOString(), expiresAt: new Date(later).toISOString(), state: 'retrieved', message: 'm', refs: 'r' },
-      { state: 'retrieved', packetId: 'pkt_e', updatedAt: 't0' },
-      { member, dueMs: 1000, storeExpiryMs: later, dossierMember: `dossier|${dossier}`, statusDueMs: later, statusStoreExpiryMs: later },
-    );
+    await new RedisMailbox(f.redis, f.keys, f.auth).create([
+      {
+        packet: { id: 'pkt_e', partner: 'dvla', dossier, source: 's', createdAt: new Date(1).toISOString(), expiresAt: new Date(later).toISOString(), state: 'retrieved', message: 'm', refs: 'r' },
+        delivery: { state: 'retrieved', packetId: 'pkt_e', updatedAt: 't0' },
+        retention: { member, dueMs: 1000, storeExpiryMs: later, dossierMember: `dossier|${dossier}`, statusDueMs: later, statusStoreExpiryMs: later },
+      },
+    ]);
     expect(await store.packetState('pkt_e')).toEqual({ state: 'retrieved', type: null });
     const request = { id: 'pkt_e', dossier, partner: 'dvla', member, at: 't1', reason: 'recalled' };
     expect(await store.erasePacket({ ...request, onlyIfState: 'delivered' })).toBe('skipped');
