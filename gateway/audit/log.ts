@@ -15,7 +15,7 @@ import { auditWrites } from '../metrics/metrics.js';
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../errors/index.js';
 import type { AuditChainStore, AuditRow } from '../store/audit.js';
-import { canonical } from './canonical.js';
+import { canonicalJson } from './canonical.js';
 import type { AuditSigningKey } from '../crypto/audit-key.js';
 import { checkAnchor } from './anchor-check.js';
 import { TrailGuard } from './trail-guard.js';
@@ -79,7 +79,15 @@ export type CheckpointReason = 'start-up' | 'interval' | 'timer' | 'on demand' |
 /** The SHA-256 of a record without its `hash` and `sig` (the signature is made over the hash). */
 export function recordHash(record: Record<string, unknown>): string {
   const { hash: _hash, sig: _sig, ...body } = record;
-  return createHash('sha256').update(canonical(body)).digest('hex');
+  return createHash('sha256').update(canonicalJson(body)!).digest('hex');
+}
+
+/**
+ * A record as stored: its canonical body (what `recordHash` hashes, since canonical JSON parses back to
+ * itself) with `hash` and `sig` added last. Both are hex or base64url, so need no escaping.
+ */
+function storedJson(body: string, hash: string, sig?: string): string {
+  return `${body.slice(0, -1)},"hash":"${hash}"${sig ? `,"sig":"${sig}"` : ''}}`;
 }
 
 export interface AuditLogOptions {
@@ -255,19 +263,22 @@ export class AuditLog {
         const events = await build(head);
         if (!events.length) return [];
         const records: AuditRecord[] = [];
-        const rows: AuditRow[] = [];
+        const bodies: string[] = [];
         let next = head;
         for (const event of events) {
-          // A JSON round trip first: what is hashed is exactly what is stored (no Dates, no undefined).
-          const body = JSON.parse(JSON.stringify({ ...event, seq: next.seq + 1, at, prev: next.hash })) as Omit<AuditRecord, 'hash'>;
-          const record = { ...body, hash: recordHash(body) } as AuditRecord;
+          // One serialisation: the canonical JSON is hashed and, with the hash appended, stored as it is.
+          const { hash: _hash, sig: _sig, ...fields } = event as AuditEvent & { hash?: unknown; sig?: unknown };
+          const record = { ...fields, seq: next.seq + 1, at, prev: next.hash } as AuditRecord;
+          const body = canonicalJson(record)!;
+          record.hash = createHash('sha256').update(body).digest('hex');
           next = { seq: record.seq, hash: record.hash, atMs, checkpointSeq: event.kind === 'checkpoint' ? record.seq : next.checkpointSeq };
           records.push(record);
+          bodies.push(body);
         }
         // One signature per batch, on its last record (the chain fixes the others), also in the head.
         const key = this.options.auditKey;
         if (key) next.sig = records[records.length - 1]!.sig = key.sign(batchStatement(next.seq, next.hash));
-        for (const record of records) rows.push({ json: JSON.stringify(record), seq: record.seq, atMs, terms: termsOf(record) });
+        const rows: AuditRow[] = records.map((r, i) => ({ json: storedJson(bodies[i]!, r.hash, r.sig), seq: r.seq, atMs, terms: termsOf(r) }));
         const outcome = await this.store.append(raw ?? '', head.seq, formatHead(next), rows);
         if (outcome === 'ok') {
           this.knownHead = formatHead(next);

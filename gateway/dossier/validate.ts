@@ -6,6 +6,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { GatewayError, type ErrorDetail } from '../errors/index.js';
+import { quickCheck } from './quick-check.js';
 import { dossierSchema, hitsSchema } from './schemas.js';
 import type { Classification, Dossier, HitsSubmission } from './types.js';
 
@@ -29,6 +30,8 @@ addFormats.default(ajv);
 ajv.addKeyword({ keyword: 'x-kind', schemaType: 'string' });
 
 const checkDossier: ValidateFunction = ajv.compile(dossierSchema);
+/** Yes/no, cheaper, never accepts what checkDossier refuses: most bodies are valid and stop there. */
+const quickDossier = quickCheck(dossierSchema);
 const checkHits: ValidateFunction = ajv.compile(hitsSchema);
 
 /**
@@ -48,7 +51,7 @@ export function validateDossier(body: unknown): Dossier {
       ]);
     }
   }
-  const details = structuralDetails(body, checkDossier);
+  const details = structuralDetails(body, checkDossier, quickDossier);
   if (details.length === 0) details.push(...referenceDetails(body as unknown as Dossier));
   if (details.length > 0) throw new GatewayError('schema_violation', DOSSIER_MESSAGE, cap(details));
   return body as unknown as Dossier;
@@ -68,11 +71,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** Forbidden keys first, then the schema's own errors (minus those the key scan already reported). */
-function structuralDetails(body: Record<string, unknown>, check: ValidateFunction): ErrorDetail[] {
+/**
+ * Forbidden keys first, then the schema's own errors (minus those the key scan already reported). A
+ * body the quick check accepts is valid; any other is checked in full, so every violation is named.
+ */
+function structuralDetails(body: Record<string, unknown>, check: ValidateFunction, quick?: (body: unknown) => boolean): ErrorDetail[] {
   const details = forbiddenKeyDetails(body);
   const seen = new Set(details.map((d) => d.path));
-  if (!check(body)) {
+  if (!quick?.(body) && !check(body)) {
     for (const error of check.errors ?? []) {
       const detail = toDetail(error);
       if (detail === undefined || seen.has(detail.path)) continue;
