@@ -78,9 +78,20 @@ export class RedisAuditChain implements AuditChainStore {
   async append(expectedHead: string, expectedLength: number, newHead: string, rows: readonly AuditRow[]): Promise<AppendOutcome> {
     const keys: string[] = [this.keys.auditHead(), this.keys.auditLog(), this.keys.auditTime(), this.keys.auditCut()];
     const args: string[] = [];
+    // A batch's records share most terms (its dossier, kind, subjects): one ZADD per term key, not per record.
+    const byTerm = new Map<string, string[]>();
     for (const row of rows) {
-      keys.push(...row.terms.map(([d, v]) => this.keys.auditTerm(d, v)));
-      args.push(row.json, String(row.seq), String(row.atMs), String(row.terms.length));
+      args.push(row.json, String(row.seq), String(row.atMs));
+      for (const [d, v] of row.terms) {
+        const key = this.keys.auditTerm(d, v);
+        const seqs = byTerm.get(key);
+        if (seqs) seqs.push(String(row.seq));
+        else byTerm.set(key, [String(row.seq)]);
+      }
+    }
+    for (const [key, seqs] of byTerm) {
+      keys.push(key);
+      args.push(String(seqs.length), ...seqs);
     }
     const { seq, sha1 } = this.confirmed ?? { seq: 0, sha1: '' };
     const res = await evalScript(this.redis, APPEND, keys.length, ...keys, expectedHead, String(expectedLength), newHead, String(rows.length), String(seq), sha1, new Date().toISOString(), ...args);

@@ -9,7 +9,7 @@ if t == -1 then t = tonumber(ARGV[1]) end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PXAT', t) == false then return 0 end
 for k = 3, #KEYS do
   redis.call('ZADD', KEYS[k], 'GT', t, ARGV[3])
-  local kt = redis.call('PEXPIRETIME', KEYS[k])
-  if kt < t then redis.call('PEXPIREAT', KEYS[k], t) end
+  -- A new key takes the dossier's expiry (NX); a key shared with an older dossier is only ever lengthened (GT).
+  if redis.call('PEXPIREAT', KEYS[k], t, 'NX') == 0 then redis.call('PEXPIREAT', KEYS[k], t, 'GT') end
 end
 return 1
