@@ -189,7 +189,7 @@ async function inProcessTarget(env: HttpEnv): Promise<E2ETarget & { counter: Com
     counter,
     cpu: () => {
       const u = process.cpuUsage();
-      return { 'this process (load generator included)': (u.user + u.system) / 1000 };
+      return { 'this process (load generator included)': (u.user + u.system) / 1000, 'its main thread': mainThreadMs() };
     },
     rss: () => ({ 'this process': process.memoryUsage().rss / 2 ** 20 }),
     async stop() {
@@ -197,6 +197,16 @@ async function inProcessTarget(env: HttpEnv): Promise<E2ETarget & { counter: Com
       await gw.stop();
     },
   };
+}
+
+/** This process's main-thread CPU ms so far (Linux /proc; NaN elsewhere): api and worker share it here. */
+function mainThreadMs(): number {
+  try {
+    const fields = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ 100
+  } catch {
+    return NaN;
+  }
 }
 
 /** CPU ms of a child process so far, from /proc (Linux); NaN elsewhere. */
@@ -313,6 +323,7 @@ export async function endToEndStage(env: HttpEnv, b: Budget, ceiling: CeilingRou
     // CPU is summed over the end-to-end rounds only (the ceiling's rounds run in this process too).
     const cpuUsed: Record<string, number> = {};
     let redisUsed = 0;
+    let wallMs = 0;
     for (let r = 0; r < b.rounds; r++) {
       ceilings.push(await ceiling());
       const cpu0 = target.cpu();
@@ -324,13 +335,16 @@ export async function endToEndStage(env: HttpEnv, b: Budget, ceiling: CeilingRou
       redisUsed += (await redisCpu(target.redis)) - redis0;
       for (const k of Object.keys(cpu1)) cpuUsed[k] = (cpuUsed[k] ?? 0) + cpu1[k]! - cpu0[k]!;
       rates.push(x.rate);
+      wallMs += (count / x.rate) * 1000;
       packets += x.delivered;
       blocked += x.blocked;
     }
     const n = count * b.rounds;
     const perProcess = Object.keys(cpuUsed).map((k) => `${(cpuUsed[k]! / n).toFixed(1)} ms in ${k}`);
     const ceilingCpu = ceilings.reduce((a, c) => a + c.cpuMs, 0) / ceilings.length;
-    detail = `CPU per dossier: ${perProcess.join(', ')}, ${((redisUsed * 1000) / n).toFixed(1)} ms in Redis (the ceiling's rounds: ${ceilingCpu.toFixed(1)} ms)${counter ? `; ${counter.summary(n)}` : ''}`;
+    // How busy the one event loop was: near 100% means the main thread, not the cores, sets the pace.
+    const busy = cpuUsed['its main thread'] !== undefined ? `; main thread busy ${((100 * cpuUsed['its main thread']) / wallMs).toFixed(0)}% of the rounds` : '';
+    detail = `CPU per dossier: ${perProcess.join(', ')}, ${((redisUsed * 1000) / n).toFixed(1)} ms in Redis (the ceiling's rounds: ${ceilingCpu.toFixed(1)} ms)${busy}${counter ? `; ${counter.summary(n)}` : ''}`;
     if (mode === 'in-process') {
       // At half the rate just measured: what a force waits for when the gateway is not saturated.
       const rate = Math.max(1, Math.round(summarise(rates).median / 2));
