@@ -360,6 +360,16 @@ describe('seal', () => {
     expect((await stat(join(dir, 'master.key'))).mode & 0o777).toBe(0o600);
   });
 
+  it('never seals two values under one IV, across refills of the IV pool', () => {
+    const key = deriveKey(Buffer.alloc(32, 7), 'dossier-store');
+    const ivs = new Set<string>();
+    for (let i = 0; i < 1500; i++) {
+      ivs.add(sealBytes(key, 'same', 'x').subarray(1, 13).toString('hex'));
+      ivs.add(seal(key, 'same', 'x').split('.')[1]!);
+    }
+    expect(ivs.size).toBe(3000);
+  });
+
   it('seals in binary a third smaller, opens both forms from a Buffer, and detects tampering and a wrong context', () => {
     const key = deriveKey(Buffer.alloc(32, 7), 'dossier-store');
     const text = 'secret dossier '.repeat(100);
