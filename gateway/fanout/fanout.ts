@@ -129,6 +129,21 @@ export class Fanout {
     const packetId = this.packetId(dossierId, partner);
     const expires = packetExpiry(now, policy.agreement.retentionDays, this.deps.packetTtlDays);
     const header = { id: packetId, recipient: partner, issuedAt: now, expiresAt: expires, dossier, revision: disclosed.revision, policy };
+    // What every packet record holds: its message (binary: a quarter fewer bytes to store; armored when
+    // the partner retrieves it) and the sealed refs and subjects it was made for.
+    const record = async (plaintext: string, subjects: string[], extra: Partial<PacketRecord> = {}): Promise<PacketRecord> => ({
+      id: packetId,
+      partner,
+      dossier: dossierId,
+      source,
+      createdAt: now.toISOString(),
+      expiresAt: expires.toISOString(),
+      state: 'delivered',
+      message: await timed('encrypt', () => encryptAndSignBinary(plaintext, disclosed.key, this.deps.gatewayKey)),
+      refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
+      subjects: seal(this.sealKey, JSON.stringify(subjects), `${packetId}:subjects`),
+      ...extra,
+    });
     if (isBlindMatch(policy.agreement)) {
       // Blind-match: the match step's identifiers become blinded keys; none leaves in the clear (gateway/blind/).
       const made = makeBlindRequest(disclosed.redacted, policy.agreement);
@@ -138,41 +153,14 @@ export class Fanout {
       return {
         event: disclosed.event('blind.created', packetId, terms, { subjects: asked.length, elements: made.request.elements.length, keyTypes: made.keyTypes }),
         revision: disclosed.revision,
-        packet: {
-          id: packetId,
-          partner,
-          dossier: dossierId,
-          source,
-          createdAt: now.toISOString(),
-          expiresAt: expires.toISOString(),
-          state: 'delivered',
-          message: await timed('encrypt', () => encryptAndSignBinary(blindPlaintext, disclosed.key, this.deps.gatewayKey)),
-          refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
-          subjects: seal(this.sealKey, JSON.stringify(asked), `${packetId}:subjects`),
-          blind: seal(this.sealKey, JSON.stringify(made.state), `${packetId}:blind`),
-          type: 'blind-match',
-        },
+        packet: await record(blindPlaintext, asked, { blind: seal(this.sealKey, JSON.stringify(made.state), `${packetId}:blind`), type: 'blind-match' }),
       };
     }
     const plaintext = match ? matchPlaintext(header, disclosed.redacted) : packetPlaintext(header, disclosed.redacted);
-    // Binary: a quarter fewer bytes to store; armored when the partner retrieves it.
-    const message = await timed('encrypt', () => encryptAndSignBinary(plaintext, disclosed.key, this.deps.gatewayKey));
     return {
       event: match ? disclosed.event('match.created', packetId, terms, { subjects: disclosed.subjects.length }) : disclosed.event('packet.created', packetId, terms),
       revision: disclosed.revision,
-      packet: {
-        id: packetId,
-        partner,
-        dossier: dossierId,
-        source,
-        createdAt: now.toISOString(),
-        expiresAt: expires.toISOString(),
-        state: 'delivered',
-        message,
-        refs: seal(this.sealKey, JSON.stringify(disclosed.byRef), packetId),
-        subjects: seal(this.sealKey, JSON.stringify(disclosed.subjects), `${packetId}:subjects`),
-        ...(match ? { type: 'match' as const } : {}),
-      },
+      packet: await record(plaintext, disclosed.subjects, match ? { type: 'match' } : {}),
     };
   }
 
